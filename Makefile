@@ -1,0 +1,59 @@
+# ngx_worksible_module: build, run and test.
+#
+#   make            builds build/ngx_worksible_module.so and build/worksible
+#   make run        dev stack (PostgreSQL, Redis, nginx on 127.0.0.1:8080)
+#   make stop       stops it
+#   make test       every test against a private test stack
+#   make test-asan  the same with the module built with AddressSanitizer
+#
+# Each target first installs what is missing (util/install-deps.sh, apt).
+
+BUILD   := $(CURDIR)/build
+MODULE  := $(BUILD)/ngx_worksible_module.so
+CLI     := $(BUILD)/worksible
+NGX_SRC := config ngx_worksible_module.c $(wildcard src/*.c src/*.h)
+
+CLI_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc \
+              -I/usr/include/postgresql \
+              -DWORKSIBLE_MIGRATIONS_DIR='"$(CURDIR)/migrations"'
+CLI_LIBS   := -lpq -lsodium -ljansson
+
+ASAN_CC := -g -O1 -fno-omit-frame-pointer -fsanitize=address
+ASAN_LD := -fsanitize=address -Wl,-z,nodelete
+
+.PHONY: all deps run stop test test-asan asan clean
+
+all: deps $(MODULE) $(CLI)
+
+deps:
+	@util/install-deps.sh
+
+$(MODULE): $(NGX_SRC)
+	util/build-module.sh $(BUILD)
+
+$(CLI): util/worksible.c src/ngx_worksible_key.c src/ngx_worksible_key.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLI_CFLAGS) util/worksible.c src/ngx_worksible_key.c \
+	    -o $@ $(CLI_LIBS)
+
+asan: deps $(BUILD)/asan/ngx_worksible_module.so
+
+$(BUILD)/asan/ngx_worksible_module.so: $(NGX_SRC)
+	util/build-module.sh $(BUILD)/asan "$(ASAN_CC)" "$(ASAN_LD)"
+
+run: all
+	util/dev.sh start
+
+stop:
+	util/dev.sh stop
+
+test: all
+	util/test.sh
+
+test-asan: all asan
+	WORKSIBLE_ASAN=1 util/test.sh
+
+clean:
+	-util/dev.sh stop
+	-util/stack.sh stop test
+	rm -rf $(BUILD) t/servroot*

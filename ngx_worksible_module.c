@@ -1,0 +1,459 @@
+/*
+ * ngx_worksible_module: the Worksible API edge inside nginx.
+ *
+ * Directives, configuration, phase and filter registration, and the
+ * per-worker store pools. The concerns live in src/ (see
+ * src/ngx_worksible_module.h for the map).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <sodium.h>
+
+#include "ngx_worksible_module.h"
+#include "ngx_worksible_api.h"
+#include "ngx_worksible_auth.h"
+#include "ngx_worksible_id.h"
+#include "ngx_worksible_problem.h"
+
+
+static void *ngx_worksible_create_main_conf(ngx_conf_t *cf);
+static char *ngx_worksible_init_main_conf(ngx_conf_t *cf, void *conf);
+static void *ngx_worksible_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static ngx_int_t ngx_worksible_postconfiguration(ngx_conf_t *cf);
+static char *ngx_worksible_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_worksible_key_secret_file(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_worksible_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_worksible_init_process(ngx_cycle_t *cycle);
+static void ngx_worksible_exit_process(ngx_cycle_t *cycle);
+static void ngx_worksible_request_cleanup(void *data);
+
+
+static ngx_command_t  ngx_worksible_commands[] = {
+
+    /*
+     * worksible_postgres CONNINFO [pool=N] [queue=N] [connect_timeout=TIME]
+     *     [query_timeout=TIME];
+     * context: http. CONNINFO is passed to libpq (sslmode, password...).
+     */
+    { ngx_string("worksible_postgres"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_worksible_postgres,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_key_secret_file FILE;  context: http. 64 hex characters,
+     * read when the configuration loads (API.md, Authentication).
+     */
+    { ngx_string("worksible_key_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_worksible_key_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /* worksible_auth on|off;  default off; context: http, server, location */
+    { ngx_string("worksible_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_worksible_loc_conf_t, auth),
+      NULL },
+
+    /* worksible_api;  context: location. The REST API's content handler. */
+    { ngx_string("worksible_api"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_worksible_api,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_worksible_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_worksible_postconfiguration,       /* postconfiguration */
+
+    ngx_worksible_create_main_conf,        /* create main configuration */
+    ngx_worksible_init_main_conf,          /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_worksible_create_loc_conf,         /* create location configuration */
+    ngx_worksible_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_worksible_module = {
+    NGX_MODULE_V1,
+    &ngx_worksible_module_ctx,             /* module context */
+    ngx_worksible_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_worksible_init_module,             /* init module */
+    ngx_worksible_init_process,            /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_worksible_exit_process,            /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static void *
+ngx_worksible_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = ngx_pcalloc(cf->pool, sizeof(ngx_worksible_main_conf_t));
+    if (mcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mcf->pg = NULL;
+     *     mcf->pg_pool = NULL;
+     *     mcf->key_secret_file = { 0, NULL };
+     *     mcf->key_secret_version = 0;
+     */
+
+    return mcf;
+}
+
+
+static char *
+ngx_worksible_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_worksible_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_worksible_loc_conf_t  *lcf;
+
+    lcf = ngx_pcalloc(cf->pool, sizeof(ngx_worksible_loc_conf_t));
+    if (lcf == NULL) {
+        return NULL;
+    }
+
+    lcf->auth = NGX_CONF_UNSET;
+    lcf->api = NGX_CONF_UNSET;
+
+    return lcf;
+}
+
+
+static char *
+ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_worksible_loc_conf_t  *prev = parent;
+    ngx_worksible_loc_conf_t  *conf = child;
+
+    ngx_worksible_main_conf_t  *mcf;
+
+    /* worksible_api belongs to its own location, like a content handler */
+
+    if (conf->api == NGX_CONF_UNSET) {
+        conf->api = 0;
+    }
+
+    if (conf->api) {
+        if (conf->auth == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"worksible_api\" needs \"worksible_auth on\" "
+                               "in its location");
+            return NGX_CONF_ERROR;
+        }
+
+        conf->auth = 1;
+    }
+
+    ngx_conf_merge_value(conf->auth, prev->auth, 0);
+
+    if (!conf->auth) {
+        return NGX_CONF_OK;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
+
+    if (mcf->pg == NULL || mcf->key_secret_version == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"worksible_auth\" needs \"worksible_postgres\" "
+                           "and \"worksible_key_secret_file\" in http{}");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_worksible_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_worksible_auth_handler;
+
+    return ngx_worksible_headers_filter_init(cf);
+}
+
+
+/* worksible_postgres: see ngx_worksible_pg_conf_parse() */
+
+static char *
+ngx_worksible_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_main_conf_t  *mcf = conf;
+
+    ngx_str_t  *value;
+
+    if (mcf->pg != NULL) {
+        return "is duplicate";
+    }
+
+    mcf->pg = ngx_pcalloc(cf->pool, sizeof(ngx_worksible_pg_conf_t));
+    if (mcf->pg == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    return ngx_worksible_pg_conf_parse(cf, &value[1], cf->args->nelts - 1,
+                                       mcf->pg);
+}
+
+
+/*
+ * worksible_key_secret_file: the server secret that keys the BLAKE2b hashes
+ * of API keys, read once here (the workers never open it). Version 1.
+ */
+
+static char *
+ngx_worksible_key_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_main_conf_t  *mcf = conf;
+
+    ssize_t     n;
+    ngx_str_t  *value;
+    ngx_file_t  file;
+    u_char      buf[256];
+
+    if (mcf->key_secret_version != 0) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    mcf->key_secret_file = value[1];
+
+    if (ngx_conf_full_name(cf->cycle, &mcf->key_secret_file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = mcf->key_secret_file;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &file.name);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", &file.name);
+    }
+
+    if (n == NGX_ERROR
+        || ngx_worksible_server_secret_decode(buf, n, mcf->key_secret) != 0)
+    {
+        sodium_memzero(buf, sizeof(buf));
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold exactly 64 hex characters "
+                           "(32 random bytes)", &file.name);
+        return NGX_CONF_ERROR;
+    }
+
+    sodium_memzero(buf, sizeof(buf));
+    mcf->key_secret_version = 1;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_loc_conf_t  *lcf = conf;
+
+    ngx_http_core_loc_conf_t  *clcf;
+
+    if (lcf->api != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    lcf->api = 1;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_worksible_api_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_worksible_init_module(ngx_cycle_t *cycle)
+{
+    if (sodium_init() < 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0, "sodium_init() failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_worksible_init_process(ngx_cycle_t *cycle)
+{
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_worksible_module);
+
+    if (mcf == NULL || mcf->pg == NULL) {
+        return NGX_OK;
+    }
+
+    mcf->pg_pool = ngx_worksible_pg_pool_create(mcf->pg, cycle);
+    if (mcf->pg_pool == NULL) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_worksible_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_worksible_module);
+
+    if (mcf != NULL && mcf->pg_pool != NULL) {
+        ngx_worksible_pg_pool_close(mcf->pg_pool);
+    }
+}
+
+
+ngx_worksible_ctx_t *
+ngx_worksible_get_ctx(ngx_http_request_t *r)
+{
+    u_char               *p;
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    if (ctx != NULL) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_worksible_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    p = ngx_cpymem(ctx->request_id, "req_", 4);
+    ngx_worksible_ulid(p);
+
+    ngx_http_set_ctx(r, ctx, ngx_worksible_module);
+
+    return ctx;
+}
+
+
+ngx_int_t
+ngx_worksible_pg_run(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
+{
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_worksible_get_ctx(r);
+    if (ctx == NULL) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_ERROR;
+    }
+
+    if (ctx->cleanup == NULL) {
+        ctx->cleanup = ngx_http_cleanup_add(r, 0);
+        if (ctx->cleanup == NULL) {
+            ngx_worksible_pg_op_free(op);
+            return NGX_ERROR;
+        }
+
+        ctx->cleanup->data = ctx;
+    }
+
+    op->data = r;
+
+    if (ngx_worksible_pg_op_start(op) != NGX_OK) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_DECLINED;
+    }
+
+    ctx->op = op;
+    ctx->cleanup->handler = ngx_worksible_request_cleanup;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_worksible_pg_done(ngx_http_request_t *r)
+{
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    ctx->op = NULL;
+    ctx->cleanup->handler = NULL;
+}
+
+
+/* the request ends before its query: the query must not call it back */
+
+static void
+ngx_worksible_request_cleanup(void *data)
+{
+    ngx_worksible_ctx_t  *ctx = data;
+
+    if (ctx->op != NULL) {
+        ngx_worksible_pg_op_detach(ctx->op);
+        ctx->op = NULL;
+    }
+}

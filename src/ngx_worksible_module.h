@@ -1,0 +1,91 @@
+/*
+ * ngx_worksible_module: configuration and per-request state shared by the
+ * module's files. One file per concern (DESIGN.md):
+ *
+ *   ngx_worksible_module.c   directives, configuration, phase registration
+ *   ngx_worksible_pg.c       per-worker non-blocking libpq pool
+ *   ngx_worksible_auth.c     access phase: API key, expiry, plan
+ *   ngx_worksible_api.c      content handler: routes of the REST API
+ *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
+ *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
+ *   ngx_worksible_id.c       ULIDs and request ids
+ */
+
+#ifndef _NGX_WORKSIBLE_MODULE_H_INCLUDED_
+#define _NGX_WORKSIBLE_MODULE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_worksible_key.h"
+#include "ngx_worksible_pg.h"
+
+
+#define NGX_WORKSIBLE_REQUEST_ID_LEN  (sizeof("req_") - 1 + 26)
+
+
+typedef struct {
+    ngx_worksible_pg_conf_t   *pg;            /* NULL: no worksible_postgres */
+    ngx_worksible_pg_pool_t   *pg_pool;       /* this worker's, or NULL */
+
+    ngx_str_t                  key_secret_file;
+    u_char                     key_secret[NGX_WORKSIBLE_SERVER_SECRET_LEN];
+    ngx_uint_t                 key_secret_version;
+} ngx_worksible_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                 auth;          /* worksible_auth */
+    ngx_flag_t                 api;           /* worksible_api */
+} ngx_worksible_loc_conf_t;
+
+
+/* what the access phase learnt about the caller */
+typedef struct {
+    ngx_str_t                  api_key_id;    /* key_... */
+    ngx_str_t                  company_id;    /* cmp_... */
+    ngx_str_t                  plan;
+    ngx_str_t                  scopes;        /* space-separated */
+} ngx_worksible_identity_t;
+
+
+typedef struct {
+    u_char                     request_id[NGX_WORKSIBLE_REQUEST_ID_LEN];
+
+    ngx_worksible_key_t        key;           /* points into the header */
+    ngx_worksible_identity_t   identity;
+
+    ngx_worksible_pg_op_t     *op;            /* in flight, or NULL */
+    ngx_http_cleanup_t        *cleanup;       /* detaches op */
+
+    ngx_uint_t                 problem;       /* to send, or 0 */
+    void                      *route;         /* the API endpoint */
+
+    unsigned                   request_id_set:1;
+    unsigned                   auth_done:1;
+    unsigned                   authenticated:1;
+} ngx_worksible_ctx_t;
+
+
+/* the module's ctx of r, made on first use; NULL only when out of memory */
+ngx_worksible_ctx_t *ngx_worksible_get_ctx(ngx_http_request_t *r);
+
+/*
+ * Starts op for r (query and parameters set): detached by r's cleanup if r
+ * goes away first, op->handler is called with op->data == r otherwise.
+ * Returns NGX_OK, or NGX_DECLINED when PostgreSQL is unavailable now (op is
+ * freed), or NGX_ERROR.
+ */
+ngx_int_t ngx_worksible_pg_run(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op);
+
+/* after op->handler ran: the request no longer waits for op */
+void ngx_worksible_pg_done(ngx_http_request_t *r);
+
+
+extern ngx_module_t  ngx_worksible_module;
+
+
+#endif /* _NGX_WORKSIBLE_MODULE_H_INCLUDED_ */

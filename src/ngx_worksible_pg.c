@@ -1,0 +1,1172 @@
+/*
+ * Per-worker non-blocking libpq pool (see ngx_worksible_pg.h).
+ *
+ * The libpq socket is wrapped in an nginx connection whose events are
+ * registered level-triggered: libpq reads at most its buffer per call, and a
+ * level-triggered registration cannot lose the rest (edge-triggered epoll
+ * would). The write event is registered only while libpq has output left
+ * (PQflush returned 1) or while connecting asks for it.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+
+#include "ngx_worksible_pg.h"
+
+
+#define NGX_WORKSIBLE_PG_BACKOFF_MIN  100
+#define NGX_WORKSIBLE_PG_BACKOFF_MAX  2000
+
+
+typedef enum {
+    NGX_WORKSIBLE_PG_CLOSED = 0,
+    NGX_WORKSIBLE_PG_CONNECTING,
+    NGX_WORKSIBLE_PG_IDLE,
+    NGX_WORKSIBLE_PG_BUSY
+} ngx_worksible_pg_state_e;
+
+
+typedef struct {
+    ngx_worksible_pg_pool_t    *pool;
+    PGconn                     *pgconn;
+    ngx_connection_t           *c;
+    ngx_worksible_pg_op_t      *op;           /* running */
+    ngx_event_t                 timer;        /* connect_timeout */
+    ngx_worksible_pg_state_e    state;
+} ngx_worksible_pg_conn_t;
+
+
+struct ngx_worksible_pg_pool_s {
+    ngx_worksible_pg_conf_t    *conf;
+    ngx_worksible_pg_conn_t    *conns;
+    ngx_queue_t                 waiting;
+    ngx_uint_t                  nwaiting;
+    ngx_msec_t                  backoff;
+    ngx_msec_t                  retry_at;     /* ngx_current_msec */
+    ngx_log_t                  *log;
+};
+
+
+static ngx_int_t ngx_worksible_pg_conf_option(ngx_conf_t *cf,
+    ngx_str_t *arg, ngx_worksible_pg_conf_t *conf);
+static char *ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
+    const char *port, const char **hostaddr);
+static char *ngx_worksible_pg_strdup(ngx_pool_t *pool, const char *s);
+static void ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool);
+static ngx_uint_t ngx_worksible_pg_live(ngx_worksible_pg_pool_t *pool);
+static ngx_int_t ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn);
+static void ngx_worksible_pg_connect_handler(ngx_event_t *ev);
+static void ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn);
+static void ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn);
+static void ngx_worksible_pg_connect_timeout(ngx_event_t *ev);
+static ngx_int_t ngx_worksible_pg_wrap(ngx_worksible_pg_conn_t *conn);
+static ngx_int_t ngx_worksible_pg_events(ngx_connection_t *c,
+    ngx_uint_t read, ngx_uint_t write);
+static void ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_pg_flush(ngx_worksible_pg_conn_t *conn);
+static void ngx_worksible_pg_read_handler(ngx_event_t *ev);
+static void ngx_worksible_pg_write_handler(ngx_event_t *ev);
+static void ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn);
+static void ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn);
+static void ngx_worksible_pg_op_timeout(ngx_event_t *ev);
+static void ngx_worksible_pg_op_finish(ngx_worksible_pg_op_t *op,
+    ngx_worksible_pg_status_e status);
+static void ngx_worksible_pg_op_done(ngx_event_t *ev);
+static void ngx_worksible_pg_unqueue(ngx_worksible_pg_op_t *op);
+
+
+char *
+ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
+    ngx_worksible_pg_conf_t *conf)
+{
+    char                *err, *rv;
+    const char          *host, *port, *dbname, *hostaddr;
+    ngx_uint_t           i, n;
+    PQconninfoOption    *opts, *o;
+
+    conf->size = 4;
+    conf->queue = 256;
+    conf->connect_timeout = 2000;
+    conf->query_timeout = 5000;
+
+    for (i = 1; i < nargs; i++) {
+        if (ngx_worksible_pg_conf_option(cf, &args[i], conf) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    /* configuration strings are NUL-terminated by ngx_conf_read_token() */
+
+    err = NULL;
+    opts = PQconninfoParse((char *) args[0].data, &err);
+
+    if (opts == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid worksible_postgres conninfo: %s",
+                           err ? err : "out of memory");
+        if (err) {
+            PQfreemem(err);
+        }
+        return NGX_CONF_ERROR;
+    }
+
+    n = 0;
+    host = NULL;
+    port = NULL;
+    dbname = NULL;
+    hostaddr = NULL;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL || o->val[0] == '\0') {
+            continue;
+        }
+
+        n++;
+
+        if (ngx_strcmp(o->keyword, "host") == 0) {
+            host = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "hostaddr") == 0) {
+            hostaddr = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "port") == 0) {
+            port = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "dbname") == 0) {
+            dbname = o->val;
+        }
+    }
+
+    rv = NGX_CONF_OK;
+
+    if (hostaddr == NULL && host != NULL) {
+        rv = ngx_worksible_pg_conf_host(cf, host, port, &hostaddr);
+    }
+
+    if (rv != NGX_CONF_OK) {
+        PQconninfoFree(opts);
+        return rv;
+    }
+
+    /* n options, maybe hostaddr and application_name, the NULL */
+
+    conf->keywords = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
+    conf->values = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
+    if (conf->keywords == NULL || conf->values == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    i = 0;
+
+    for (o = opts; o->keyword; o++) {
+        if (o->val == NULL || o->val[0] == '\0'
+            || ngx_strcmp(o->keyword, "hostaddr") == 0)
+        {
+            continue;
+        }
+
+        conf->keywords[i] = (char *) ngx_worksible_pg_strdup(cf->pool, o->keyword);
+        conf->values[i] = (char *) ngx_worksible_pg_strdup(cf->pool, o->val);
+        i++;
+    }
+
+    if (hostaddr != NULL) {
+        conf->keywords[i] = "hostaddr";
+        conf->values[i] = (char *) ngx_worksible_pg_strdup(cf->pool, (char *) hostaddr);
+        i++;
+    }
+
+    for (n = 0; n < i; n++) {
+        if (ngx_strcmp(conf->keywords[n], "application_name") == 0) {
+            break;
+        }
+    }
+
+    if (n == i) {
+        conf->keywords[i] = "application_name";
+        conf->values[i] = "nginx-worksible";
+        i++;
+    }
+
+    conf->display.data = ngx_pnalloc(cf->pool, 512);
+    if (conf->display.data == NULL) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
+    conf->display.len = ngx_snprintf(conf->display.data, 512, "%s:%s/%s",
+                                     host ? host : "(socket)",
+                                     port ? port : "5432",
+                                     dbname ? dbname : "(default)")
+                        - conf->display.data;
+
+    PQconninfoFree(opts);
+
+    for (n = 0; n < i; n++) {
+        if (conf->values[n] == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* a NUL-terminated copy of s from pool, or NULL */
+
+static char *
+ngx_worksible_pg_strdup(ngx_pool_t *pool, const char *s)
+{
+    size_t   len;
+    u_char  *p;
+
+    len = ngx_strlen(s) + 1;
+
+    p = ngx_pnalloc(pool, len);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(p, s, len);
+
+    return (char *) p;
+}
+
+
+/* one "name=value" option of worksible_postgres */
+
+static ngx_int_t
+ngx_worksible_pg_conf_option(ngx_conf_t *cf, ngx_str_t *arg,
+    ngx_worksible_pg_conf_t *conf)
+{
+    ngx_int_t   n;
+    ngx_str_t   s;
+
+    if (ngx_strncmp(arg->data, "pool=", 5) == 0) {
+        n = ngx_atoi(arg->data + 5, arg->len - 5);
+        if (n < 1 || n > 1024) {
+            goto invalid;
+        }
+        conf->size = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(arg->data, "queue=", 6) == 0) {
+        n = ngx_atoi(arg->data + 6, arg->len - 6);
+        if (n < 0 || n > 65536) {
+            goto invalid;
+        }
+        conf->queue = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(arg->data, "connect_timeout=", 16) == 0) {
+        s.data = arg->data + 16;
+        s.len = arg->len - 16;
+        n = ngx_parse_time(&s, 0);
+        if (n == NGX_ERROR || n == 0) {
+            goto invalid;
+        }
+        conf->connect_timeout = n;
+        return NGX_OK;
+    }
+
+    if (ngx_strncmp(arg->data, "query_timeout=", 14) == 0) {
+        s.data = arg->data + 14;
+        s.len = arg->len - 14;
+        n = ngx_parse_time(&s, 0);
+        if (n == NGX_ERROR || n == 0) {
+            goto invalid;
+        }
+        conf->query_timeout = n;
+        return NGX_OK;
+    }
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid worksible_postgres parameter \"%V\" "
+                       "(pool=1..1024, queue=0..65536, "
+                       "connect_timeout=TIME, query_timeout=TIME)", arg);
+
+    return NGX_ERROR;
+}
+
+
+/*
+ * A host name becomes an address here, at configuration time: libpq would
+ * otherwise call the blocking getaddrinfo() on every connect. A socket
+ * directory (a path) needs nothing.
+ */
+
+static char *
+ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
+    const char *port, const char **hostaddr)
+{
+    u_char     *text;
+    size_t      len;
+    ngx_url_t   u;
+
+    if (host[0] == '/' || host[0] == '@') {
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strchr(host, ',') != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "worksible_postgres supports one host, not \"%s\"",
+                           host);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+
+    u.url.data = (u_char *) host;
+    u.url.len = ngx_strlen(host);
+    u.default_port = 5432;
+    u.no_port = 1;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "worksible_postgres host \"%s\" not resolved%s%s",
+                           host, u.err ? ": " : "", u.err ? u.err : "");
+        return NGX_CONF_ERROR;
+    }
+
+    text = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
+    if (text == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, text,
+                        NGX_SOCKADDR_STRLEN, 0);
+    text[len] = '\0';
+
+    /* ngx_sock_ntop() brackets IPv6 addresses only when printing a port */
+
+    *hostaddr = (const char *) text;
+
+    (void) port;
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_worksible_pg_pool_t *
+ngx_worksible_pg_pool_create(ngx_worksible_pg_conf_t *conf,
+    ngx_cycle_t *cycle)
+{
+    ngx_uint_t                i;
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = ngx_pcalloc(cycle->pool, sizeof(ngx_worksible_pg_pool_t));
+    if (pool == NULL) {
+        return NULL;
+    }
+
+    pool->conns = ngx_pcalloc(cycle->pool,
+                              conf->size * sizeof(ngx_worksible_pg_conn_t));
+    if (pool->conns == NULL) {
+        return NULL;
+    }
+
+    pool->conf = conf;
+    pool->log = cycle->log;
+    pool->retry_at = ngx_current_msec;
+    ngx_queue_init(&pool->waiting);
+
+    for (i = 0; i < conf->size; i++) {
+        pool->conns[i].pool = pool;
+        pool->conns[i].timer.handler = ngx_worksible_pg_connect_timeout;
+        pool->conns[i].timer.data = &pool->conns[i];
+        pool->conns[i].timer.log = pool->log;
+        pool->conns[i].timer.cancelable = 1;
+    }
+
+    return pool;
+}
+
+
+void
+ngx_worksible_pg_pool_close(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_uint_t              i;
+    ngx_queue_t            *q;
+    ngx_worksible_pg_op_t  *op;
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        op = ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
+        ngx_worksible_pg_op_detach(op);
+    }
+
+    for (i = 0; i < pool->conf->size; i++) {
+        if (pool->conns[i].op) {
+            ngx_worksible_pg_op_detach(pool->conns[i].op);
+        }
+
+        ngx_worksible_pg_close(&pool->conns[i]);
+    }
+}
+
+
+ngx_worksible_pg_op_t *
+ngx_worksible_pg_op_create(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_pool_t             *mem;
+    ngx_worksible_pg_op_t  *op;
+
+    mem = ngx_create_pool(1024, pool->log);
+    if (mem == NULL) {
+        return NULL;
+    }
+
+    op = ngx_pcalloc(mem, sizeof(ngx_worksible_pg_op_t));
+    if (op == NULL) {
+        ngx_destroy_pool(mem);
+        return NULL;
+    }
+
+    op->pool = pool;
+    op->mem = mem;
+    op->timer.handler = ngx_worksible_pg_op_timeout;
+    op->timer.data = op;
+    op->timer.log = pool->log;
+
+    return op;
+}
+
+
+ngx_int_t
+ngx_worksible_pg_op_param(ngx_worksible_pg_op_t *op, ngx_str_t *value)
+{
+    u_char  *p;
+
+    if (op->nparams == NGX_WORKSIBLE_PG_MAX_PARAMS) {
+        return NGX_ERROR;
+    }
+
+    if (value == NULL) {
+        op->values[op->nparams++] = NULL;
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(op->mem, value->len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ngx_cpymem(p, value->data, value->len) = '\0';
+    op->values[op->nparams++] = (char *) p;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
+{
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = op->pool;
+
+    if (pool->nwaiting >= pool->conf->queue) {
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "worksible postgres queue full (%ui waiting)",
+                      pool->nwaiting);
+        return NGX_DECLINED;
+    }
+
+    ngx_queue_insert_tail(&pool->waiting, &op->queue);
+    pool->nwaiting++;
+    ngx_add_timer(&op->timer, pool->conf->query_timeout);
+
+    ngx_worksible_pg_dispatch(pool);
+
+    if (op->timer.posted && op->status == NGX_WORKSIBLE_PG_UNAVAILABLE) {
+        /* failed at once: the caller answers now, no handler call */
+        ngx_delete_posted_event(&op->timer);
+        op->timer.handler = ngx_worksible_pg_op_timeout;
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Gives waiting ops to idle connections, opens connections for the rest
+ * (unless in backoff), and fails them all when no connection is alive or
+ * coming.
+ */
+
+static void
+ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_uint_t                i, connecting;
+    ngx_queue_t              *q;
+    ngx_worksible_pg_op_t    *op;
+    ngx_worksible_pg_conn_t  *conn;
+
+    connecting = 0;
+
+    for (i = 0; i < pool->conf->size && !ngx_queue_empty(&pool->waiting);
+         i++)
+    {
+        conn = &pool->conns[i];
+
+        if (conn->state == NGX_WORKSIBLE_PG_CONNECTING) {
+            connecting++;
+            continue;
+        }
+
+        if (conn->state != NGX_WORKSIBLE_PG_IDLE) {
+            continue;
+        }
+
+        q = ngx_queue_head(&pool->waiting);
+        op = ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
+        ngx_worksible_pg_unqueue(op);
+        ngx_worksible_pg_send(conn, op);
+    }
+
+    for (i = 0; i < pool->conf->size && connecting < pool->nwaiting; i++) {
+        conn = &pool->conns[i];
+
+        if (conn->state != NGX_WORKSIBLE_PG_CLOSED) {
+            continue;
+        }
+
+        if ((ngx_msec_int_t) (pool->retry_at - ngx_current_msec) > 0) {
+            break;
+        }
+
+        if (ngx_worksible_pg_connect(conn) == NGX_OK) {
+            connecting++;
+        }
+    }
+
+    if (ngx_worksible_pg_live(pool)) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+        op = ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
+        ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_UNAVAILABLE);
+    }
+}
+
+
+/* 1 when a connection is connecting, idle or busy */
+
+static ngx_uint_t
+ngx_worksible_pg_live(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < pool->conf->size; i++) {
+        if (pool->conns[i].state != NGX_WORKSIBLE_PG_CLOSED) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn)
+{
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    conn->pgconn = PQconnectStartParams(pool->conf->keywords,
+                                        pool->conf->values, 0);
+
+    if (conn->pgconn == NULL
+        || PQstatus(conn->pgconn) == CONNECTION_BAD
+        || PQsetnonblocking(conn->pgconn, 1) != 0
+        || PQsocket(conn->pgconn) == -1)
+    {
+        ngx_worksible_pg_connect_failed(conn);
+        return NGX_ERROR;
+    }
+
+    if (ngx_worksible_pg_wrap(conn) != NGX_OK) {
+        ngx_worksible_pg_connect_failed(conn);
+        return NGX_ERROR;
+    }
+
+    conn->state = NGX_WORKSIBLE_PG_CONNECTING;
+    ngx_add_timer(&conn->timer, pool->conf->connect_timeout);
+
+    /* libpq: poll as if PQconnectPoll() had returned PGRES_POLLING_WRITING */
+
+    if (ngx_worksible_pg_events(conn->c, 0, 1) != NGX_OK) {
+        ngx_worksible_pg_connect_failed(conn);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* an nginx connection for the current libpq socket */
+
+static ngx_int_t
+ngx_worksible_pg_wrap(ngx_worksible_pg_conn_t *conn)
+{
+    ngx_connection_t  *c;
+
+    c = ngx_get_connection(PQsocket(conn->pgconn), conn->pool->log);
+    if (c == NULL) {
+        return NGX_ERROR;
+    }
+
+    c->data = conn;
+    c->read->handler = ngx_worksible_pg_connect_handler;
+    c->write->handler = ngx_worksible_pg_connect_handler;
+    c->read->log = conn->pool->log;
+    c->write->log = conn->pool->log;
+    c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
+
+    conn->c = c;
+
+    return NGX_OK;
+}
+
+
+/* registers exactly the wanted events, level-triggered */
+
+static ngx_int_t
+ngx_worksible_pg_events(ngx_connection_t *c, ngx_uint_t read,
+    ngx_uint_t write)
+{
+    if (read && !c->read->active) {
+        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (!read && c->read->active) {
+        if (ngx_del_event(c->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (write && !c->write->active) {
+        if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+    } else if (!write && c->write->active) {
+        if (ngx_del_event(c->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_worksible_pg_connect_handler(ngx_event_t *ev)
+{
+    ngx_connection_t  *c;
+
+    c = ev->data;
+
+    if (c->close) {
+        ngx_worksible_pg_close(c->data);
+        return;
+    }
+
+    ngx_worksible_pg_connect_step(c->data);
+}
+
+
+/*
+ * One PQconnectPoll() step. The events are removed first: libpq may close
+ * the socket and open another one (next address, SSL retry), possibly with
+ * the same number, and a stale epoll registration must not survive that.
+ */
+
+static void
+ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn)
+{
+    ngx_connection_t          *c;
+    PostgresPollingStatusType  rc;
+
+    c = conn->c;
+
+    if (ngx_worksible_pg_events(c, 0, 0) != NGX_OK) {
+        ngx_worksible_pg_connect_failed(conn);
+        return;
+    }
+
+    rc = PQconnectPoll(conn->pgconn);
+
+    if (rc != PGRES_POLLING_FAILED && PQsocket(conn->pgconn) != c->fd) {
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+        conn->c = NULL;
+
+        if (PQsocket(conn->pgconn) == -1
+            || ngx_worksible_pg_wrap(conn) != NGX_OK)
+        {
+            ngx_worksible_pg_connect_failed(conn);
+            return;
+        }
+
+        c = conn->c;
+    }
+
+    switch (rc) {
+
+    case PGRES_POLLING_READING:
+        if (ngx_worksible_pg_events(c, 1, 0) != NGX_OK) {
+            ngx_worksible_pg_connect_failed(conn);
+        }
+        return;
+
+    case PGRES_POLLING_WRITING:
+        if (ngx_worksible_pg_events(c, 0, 1) != NGX_OK) {
+            ngx_worksible_pg_connect_failed(conn);
+        }
+        return;
+
+    case PGRES_POLLING_OK:
+        break;
+
+    default: /* PGRES_POLLING_FAILED */
+        ngx_worksible_pg_connect_failed(conn);
+        return;
+    }
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    if (ngx_worksible_pg_events(c, 1, 0) != NGX_OK) {
+        ngx_worksible_pg_connect_failed(conn);
+        return;
+    }
+
+    c->read->handler = ngx_worksible_pg_read_handler;
+    c->write->handler = ngx_worksible_pg_write_handler;
+
+    conn->state = NGX_WORKSIBLE_PG_IDLE;
+    conn->pool->backoff = 0;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
+                   "worksible postgres connected to %V",
+                   &conn->pool->conf->display);
+
+    ngx_worksible_pg_dispatch(conn->pool);
+}
+
+
+static void
+ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn)
+{
+    char                     *msg, *nl;
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    msg = conn->pgconn ? PQerrorMessage(conn->pgconn) : "out of memory";
+    nl = strchr(msg, '\n');
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "worksible postgres connect to %V failed: %*s",
+                  &pool->conf->display,
+                  nl ? (size_t) (nl - msg) : ngx_strlen(msg), msg);
+
+    ngx_worksible_pg_close(conn);
+
+    pool->backoff = pool->backoff ? ngx_min(pool->backoff * 2,
+                                            NGX_WORKSIBLE_PG_BACKOFF_MAX)
+                                  : NGX_WORKSIBLE_PG_BACKOFF_MIN;
+    pool->retry_at = ngx_current_msec + pool->backoff;
+
+    ngx_worksible_pg_dispatch(pool);
+}
+
+
+static void
+ngx_worksible_pg_connect_timeout(ngx_event_t *ev)
+{
+    ngx_worksible_pg_conn_t  *conn;
+
+    conn = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                  "worksible postgres connect to %V timed out",
+                  &conn->pool->conf->display);
+
+    ngx_worksible_pg_connect_failed(conn);
+}
+
+
+static void
+ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn, ngx_worksible_pg_op_t *op)
+{
+    conn->state = NGX_WORKSIBLE_PG_BUSY;
+    conn->op = op;
+    op->conn = conn;
+
+    if (!PQsendQueryParams(conn->pgconn, op->sql, op->nparams, NULL,
+                           op->values, NULL, NULL, 0)
+        || ngx_worksible_pg_flush(conn) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "worksible postgres send failed: %s",
+                      PQerrorMessage(conn->pgconn));
+        ngx_worksible_pg_close(conn);
+        ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_FAILED);
+    }
+}
+
+
+/* PQflush(), and the write event while output is left */
+
+static ngx_int_t
+ngx_worksible_pg_flush(ngx_worksible_pg_conn_t *conn)
+{
+    int  rc;
+
+    rc = PQflush(conn->pgconn);
+
+    if (rc == -1) {
+        return NGX_ERROR;
+    }
+
+    return ngx_worksible_pg_events(conn->c, 1, rc == 1);
+}
+
+
+static void
+ngx_worksible_pg_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t         *c;
+    ngx_worksible_pg_conn_t  *conn;
+
+    c = ev->data;
+    conn = c->data;
+
+    if (ngx_worksible_pg_flush(conn) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "worksible postgres write failed: %s",
+                      PQerrorMessage(conn->pgconn));
+
+        if (conn->op) {
+            ngx_worksible_pg_op_finish(conn->op, NGX_WORKSIBLE_PG_FAILED);
+        }
+
+        ngx_worksible_pg_close(conn);
+        ngx_worksible_pg_dispatch(conn->pool);
+    }
+}
+
+
+static void
+ngx_worksible_pg_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t         *c;
+    ngx_worksible_pg_conn_t  *conn;
+
+    c = ev->data;
+    conn = c->data;
+
+    if (c->close) {
+        if (conn->op) {
+            ngx_worksible_pg_op_finish(conn->op, NGX_WORKSIBLE_PG_FAILED);
+        }
+
+        ngx_worksible_pg_close(conn);
+        return;
+    }
+
+    ngx_worksible_pg_receive(conn);
+}
+
+
+/*
+ * Reads what arrived. Idle: only notices and a closing server can arrive.
+ * Busy: collects results until PQgetResult() says the query is complete,
+ * without ever calling it while PQisBusy() (it would block).
+ */
+
+static void
+ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
+{
+    PGnotify               *notify;
+    PGresult               *res;
+    ngx_worksible_pg_op_t  *op;
+
+    op = conn->op;
+
+    if (!PQconsumeInput(conn->pgconn)) {
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "worksible postgres connection lost: %s",
+                      PQerrorMessage(conn->pgconn));
+        goto failed;
+    }
+
+    while ((notify = PQnotifies(conn->pgconn)) != NULL) {
+        PQfreemem(notify);
+    }
+
+    while (!PQisBusy(conn->pgconn)) {
+
+        res = PQgetResult(conn->pgconn);
+
+        if (res == NULL) {
+            break;
+        }
+
+        if (op != NULL && op->result == NULL) {
+            op->result = res;
+
+        } else {
+            PQclear(res);
+        }
+    }
+
+    if (op == NULL) {
+        if (PQstatus(conn->pgconn) != CONNECTION_OK) {
+            goto failed;
+        }
+
+        return;
+    }
+
+    if (PQisBusy(conn->pgconn)) {
+        return;
+    }
+
+    /* the query is complete */
+
+    conn->op = NULL;
+    op->conn = NULL;
+
+    if (PQstatus(conn->pgconn) == CONNECTION_OK
+        && PQtransactionStatus(conn->pgconn) == PQTRANS_IDLE)
+    {
+        conn->state = NGX_WORKSIBLE_PG_IDLE;
+
+    } else {
+        ngx_worksible_pg_close(conn);
+    }
+
+    ngx_worksible_pg_op_finish(op, op->result ? NGX_WORKSIBLE_PG_OK
+                                              : NGX_WORKSIBLE_PG_FAILED);
+    ngx_worksible_pg_dispatch(conn->pool);
+
+    return;
+
+failed:
+
+    ngx_worksible_pg_close(conn);
+
+    if (op) {
+        ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_FAILED);
+    }
+
+    ngx_worksible_pg_dispatch(conn->pool);
+}
+
+
+/* closes the connection; its op, if any, is the caller's to finish */
+
+static void
+ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn)
+{
+    ngx_connection_t  *c;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    c = conn->c;
+
+    if (c != NULL) {
+        if (c->read->posted) {
+            ngx_delete_posted_event(c->read);
+        }
+
+        if (c->write->posted) {
+            ngx_delete_posted_event(c->write);
+        }
+
+        if (c->read->active || c->read->disabled) {
+            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        if (c->write->active || c->write->disabled) {
+            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+        }
+
+        /* PQfinish() owns and closes the socket */
+
+        ngx_free_connection(c);
+        c->fd = (ngx_socket_t) -1;
+        conn->c = NULL;
+    }
+
+    if (conn->pgconn != NULL) {
+        PQfinish(conn->pgconn);
+        conn->pgconn = NULL;
+    }
+
+    if (conn->op != NULL) {
+        conn->op->conn = NULL;
+        conn->op = NULL;
+    }
+
+    conn->state = NGX_WORKSIBLE_PG_CLOSED;
+}
+
+
+static void
+ngx_worksible_pg_op_timeout(ngx_event_t *ev)
+{
+    ngx_worksible_pg_op_t    *op;
+    ngx_worksible_pg_pool_t  *pool;
+
+    op = ev->data;
+    pool = op->pool;
+
+    ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                  "worksible postgres query timed out after %M ms%s",
+                  pool->conf->query_timeout,
+                  op->conn ? ", closing its connection" : " in queue");
+
+    if (op->conn) {
+        ngx_worksible_pg_close(op->conn);
+    }
+
+    ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_TIMEOUT);
+    ngx_worksible_pg_dispatch(pool);
+}
+
+
+/* the handler runs from a posted event: never inside the pool's own loops */
+
+static void
+ngx_worksible_pg_op_finish(ngx_worksible_pg_op_t *op,
+    ngx_worksible_pg_status_e status)
+{
+    ngx_worksible_pg_conn_t  *conn;
+
+    ngx_worksible_pg_unqueue(op);
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    conn = op->conn;
+
+    if (conn != NULL) {
+        conn->op = NULL;
+        op->conn = NULL;
+    }
+
+    op->status = status;
+
+    op->timer.handler = ngx_worksible_pg_op_done;
+    ngx_post_event(&op->timer, &ngx_posted_events);
+}
+
+
+static void
+ngx_worksible_pg_op_done(ngx_event_t *ev)
+{
+    ngx_worksible_pg_op_t  *op;
+
+    op = ev->data;
+
+    if (op->data != NULL) {
+        op->handler(op);
+    }
+
+    ngx_worksible_pg_op_free(op);
+}
+
+
+/* takes op out of the waiting queue if it is there */
+
+static void
+ngx_worksible_pg_unqueue(ngx_worksible_pg_op_t *op)
+{
+    if (op->queue.next != NULL) {
+        ngx_queue_remove(&op->queue);
+        op->queue.next = NULL;
+        op->pool->nwaiting--;
+    }
+}
+
+
+void
+ngx_worksible_pg_op_detach(ngx_worksible_pg_op_t *op)
+{
+    ngx_worksible_pg_conn_t  *conn;
+
+    op->data = NULL;
+
+    if (op->timer.posted) {
+        /* finished, its handler not run yet: ngx_worksible_pg_op_done frees */
+        return;
+    }
+
+    conn = op->conn;
+
+    if (conn != NULL) {
+        ngx_log_error(NGX_LOG_INFO, op->pool->log, 0,
+                      "worksible postgres query abandoned, "
+                      "closing its connection");
+        ngx_worksible_pg_close(conn);
+
+    } else {
+        ngx_worksible_pg_unqueue(op);
+    }
+
+    ngx_worksible_pg_op_free(op);
+}
+
+
+void
+ngx_worksible_pg_op_free(ngx_worksible_pg_op_t *op)
+{
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (op->timer.posted) {
+        ngx_delete_posted_event(&op->timer);
+    }
+
+    if (op->result != NULL) {
+        PQclear(op->result);
+    }
+
+    ngx_destroy_pool(op->mem);
+}
+
+
+time_t
+ngx_worksible_pg_retry_after(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_msec_int_t  left;
+
+    left = (ngx_msec_int_t) (pool->retry_at - ngx_current_msec);
+
+    return left > 1000 ? (time_t) ((left + 999) / 1000) : 1;
+}

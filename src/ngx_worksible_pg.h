@@ -1,0 +1,119 @@
+/*
+ * A per-worker pool of non-blocking libpq connections on nginx's event loop.
+ *
+ * A query is an operation object (ngx_worksible_pg_op_t) that outlives the
+ * request which started it: the request's cleanup detaches it, and a
+ * connection left mid-query by a detached or timed-out operation is closed,
+ * never reused. Connections are made on demand with PQconnectStartParams to
+ * an address resolved when the configuration loaded; after a failed connect
+ * no new attempt is made for a backoff (100 ms doubling to 2 s), during
+ * which queries fail at once.
+ */
+
+#ifndef _NGX_WORKSIBLE_PG_H_INCLUDED_
+#define _NGX_WORKSIBLE_PG_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <libpq-fe.h>
+
+
+#define NGX_WORKSIBLE_PG_MAX_PARAMS  8
+
+
+typedef struct ngx_worksible_pg_pool_s  ngx_worksible_pg_pool_t;
+typedef struct ngx_worksible_pg_op_s    ngx_worksible_pg_op_t;
+
+typedef void (*ngx_worksible_pg_handler_pt)(ngx_worksible_pg_op_t *op);
+
+
+typedef enum {
+    NGX_WORKSIBLE_PG_OK = 0,        /* op->result holds the first result */
+    NGX_WORKSIBLE_PG_UNAVAILABLE,   /* no connection could be had */
+    NGX_WORKSIBLE_PG_TIMEOUT,       /* query_timeout passed */
+    NGX_WORKSIBLE_PG_FAILED         /* connection lost mid-query */
+} ngx_worksible_pg_status_e;
+
+
+/* from the worksible_postgres directive */
+typedef struct {
+    const char                **keywords;     /* NULL-terminated */
+    const char                **values;
+    ngx_str_t                   display;      /* host:port/dbname, for logs */
+    ngx_uint_t                  size;         /* connections per worker */
+    ngx_uint_t                  queue;        /* queries waiting, at most */
+    ngx_msec_t                  connect_timeout;
+    ngx_msec_t                  query_timeout;
+} ngx_worksible_pg_conf_t;
+
+
+struct ngx_worksible_pg_op_s {
+    ngx_queue_t                 queue;        /* in pool->waiting */
+    ngx_worksible_pg_pool_t    *pool;
+    void                       *conn;         /* running on, or NULL */
+    ngx_pool_t                 *mem;          /* the op and its params */
+    ngx_event_t                 timer;        /* query_timeout */
+
+    const char                 *sql;
+    int                         nparams;
+    const char                 *values[NGX_WORKSIBLE_PG_MAX_PARAMS];
+
+    ngx_worksible_pg_status_e   status;
+    PGresult                   *result;       /* owned by the op */
+
+    ngx_worksible_pg_handler_pt handler;
+    void                       *data;         /* NULL once detached */
+};
+
+
+/*
+ * Parses "CONNINFO [pool=N] [queue=N] [connect_timeout=TIME]
+ * [query_timeout=TIME]" (the worksible_postgres directive) into conf;
+ * resolves a host name to hostaddr now, never on a request.
+ * Returns NGX_CONF_OK or an error message for nginx -t.
+ */
+char *ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
+    ngx_uint_t nargs, ngx_worksible_pg_conf_t *conf);
+
+/* a pool for this worker (init_process); NULL on out of memory */
+ngx_worksible_pg_pool_t *ngx_worksible_pg_pool_create(
+    ngx_worksible_pg_conf_t *conf, ngx_cycle_t *cycle);
+
+/* closes every connection (exit_process) */
+void ngx_worksible_pg_pool_close(ngx_worksible_pg_pool_t *pool);
+
+/*
+ * An empty op whose memory comes from its own pool; NULL on out of memory.
+ * Set sql, add parameters with ngx_worksible_pg_op_param, set handler and
+ * data, then ngx_worksible_pg_op_start.
+ */
+ngx_worksible_pg_op_t *ngx_worksible_pg_op_create(
+    ngx_worksible_pg_pool_t *pool);
+
+/* appends a text parameter (copied), or SQL NULL when value is NULL */
+ngx_int_t ngx_worksible_pg_op_param(ngx_worksible_pg_op_t *op,
+    ngx_str_t *value);
+
+/*
+ * Queues op. Returns NGX_OK: op->handler will be called once, later, from
+ * the event loop, and the op is freed when it returns. NGX_DECLINED:
+ * PostgreSQL is unavailable right now (backoff); op is untouched and the
+ * caller frees it with ngx_worksible_pg_op_free.
+ */
+ngx_int_t ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op);
+
+/*
+ * The op's requester went away: the handler will never be called. A queued
+ * op is dropped; a running one closes its connection (left mid-query).
+ */
+void ngx_worksible_pg_op_detach(ngx_worksible_pg_op_t *op);
+
+void ngx_worksible_pg_op_free(ngx_worksible_pg_op_t *op);
+
+/* seconds until a connection attempt is allowed again, at least 1 */
+time_t ngx_worksible_pg_retry_after(ngx_worksible_pg_pool_t *pool);
+
+
+#endif /* _NGX_WORKSIBLE_PG_H_INCLUDED_ */

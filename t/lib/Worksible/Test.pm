@@ -1,0 +1,255 @@
+package Worksible::Test;
+
+# Shared helpers for the suites: fixtures through psql and the CLI, the
+# default http_config of Test::Nginx blocks, and, for the plain Test::More
+# scripts, an nginx of their own plus a small HTTP client.
+# The test driver (util/test.sh) sets PG*, WORKSIBLE_* and TEST_NGINX_*.
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use File::Path qw(make_path remove_tree);
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX ();
+use Test::More ();
+use Time::HiRes qw(sleep time);
+
+our @EXPORT_OK = qw(
+    psql psql_value cli company api_key freelancers http_config
+    use_default_http_config nginx_start nginx_stop nginx_reload http
+    stack json
+);
+
+my $top = $ENV{WORKSIBLE_TOP} or die "WORKSIBLE_TOP is not set: run make test\n";
+
+sub json { JSON::PP->new->utf8->canonical }
+
+# psql($sql) as the owner role: the rows as arrayrefs of text (undef: NULL)
+sub psql {
+    my ($sql) = @_;
+    open my $fh, '-|', 'psql', '-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1',
+        '-F', "\t", '-P', 'null=\N', '-c', $sql
+        or die "psql: $!";
+    my @rows;
+    while (my $line = <$fh>) {
+        chomp $line;
+        push @rows, [ map { $_ eq '\N' ? undef : $_ } split /\t/, $line, -1 ];
+    }
+    close $fh or die "psql failed ($?) on: $sql\n";
+    return \@rows;
+}
+
+# the first column of the first row
+sub psql_value {
+    my $rows = psql(@_);
+    return @$rows ? $rows->[0][0] : undef;
+}
+
+# cli(args...) runs build/worksible: (exit code, stdout, stderr)
+sub cli {
+    my @args = @_;
+    my $err = "/tmp/worksible-cli-$$.err";
+    my $pid = open my $fh, '-|';
+    die "fork: $!" unless defined $pid;
+    if ($pid == 0) {
+        open STDERR, '>', $err or die;
+        exec $ENV{WORKSIBLE_CLI}, @args or die "exec: $!";
+    }
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    my $code = $? >> 8;
+    open my $efh, '<', $err or die;
+    my $stderr = <$efh> // '';
+    close $efh;
+    unlink $err;
+    return ($code, $out, $stderr);
+}
+
+# company(plan => 'growth', name => ..., currency => ...): its id
+sub company {
+    my %o = (plan => 'growth', currency => 'EUR', @_);
+    $o{name} //= "Test $o{plan} " . int(rand(1e9));
+    my ($code, $out, $err) = cli('company', 'create', '--name', $o{name},
+        '--plan', $o{plan}, '--currency', $o{currency}, '--json');
+    die "company create: $err" if $code;
+    return json()->decode($out)->{id};
+}
+
+# api_key($company, 'a:read b:write', expires_at => ..., name => ...):
+# { key => 'wsk_live_...', id => 'key_...', ... }
+sub api_key {
+    my ($company, $scopes, %o) = @_;
+    my @args = ('key', 'create', '--company', $company, '--scopes', $scopes,
+        '--json');
+    push @args, '--name', $o{name} if $o{name};
+    push @args, '--expires-at', $o{expires_at} if $o{expires_at};
+    my ($code, $out, $err) = cli(@args);
+    die "key create: $err" if $code;
+    return json()->decode($out);
+}
+
+# freelancers($company, n, status => 'active'): n rows, one second apart
+# going back from now, newest first; returns their ids newest first
+sub freelancers {
+    my ($company, $n, %o) = @_;
+    my $status = $o{status} // 'active';
+    my $rows = psql(<<SQL);
+BEGIN;
+SELECT set_config('worksible.company_id', '$company', true);
+INSERT INTO freelancers (company_id, email, name, country, status, created_at, updated_at)
+SELECT '$company', 'f' || i || '.' || md5(random()::text) || '\@example.com',
+       'Freelancer ' || i, 'DE', '$status',
+       now() - i * interval '1 second', now() - i * interval '1 second'
+FROM generate_series(1, $n) AS i
+RETURNING id;
+COMMIT;
+SQL
+    # psql prints set_config's row first
+    my @ids = map { $_->[0] } grep { $_->[0] =~ /^fl_/ } @$rows;
+    return @ids;
+}
+
+# the http{} lines every block needs
+sub http_config {
+    my (%o) = @_;
+    my $pg = $o{postgres} // qq{"$ENV{TEST_NGINX_PG_CONNINFO}" pool=2 connect_timeout=1s query_timeout=2s};
+    return <<CONF;
+    worksible_postgres $pg;
+    worksible_key_secret_file $ENV{TEST_NGINX_KEY_SECRET_FILE};
+CONF
+}
+
+# blocks without their own http_config get http_config()
+sub use_default_http_config {
+    Test::Nginx::Socket::add_block_preprocessor(sub {
+        my $block = shift;
+        $block->set_value('http_config', http_config())
+            unless defined $block->http_config;
+    });
+}
+
+# stack('pg-stop'|'pg-start'): the test stack's stores
+sub stack {
+    my ($cmd) = @_;
+    system("$top/util/stack.sh", $cmd, 'test') == 0 or die "stack.sh $cmd failed";
+}
+
+# --- an nginx of a plain script's own -----------------------------------
+
+my %nginx;    # prefix, port
+
+# nginx_start(name => 't-pgdown', port => 1990, http => '...', server => '...')
+sub nginx_start {
+    my %o = @_;
+    my $prefix = "$top/t/servroot_$o{name}";
+    remove_tree($prefix);
+    make_path("$prefix/conf", "$prefix/logs", "$prefix/tmp");
+    my $module = $ENV{TEST_NGINX_LOAD_MODULES};
+    my $http = $o{http} // http_config();
+    my $workers = $o{workers} // 1;
+    my $user = $> == 0 ? 'user root;' : '';
+    open my $fh, '>', "$prefix/conf/nginx.conf" or die;
+    print $fh <<CONF;
+load_module $module;
+$user
+worker_processes $workers;
+pid logs/nginx.pid;
+error_log logs/error.log info;
+events { worker_connections 1024; }
+http {
+    access_log logs/access.log;
+    client_body_temp_path tmp;
+    proxy_temp_path tmp;
+    fastcgi_temp_path tmp;
+    uwsgi_temp_path tmp;
+    scgi_temp_path tmp;
+$http
+    server {
+        listen 127.0.0.1:$o{port};
+$o{server}
+    }
+}
+CONF
+    close $fh;
+    %nginx = (prefix => $prefix, port => $o{port});
+    system($ENV{TEST_NGINX_BINARY}, '-p', $prefix, '-c', 'conf/nginx.conf') == 0
+        or die "nginx failed to start: " . slurp("$prefix/logs/error.log");
+    for (1 .. 100) {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$o{port}");
+        return $prefix if $s;
+        sleep 0.05;
+    }
+    die "nginx does not listen on $o{port}";
+}
+
+sub nginx_reload {
+    my $pid = slurp("$nginx{prefix}/logs/nginx.pid");
+    chomp $pid;
+    kill 'HUP', $pid;
+}
+
+# stops it and checks its error log: no [alert], [emerg], crashed worker
+# or sanitizer report (one test)
+sub nginx_stop {
+    my $prefix = $nginx{prefix} or return;
+    my $pid = slurp("$prefix/logs/nginx.pid");
+    chomp $pid;
+    kill 'QUIT', $pid;
+    for (1 .. 200) {
+        last unless kill 0, $pid;
+        waitpid($pid, POSIX::WNOHANG());
+        sleep 0.05;
+        # a zombie under a PID 1 that does not reap counts as gone
+        last if (slurp("/proc/$pid/stat") // '') =~ /^\d+ \(.*?\) Z/;
+    }
+    my $log = slurp("$prefix/logs/error.log") // '';
+    my @bad = grep { /\[(alert|emerg)\]|exited on signal|exited with code [1-9]|Sanitizer/ }
+        split /\n/, $log;
+    if (($ENV{ASAN_OPTIONS} // '') =~ /log_path=([^:]+)/) {
+        push @bad, map { "sanitizer report $_" } glob("$1*");
+    }
+    Test::More::is(scalar(@bad), 0, "nginx $prefix: no alert/emerg/crash/sanitizer report")
+        or Test::More::diag(join "\n", @bad);
+    %nginx = ();
+}
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or return undef;
+    local $/;
+    return scalar <$fh>;
+}
+
+# http($method, $path, { header => value }, timeout => s, port => n):
+# { status, headers => { lc name => value }, body, ms }; status 0 on
+# timeout or a closed connection
+sub http {
+    my ($method, $path, $headers, %o) = @_;
+    my $port = $o{port} // $nginx{port};
+    my $t0 = time;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
+        Timeout => $o{timeout} // 10) or return { status => 0, ms => 0 };
+    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers // {} };
+    print $s "$req\r\n";
+    my $raw = '';
+    my $deadline = $t0 + ($o{timeout} // 10);
+    $s->blocking(0);
+    while (time < $deadline) {
+        my $n = sysread($s, my $buf, 65536);
+        if (defined $n) { last if $n == 0; $raw .= $buf; next }
+        sleep 0.005;
+    }
+    my $ms = int((time - $t0) * 1000);
+    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
+    return { status => 0, ms => $ms } unless $head && $head =~ m{^HTTP/1\.\d (\d+)};
+    my $status = $1 + 0;
+    my %h;
+    for (split /\r\n/, $head) { $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/ }
+    return { status => $status, headers => \%h, body => $body // '', ms => $ms };
+}
+
+1;

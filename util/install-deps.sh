@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what building, running and testing need.
+# Idempotent: does nothing (and needs no network) when everything is present.
+set -euo pipefail
+
+pkgs=(
+    build-essential nginx-core nginx-dev
+    libpq-dev libhiredis-dev libjansson-dev libsodium-dev
+    postgresql-15 postgresql-client-15 redis-server
+    perl libtest-base-perl libjson-pp-perl liburi-perl
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' \
+        || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: run as root (apt-get needs it)" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# policy-rc.d stops the packages from starting their system-wide services:
+# we run private instances on our own ports.
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+chmod +x /usr/sbin/policy-rc.d
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

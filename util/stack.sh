@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Private PostgreSQL 15 and Redis 7 on loopback, under build/<name>/.
+#
+#   util/stack.sh start|stop|status dev|test
+#   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test
+#
+# Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380.
+# The first start creates the cluster, the roles `worksible` (owner of the
+# schema, for operators and the CLI; BYPASSRLS so that its SECURITY DEFINER
+# functions can find a key before the company is known) and `worksible_api` (what nginx uses:
+# owns nothing, no BYPASSRLS), the database `worksible`, and a server secret
+# file of 64 hex characters. Authentication is `trust` on 127.0.0.1 only:
+# a private development stack; production passes a password in the conninfo.
+# PostgreSQL refuses to run as root, so it runs as the `postgres` user.
+set -euo pipefail
+
+cmd=${1:?usage: stack.sh start|stop|status|pg-start|pg-stop|redis-start|redis-stop dev|test}
+name=${2:?usage: stack.sh CMD dev|test}
+top=$(cd "$(dirname "$0")/.." && pwd)
+case $name in
+    dev)  pg_port=55432 redis_port=56379 ;;
+    test) pg_port=55433 redis_port=56380 ;;
+    *)    echo "stack.sh: unknown stack '$name'" >&2; exit 2 ;;
+esac
+
+dir=$top/build/$name
+pgdata=$dir/pg
+pgbin=/usr/lib/postgresql/15/bin
+
+as_pg() {
+    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pg_init() {
+    [ -f "$pgdata/PG_VERSION" ] && return 0
+    mkdir -p "$pgdata"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$pgdata"
+    chmod 700 "$pgdata"
+    as_pg "$pgbin/initdb" -D "$pgdata" -U postgres --auth=trust \
+        --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log"
+    cat >>"$pgdata/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $pg_port
+unix_socket_directories = '$pgdata'
+max_connections = 200
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_line_prefix = '%m [%p] %u@%d '
+CONF
+    cat >"$pgdata/pg_hba.conf" <<HBA
+local all all trust
+host  all all 127.0.0.1/32 trust
+HBA
+    pg_start_only
+    psql_su postgres -q <<SQL
+CREATE ROLE worksible LOGIN BYPASSRLS;
+CREATE ROLE worksible_api LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
+    NOBYPASSRLS NOINHERIT CONNECTION LIMIT 150;
+CREATE DATABASE worksible OWNER worksible;
+SQL
+}
+
+psql_su() {
+    local db=$1; shift
+    psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" "$@"
+}
+
+pg_start_only() {
+    if as_pg "$pgbin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+        return 0
+    fi
+    as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 30 \
+        start >/dev/null
+}
+
+pg_start() { pg_init; pg_start_only; }
+
+pg_stop() {
+    [ -f "$pgdata/PG_VERSION" ] || return 0
+    as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w -t 30 stop >/dev/null 2>&1 || true
+}
+
+redis_start() {
+    mkdir -p "$dir"
+    if [ -f "$dir/redis.pid" ] && kill -0 "$(cat "$dir/redis.pid")" 2>/dev/null; then
+        return 0
+    fi
+    redis-server --bind 127.0.0.1 --port "$redis_port" --save '' \
+        --appendonly no --daemonize yes --dir "$dir" \
+        --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    for _ in $(seq 50); do
+        redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "stack.sh: redis did not start, see $dir/redis.log" >&2
+    return 1
+}
+
+redis_stop() {
+    [ -f "$dir/redis.pid" ] || return 0
+    local pid
+    pid=$(cat "$dir/redis.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$dir/redis.pid"
+}
+
+secret_init() {
+    [ -s "$dir/key_secret" ] && return 0
+    mkdir -p "$dir"
+    (umask 077; od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n' >"$dir/key_secret")
+    # nginx workers (user nobody) never read it: the master reads it at load.
+}
+
+case $cmd in
+    start)       mkdir -p "$dir"; secret_init; pg_start; redis_start ;;
+    stop)        pg_stop; redis_stop ;;
+    pg-start)    pg_start ;;
+    pg-stop)     pg_stop ;;
+    redis-start) redis_start ;;
+    redis-stop)  redis_stop ;;
+    status)
+        as_pg "$pgbin/pg_ctl" -D "$pgdata" status || true
+        redis-cli -h 127.0.0.1 -p "$redis_port" ping || true ;;
+    *) echo "stack.sh: unknown command '$cmd'" >&2; exit 2 ;;
+esac

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `make test`: every suite in t/ against a private PostgreSQL (55433) and
+# Redis (56380), nginx on 1984 (DESIGN.md ports), a fresh database each run.
+# WORKSIBLE_ASAN=1 (make test-asan) loads the AddressSanitizer build of the
+# module into the stock nginx (LD_PRELOAD=libasan) and fails on any report.
+# Extra arguments are passed to prove (e.g. util/test.sh t/auth.t).
+set -euo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=$top/build
+cd "$top"
+
+trap '"$top/util/stack.sh" stop test' EXIT
+util/stack.sh start test
+
+export PGHOST=127.0.0.1 PGPORT=55433 PGUSER=worksible PGDATABASE=worksible
+psql -X -q -U postgres -d postgres \
+    -c 'DROP DATABASE IF EXISTS worksible WITH (FORCE)' \
+    -c 'CREATE DATABASE worksible OWNER worksible'
+"$build/worksible" migrate >/dev/null
+
+export WORKSIBLE_TOP=$top
+export WORKSIBLE_CLI=$build/worksible
+export WORKSIBLE_KEY_SECRET_FILE=$build/test/key_secret
+export TEST_NGINX_BINARY=/usr/sbin/nginx
+export TEST_NGINX_LOAD_MODULES=$build/ngx_worksible_module.so
+export TEST_NGINX_PORT=1984
+export TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=55433 dbname=worksible user=worksible_api"
+export TEST_NGINX_KEY_SECRET_FILE=$WORKSIBLE_KEY_SECRET_FILE
+export TEST_NGINX_NO_SHUFFLE=1
+
+if [ "${WORKSIBLE_ASAN:-0}" = 1 ]; then
+    asan_logs=$build/test/asan
+    rm -rf "$asan_logs"; mkdir -p "$asan_logs"; chmod 777 "$asan_logs"
+    export TEST_NGINX_BINARY=$top/util/asan-nginx
+    export TEST_NGINX_LOAD_MODULES=$build/asan/ngx_worksible_module.so
+    export ASAN_OPTIONS="log_path=$asan_logs/asan:detect_leaks=1:abort_on_error=0"
+    export LSAN_OPTIONS="suppressions=$top/t/lsan.supp:print_suppressions=0"
+fi
+
+inc=(-I t/lib)
+perl -MTest::Nginx::Socket -e 1 2>/dev/null || inc+=(-I t/compat)
+
+if [ $# -eq 0 ]; then
+    set -- -r t/
+fi
+
+prove "${inc[@]}" "$@"
