@@ -567,6 +567,7 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
             ref.err = NGX_WORKSIBLE_PARAMETER_INVALID;
 
             ref.param.len = ngx_strlen(param);
+            ref.param.data = (u_char *) param;
             ref.param.data = ngx_pstrdup(r->pool, &ref.param);
             if (ref.param.data == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;

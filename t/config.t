@@ -1,0 +1,65 @@
+# nginx -t refuses wrong directive values with a clear message.
+
+use strict;
+use warnings;
+
+use File::Path qw(make_path);
+use Test::More;
+
+my $top = $ENV{WORKSIBLE_TOP};
+my $prefix = "$top/t/servroot_config";
+make_path("$prefix/conf", "$prefix/logs");
+my $secret = $ENV{TEST_NGINX_KEY_SECRET_FILE};
+my $pg = qq{"$ENV{TEST_NGINX_PG_CONNINFO}"};
+
+# nginx -t on an http{} body: (exit code, output)
+sub nginx_t {
+    my ($http) = @_;
+    open my $fh, '>', "$prefix/conf/nginx.conf" or die;
+    print $fh "load_module $ENV{TEST_NGINX_LOAD_MODULES};\n",
+        "error_log logs/error.log;\npid logs/nginx.pid;\nevents {}\n",
+        "http {\n$http\n}\n";
+    close $fh;
+    my $out = `$ENV{TEST_NGINX_BINARY} -t -p $prefix -c conf/nginx.conf 2>&1`;
+    return ($? >> 8, $out);
+}
+
+open my $bad, '>', "$prefix/conf/bad_secret" or die;
+print $bad "not hex\n";
+close $bad;
+
+my $server = 'server { listen 127.0.0.1:1989; location /v1/ { worksible_auth on; worksible_api; } }';
+
+my @cases = (
+    [ "worksible_postgres $pg; worksible_key_secret_file $secret; $server",
+      0, qr/syntax is ok/, 'a good configuration' ],
+    [ "worksible_postgres \"host=127.0.0.1 port=5432 nonsense=1\"; worksible_key_secret_file $secret;",
+      1, qr/invalid worksible_postgres conninfo: invalid connection option "nonsense"/, 'unknown conninfo option' ],
+    [ "worksible_postgres $pg pool=0; worksible_key_secret_file $secret;",
+      1, qr/invalid worksible_postgres parameter "pool=0"/, 'pool=0' ],
+    [ "worksible_postgres $pg query_timeout=soon; worksible_key_secret_file $secret;",
+      1, qr/invalid worksible_postgres parameter "query_timeout=soon"/, 'a bad timeout' ],
+    [ "worksible_postgres \"host=no-such-host.invalid dbname=x\";",
+      1, qr/worksible_postgres host "no-such-host.invalid" not resolved/, 'an unresolvable host' ],
+    [ "worksible_postgres \"host=a,b\";",
+      1, qr/supports one host/, 'several hosts' ],
+    [ "worksible_key_secret_file $prefix/conf/missing;",
+      1, qr/open\(\) ".*missing" failed/, 'a missing secret file' ],
+    [ "worksible_key_secret_file $prefix/conf/bad_secret;",
+      1, qr/must hold exactly 64 hex characters/, 'a secret file that is not 64 hex characters' ],
+    [ "worksible_postgres $pg; $server",
+      1, qr/"worksible_auth" needs "worksible_postgres" and "worksible_key_secret_file"/, 'auth without a secret' ],
+    [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; location / { worksible_auth off; worksible_api; } }",
+      1, qr/"worksible_api" needs "worksible_auth on"/, 'worksible_api with auth off' ],
+    [ "worksible_auth maybe;",
+      1, qr/invalid value "maybe"/, 'a bad flag' ],
+);
+
+for my $c (@cases) {
+    my ($http, $fails, $re, $name) = @$c;
+    my ($code, $out) = nginx_t($http);
+    is($code != 0 ? 1 : 0, $fails, "$name: nginx -t " . ($fails ? 'fails' : 'passes'));
+    like($out, $re, "$name: message") or diag($out);
+}
+
+done_testing();

@@ -1,0 +1,86 @@
+# Cursor pagination of GET /v1/freelancers walked both ways (API.md, Lists):
+# newest first, no gap or repeat, has_more in the direction of travel.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Worksible::Test qw(company api_key freelancers nginx_start nginx_stop
+    http json);
+
+my $company = company(plan => 'growth');
+my $key = api_key($company, 'freelancers:read')->{key};
+my @ids = freelancers($company, 7);
+my @invited = freelancers($company, 2, status => 'invited');
+# the invited ones are as new as the first active ones: interleave by time
+my @all = sort { $b->[1] cmp $a->[1] || $b->[0] cmp $a->[0] }
+    map { [$_, created($_)] } @ids, @invited;
+@all = map { $_->[0] } @all;
+
+sub created {
+    my ($id) = @_;
+    return Worksible::Test::psql_value(
+        "SELECT to_char(created_at, 'YYYYMMDDHH24MISSUS') FROM freelancers WHERE id = '$id'");
+}
+
+nginx_start(name => 'pagination', port => 1986,
+    server => 'location /v1/ { worksible_auth on; worksible_api; }');
+
+sub page {
+    my ($query) = @_;
+    my $res = http('GET', "/v1/freelancers?$query",
+        { Authorization => "Bearer $key" });
+    is($res->{status}, 200, "GET ?$query is 200") or diag($res->{body});
+    my $list = json()->decode($res->{body});
+    return ([map { $_->{id} } @{ $list->{data} }], $list->{has_more}, $list);
+}
+
+# forward, 3 at a time
+my (@seen, $cursor);
+my @more;
+while (1) {
+    my ($page, $more) = page('limit=3' . ($cursor ? "&starting_after=$cursor" : ''));
+    push @seen, @$page;
+    push @more, $more ? 1 : 0;
+    last unless $more;
+    $cursor = $page->[-1];
+}
+is_deeply(\@seen, \@all, 'forward walk: every freelancer once, newest first');
+is_deeply(\@more, [1, 1, 0], 'has_more true, true, then false (9 in pages of 3)');
+
+# backward from the oldest, 4 at a time
+my @back;
+$cursor = $all[-1];
+@more = ();
+while (1) {
+    my ($page, $more) = page("limit=4&ending_before=$cursor");
+    is_deeply($page, [ sort { index_of($a) <=> index_of($b) } @$page ],
+        'a page walked backwards is still newest first');
+    unshift @back, @$page;
+    push @more, $more ? 1 : 0;
+    last unless $more;
+    $cursor = $page->[0];
+}
+is_deeply(\@back, [ @all[0 .. $#all - 1] ], 'backward walk: all but the cursor, no gap');
+is_deeply(\@more, [1, 0], 'backward has_more true, then false (8 in pages of 4)');
+
+sub index_of {
+    my ($id) = @_;
+    for my $i (0 .. $#all) { return $i if $all[$i] eq $id }
+    return -1;
+}
+
+my ($page, $more, $list) = page("limit=2&starting_after=$all[1]");
+is_deeply($page, [ @all[2, 3] ], 'starting_after gives the next older objects');
+is($list->{url}, '/v1/freelancers', 'url');
+is($list->{object}, 'list', 'object');
+
+($page) = page('status=invited');
+is_deeply([ sort @$page ], [ sort @invited ], 'status filter');
+
+($page, $more) = page("ending_before=$all[0]");
+is_deeply($page, [], 'nothing is newer than the newest');
+ok(!$more, 'and has_more is false');
+
+nginx_stop();
+done_testing();
