@@ -5,6 +5,7 @@
 #   make stop       stops it
 #   make test       every test against a private test stack
 #   make test-asan  the same with the module built with AddressSanitizer
+#   make fuzz       fuzzes the key parsers with libFuzzer for FUZZ_SECONDS
 #
 # Each target first installs what is missing (util/install-deps.sh, apt).
 
@@ -21,7 +22,9 @@ CLI_LIBS   := -lpq -lsodium -ljansson
 ASAN_CC := -g -O1 -fno-omit-frame-pointer -fsanitize=address
 ASAN_LD := -fsanitize=address -Wl,-z,nodelete
 
-.PHONY: all deps run stop test test-asan asan clean
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps run stop test test-asan asan fuzz clean
 
 all: deps $(MODULE) $(CLI)
 
@@ -36,6 +39,23 @@ $(CLI): util/worksible.c src/ngx_worksible_key.c src/ngx_worksible_key.h
 	$(CC) $(CLI_CFLAGS) util/worksible.c src/ngx_worksible_key.c \
 	    -o $@ $(CLI_LIBS)
 
+$(BUILD)/key_test: t/unit/key_test.c src/ngx_worksible_key.c \
+                   src/ngx_worksible_key.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLI_CFLAGS) t/unit/key_test.c src/ngx_worksible_key.c -o $@ \
+	    -lsodium
+
+$(BUILD)/key_fuzz: t/fuzz/key_fuzz.c src/ngx_worksible_key.c \
+                   src/ngx_worksible_key.h
+	@mkdir -p $(BUILD)
+	clang -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+	    t/fuzz/key_fuzz.c src/ngx_worksible_key.c -o $@ -lsodium
+
+fuzz: deps $(BUILD)/key_fuzz
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/key_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=128 \
+	    $(BUILD)/fuzz-corpus
+
 asan: deps $(BUILD)/asan/ngx_worksible_module.so
 
 $(BUILD)/asan/ngx_worksible_module.so: $(NGX_SRC)
@@ -47,10 +67,10 @@ run: all
 stop:
 	util/dev.sh stop
 
-test: all
+test: all $(BUILD)/key_test
 	util/test.sh
 
-test-asan: all asan
+test-asan: all $(BUILD)/key_test asan
 	WORKSIBLE_ASAN=1 util/test.sh
 
 clean:

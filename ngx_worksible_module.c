@@ -23,6 +23,11 @@ static char *ngx_worksible_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_worksible_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static ngx_int_t ngx_worksible_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_worksible_request_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_worksible_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_worksible_postconfiguration(ngx_conf_t *cf);
 static char *ngx_worksible_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -81,8 +86,38 @@ static ngx_command_t  ngx_worksible_commands[] = {
 };
 
 
+/*
+ * $worksible_request_id (req_...), and once the key is verified
+ * $worksible_company_id, $worksible_api_key_id, $worksible_plan and
+ * $worksible_scopes (space-separated); not found otherwise.
+ */
+static ngx_http_variable_t  ngx_worksible_vars[] = {
+
+    { ngx_string("worksible_request_id"), NULL,
+      ngx_worksible_request_id_variable, 0, 0, 0 },
+
+    { ngx_string("worksible_company_id"), NULL, ngx_worksible_identity_variable,
+      offsetof(ngx_worksible_identity_t, company_id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("worksible_api_key_id"), NULL, ngx_worksible_identity_variable,
+      offsetof(ngx_worksible_identity_t, api_key_id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("worksible_plan"), NULL, ngx_worksible_identity_variable,
+      offsetof(ngx_worksible_identity_t, plan),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("worksible_scopes"), NULL, ngx_worksible_identity_variable,
+      offsetof(ngx_worksible_identity_t, scopes),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
 static ngx_http_module_t  ngx_worksible_module_ctx = {
-    NULL,                                  /* preconfiguration */
+    ngx_worksible_preconfiguration,        /* preconfiguration */
     ngx_worksible_postconfiguration,       /* postconfiguration */
 
     ngx_worksible_create_main_conf,        /* create main configuration */
@@ -200,6 +235,74 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_worksible_preconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_worksible_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_worksible_request_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_worksible_get_ctx(r->main);
+    if (ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = ctx->request_id;
+    v->len = NGX_WORKSIBLE_REQUEST_ID_LEN;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+/* data: the offset of an ngx_str_t in ngx_worksible_identity_t */
+
+static ngx_int_t
+ngx_worksible_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t            *s;
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_worksible_module);
+
+    if (ctx == NULL || !ctx->authenticated) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) &ctx->identity + data);
+
+    v->data = s->data;
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
 }
 
 

@@ -51,7 +51,7 @@ struct ngx_worksible_pg_pool_s {
 static ngx_int_t ngx_worksible_pg_conf_option(ngx_conf_t *cf,
     ngx_str_t *arg, ngx_worksible_pg_conf_t *conf);
 static char *ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
-    const char *port, const char **hostaddr);
+    const char **hosts, const char **hostaddr);
 static char *ngx_worksible_pg_strdup(ngx_pool_t *pool, const char *s);
 static void ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool);
 static ngx_uint_t ngx_worksible_pg_live(ngx_worksible_pg_pool_t *pool);
@@ -82,7 +82,7 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     ngx_worksible_pg_conf_t *conf)
 {
     char                *err, *rv;
-    const char          *host, *port, *dbname, *hostaddr;
+    const char          *host, *hosts, *port, *dbname, *hostaddr;
     ngx_uint_t           i, n;
     PQconninfoOption    *opts, *o;
 
@@ -114,6 +114,7 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
 
     n = 0;
     host = NULL;
+    hosts = NULL;
     port = NULL;
     dbname = NULL;
     hostaddr = NULL;
@@ -142,7 +143,7 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     rv = NGX_CONF_OK;
 
     if (hostaddr == NULL && host != NULL) {
-        rv = ngx_worksible_pg_conf_host(cf, host, port, &hostaddr);
+        rv = ngx_worksible_pg_conf_host(cf, host, &hosts, &hostaddr);
     }
 
     if (rv != NGX_CONF_OK) {
@@ -168,14 +169,16 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
             continue;
         }
 
-        conf->keywords[i] = (char *) ngx_worksible_pg_strdup(cf->pool, o->keyword);
-        conf->values[i] = (char *) ngx_worksible_pg_strdup(cf->pool, o->val);
+        conf->keywords[i] = ngx_worksible_pg_strdup(cf->pool, o->keyword);
+        conf->values[i] = ngx_worksible_pg_strdup(cf->pool,
+                              (hosts && ngx_strcmp(o->keyword, "host") == 0)
+                              ? hosts : o->val);
         i++;
     }
 
     if (hostaddr != NULL) {
         conf->keywords[i] = "hostaddr";
-        conf->values[i] = (char *) ngx_worksible_pg_strdup(cf->pool, (char *) hostaddr);
+        conf->values[i] = ngx_worksible_pg_strdup(cf->pool, hostaddr);
         i++;
     }
 
@@ -297,18 +300,20 @@ invalid:
 
 
 /*
- * A host name becomes an address here, at configuration time: libpq would
- * otherwise call the blocking getaddrinfo() on every connect. A socket
- * directory (a path) needs nothing.
+ * A host name becomes addresses here, at configuration time: libpq would
+ * otherwise call the blocking getaddrinfo() on every connect. With several
+ * addresses the name is repeated in *hosts so that libpq tries each
+ * hostaddr in turn. A socket directory (a path) needs nothing.
  */
 
 static char *
 ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
-    const char *port, const char **hostaddr)
+    const char **hosts, const char **hostaddr)
 {
-    u_char     *text;
     size_t      len;
+    u_char     *h, *a;
     ngx_url_t   u;
+    ngx_uint_t  i;
 
     if (host[0] == '/' || host[0] == '@') {
         return NGX_CONF_OK;
@@ -335,20 +340,32 @@ ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
         return NGX_CONF_ERROR;
     }
 
-    text = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-    if (text == NULL) {
+    len = u.url.len + 1;
+
+    h = ngx_pnalloc(cf->pool, u.naddrs * len);
+    a = ngx_pnalloc(cf->pool, u.naddrs * (NGX_SOCKADDR_STRLEN + 1));
+    if (h == NULL || a == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, text,
-                        NGX_SOCKADDR_STRLEN, 0);
-    text[len] = '\0';
+    *hosts = (const char *) h;
+    *hostaddr = (const char *) a;
 
-    /* ngx_sock_ntop() brackets IPv6 addresses only when printing a port */
+    for (i = 0; i < u.naddrs; i++) {
+        if (i > 0) {
+            *h++ = ',';
+            *a++ = ',';
+        }
 
-    *hostaddr = (const char *) text;
+        h = ngx_cpymem(h, u.url.data, u.url.len);
 
-    (void) port;
+        /* no port: ngx_sock_ntop() then prints IPv6 without brackets */
+        a += ngx_sock_ntop(u.addrs[i].sockaddr, u.addrs[i].socklen, a,
+                           NGX_SOCKADDR_STRLEN, 0);
+    }
+
+    *h = '\0';
+    *a = '\0';
 
     return NGX_CONF_OK;
 }

@@ -180,3 +180,28 @@ Content-Type: application/json; charset=utf-8
 [200, 200, 200]
 --- response_body_like eval
 [(qr/"id" : "$::company"/) x 3]
+
+
+
+=== TEST 14: a host name in the conninfo, resolved when nginx loads (every address tried)
+--- http_config eval
+(my $c = $ENV{TEST_NGINX_PG_CONNINFO}) =~ s/host=[^ ]+/host=localhost/;
+Worksible::Test::http_config(postgres => qq{"$c"});
+--- request
+GET /v1/companies/me
+--- error_code: 200
+--- response_body_like eval
+qr/"id" : "$::company"/
+
+
+
+=== TEST 15: libpq moving to the next address mid-connect (a new socket) is followed
+--- http_config eval
+(my $c = $ENV{TEST_NGINX_PG_CONNINFO}) =~ s/host=[^ ]+//;
+$c =~ s/port=(\d+)/host=db,db hostaddr=127.0.0.1,127.0.0.1 port=1,$1/;
+Worksible::Test::http_config(postgres => qq{"$c"});
+--- request
+GET /v1/companies/me
+--- error_code: 200
+--- response_body_like eval
+qr/"id" : "$::company"/

@@ -245,3 +245,34 @@ CONF
 [200, 401, 200]
 --- response_body_like eval
 [qr/^guarded ok$/, qr/"code":"api_key_missing"/, qr/^open$/]
+
+
+
+=== TEST 14: the identity variables reach a proxied service, the key does not
+--- http_config eval
+Worksible::Test::http_config() . <<'CONF';
+    server {
+        listen 127.0.0.1:1985;
+        location / {
+            return 200 "company=$http_x_worksible_company key=$http_x_worksible_api_key plan=$http_x_worksible_plan scopes=$http_x_worksible_scopes request=$http_x_request_id authorization=[$http_authorization]\n";
+        }
+    }
+CONF
+--- config
+    location /guarded {
+        worksible_auth on;
+        proxy_set_header X-Worksible-Company $worksible_company_id;
+        proxy_set_header X-Worksible-Api-Key $worksible_api_key_id;
+        proxy_set_header X-Worksible-Plan $worksible_plan;
+        proxy_set_header X-Worksible-Scopes $worksible_scopes;
+        proxy_set_header X-Request-Id $worksible_request_id;
+        proxy_set_header Authorization "";
+        proxy_pass http://127.0.0.1:1985;
+    }
+--- request
+GET /guarded
+--- more_headers eval
+"Authorization: Bearer $::key"
+--- error_code: 200
+--- response_body_like eval
+qr/^company=$::company key=key_\w{26} plan=growth scopes=company:read freelancers:read request=req_\w{26} authorization=\[\]$/

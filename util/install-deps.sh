@@ -4,7 +4,7 @@
 set -euo pipefail
 
 pkgs=(
-    build-essential nginx-core nginx-dev
+    build-essential clang libclang-rt-14-dev nginx-core nginx-dev
     libpq-dev libhiredis-dev libjansson-dev libsodium-dev
     postgresql-15 postgresql-client-15 redis-server
     perl libtest-base-perl libjson-pp-perl liburi-perl
