@@ -34,7 +34,7 @@ if [ "${WORKSIBLE_ASAN:-0}" = 1 ]; then
     rm -rf "$asan_logs"; mkdir -p "$asan_logs"; chmod 777 "$asan_logs"
     export TEST_NGINX_BINARY=$top/util/asan-nginx
     export TEST_NGINX_LOAD_MODULES=$build/asan/ngx_worksible_module.so
-    export ASAN_OPTIONS="log_path=$asan_logs/asan:detect_leaks=1:abort_on_error=0"
+    export ASAN_OPTIONS="log_path=$asan_logs/asan:detect_leaks=1:fast_unwind_on_malloc=0"
     export LSAN_OPTIONS="suppressions=$top/t/lsan.supp:print_suppressions=0"
 fi
 

@@ -46,10 +46,8 @@ Like the real module, only functions are exported (use C<server_port()> or
 C<$Test::Nginx::Util::ServerPort>), and C<done_testing> is not exported
 (call C<Test::More::done_testing()>).
 
-B<Compat-only extension>: C<$TEST_NGINX_*> is also expanded in C<request>,
-C<pipelined_requests>, C<more_headers> and the expected-value sections (the
-real module only expands the config sections).  Portable tests should use
-C<eval> with C<$ENV{TEST_NGINX_FOO}> there.
+Like the real module, C<$TEST_NGINX_*> is expanded in the config sections
+only: requests and expected values use C<eval> with C<$ENV{TEST_NGINX_FOO}>.
 
 =head2 Extra check: no alert / emerg / crash / sanitizer report
 
@@ -772,12 +770,6 @@ sub run_block_once {
 sub run_test {
     my ($block) = @_;
     my $name = $block->name;
-    # compat-only: expand $TEST_NGINX_* in requests and expected values too
-    for my $s (qw(request pipelined_requests more_headers response_body
-                  response_body_like response_body_unlike response_headers
-                  response_headers_like error_log no_error_log grep_error_log_out)) {
-        $block->set_value($s, expand_env(scalar($block->$s), $name)) if defined $block->$s;
-    }
     my $mentions = join "\n", map { ref $_ eq 'ARRAY' ? "@$_" : $_ } grep { defined }
                    map { scalar $block->$_ } qw(error_log no_error_log);
     my %allow = (allow_alert => scalar($mentions =~ /\\?\[alert/),
