@@ -34,10 +34,11 @@ deps:
 $(MODULE): $(NGX_SRC)
 	util/build-module.sh $(BUILD)
 
-$(CLI): util/worksible.c src/ngx_worksible_key.c src/ngx_worksible_key.h
+CLI_SRC := util/worksible.c src/ngx_worksible_key.c src/ngx_worksible_cidr.c
+
+$(CLI): $(CLI_SRC) src/ngx_worksible_key.h src/ngx_worksible_cidr.h
 	@mkdir -p $(BUILD)
-	$(CC) $(CLI_CFLAGS) util/worksible.c src/ngx_worksible_key.c \
-	    -o $@ $(CLI_LIBS)
+	$(CC) $(CLI_CFLAGS) $(CLI_SRC) -o $@ $(CLI_LIBS)
 
 $(BUILD)/key_test: t/unit/key_test.c src/ngx_worksible_key.c \
                    src/ngx_worksible_key.h

@@ -544,6 +544,7 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     char                     *state, *param;
     u_char                   *body;
     size_t                    len;
+    ngx_str_t                 msg;
     PGresult                 *res;
     ngx_worksible_ctx_t      *ctx;
     ngx_worksible_route_t    *route;
@@ -582,10 +583,11 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     if (PQresultStatus(res) != PGRES_TUPLES_OK
         || PQntuples(res) != 1 || PQnfields(res) != 1)
     {
+        msg = ngx_worksible_pg_message(PQresultErrorMessage(res));
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "worksible %s query failed, request_id %*s: %s",
+                      "worksible %s query failed, request_id %*s: %V",
                       route->object, (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
-                      ctx->request_id, PQresultErrorMessage(res));
+                      ctx->request_id, &msg);
 
         return ngx_worksible_problem_send(r, NGX_WORKSIBLE_INTERNAL_ERROR,
                                           NULL, NULL);

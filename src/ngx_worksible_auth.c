@@ -196,6 +196,7 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
     char                       *v;
     size_t                      len;
     time_t                      expires;
+    ngx_str_t                   msg;
     PGresult                   *res;
     ngx_int_t                   version;
     ngx_uint_t                  known;
@@ -210,9 +211,9 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
     res = op->result;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        msg = ngx_worksible_pg_message(PQresultErrorMessage(res));
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "worksible key lookup failed: %s",
-                      PQresultErrorMessage(res));
+                      "worksible key lookup failed: %V", &msg);
         return NGX_WORKSIBLE_INTERNAL_ERROR;
     }
 

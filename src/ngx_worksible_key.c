@@ -146,3 +146,91 @@ ngx_worksible_server_secret_decode(const u_char *text, size_t len,
 
     return 0;
 }
+
+
+int
+ngx_worksible_server_secrets_parse(const u_char *text, size_t len,
+    ngx_worksible_server_secret_t *out, int max)
+{
+    int            n, i, bare;
+    unsigned       version;
+    const u_char  *p, *end, *eol, *next, *colon, *hex, *d;
+
+    n = 0;
+    bare = 0;
+    end = text + len;
+
+    for (p = text; p < end; p = next) {
+        eol = memchr(p, '\n', end - p);
+        next = (eol != NULL) ? eol + 1 : end;
+
+        if (eol == NULL) {
+            eol = end;
+        }
+
+        while (eol > p
+               && (eol[-1] == '\r' || eol[-1] == ' ' || eol[-1] == '\t'))
+        {
+            eol--;
+        }
+
+        if (eol == p) {
+            continue;
+        }
+
+        if (n == max) {
+            return -1;
+        }
+
+        colon = memchr(p, ':', eol - p);
+
+        if (colon == NULL) {
+            version = 1;
+            hex = p;
+            bare = 1;
+
+        } else {
+            if (colon == p || colon - p > 5 || *p == '0') {
+                return -1;
+            }
+
+            version = 0;
+
+            for (d = p; d < colon; d++) {
+                if (*d < '0' || *d > '9') {
+                    return -1;
+                }
+
+                version = version * 10 + (*d - '0');
+            }
+
+            if (version > 32767) {
+                return -1;
+            }
+
+            hex = colon + 1;
+        }
+
+        if (eol - hex != 2 * NGX_WORKSIBLE_SERVER_SECRET_LEN
+            || ngx_worksible_server_secret_decode(hex, eol - hex,
+                                                  out[n].secret)
+               != 0)
+        {
+            return -1;
+        }
+
+        for (i = 0; i < n; i++) {
+            if (out[i].version == version) {
+                return -1;
+            }
+        }
+
+        out[n++].version = version;
+    }
+
+    if (n == 0 || (bare && n > 1)) {
+        return -1;
+    }
+
+    return n;
+}

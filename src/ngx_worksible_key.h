@@ -27,6 +27,8 @@
 #define NGX_WORKSIBLE_KEY_HASH_LEN       32
 #define NGX_WORKSIBLE_SERVER_SECRET_LEN  32
 
+#define NGX_WORKSIBLE_SERVER_SECRETS_MAX 4
+
 #define NGX_WORKSIBLE_KEY_OK             0
 #define NGX_WORKSIBLE_KEY_MALFORMED      -1
 
@@ -65,13 +67,29 @@ void ngx_worksible_key_hash(u_char *out, const ngx_worksible_key_t *key,
  */
 int ngx_worksible_key_hash_equal(const u_char *a, const u_char *b);
 
+typedef struct {
+    unsigned       version;     /* 1..32767, stored beside each hash */
+    u_char         secret[NGX_WORKSIBLE_SERVER_SECRET_LEN];
+} ngx_worksible_server_secret_t;
+
+
 /*
- * Decodes a server secret file's content: exactly 64 hex digits, optionally
- * followed by whitespace. out gets NGX_WORKSIBLE_SERVER_SECRET_LEN bytes.
- * Returns 0, or -1 with nothing written for any other content.
+ * Decodes exactly 64 hex digits, optionally followed by whitespace, into
+ * out (NGX_WORKSIBLE_SERVER_SECRET_LEN bytes). Returns 0, or -1 with
+ * nothing written for any other content.
  */
 int ngx_worksible_server_secret_decode(const u_char *text, size_t len,
     u_char *out);
+
+/*
+ * Parses a server secret file: one line per secret, "VERSION:HEX" (VERSION
+ * 1..32767, HEX 64 hex digits), the current secret first and older ones
+ * after it while keys still use them; a file of one bare HEX line is
+ * version 1. Blank lines are ignored. Fills out (at most max entries) and
+ * returns how many, or -1 for anything else (a duplicate version too).
+ */
+int ngx_worksible_server_secrets_parse(const u_char *text, size_t len,
+    ngx_worksible_server_secret_t *out, int max);
 
 
 #endif /* _NGX_WORKSIBLE_KEY_H_INCLUDED_ */

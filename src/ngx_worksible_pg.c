@@ -60,6 +60,7 @@ static void ngx_worksible_pg_connect_handler(ngx_event_t *ev);
 static void ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_connect_timeout(ngx_event_t *ev);
+static void ngx_worksible_pg_notice(void *arg, const char *message);
 static ngx_int_t ngx_worksible_pg_wrap(ngx_worksible_pg_conn_t *conn);
 static ngx_int_t ngx_worksible_pg_events(ngx_connection_t *c,
     ngx_uint_t read, ngx_uint_t write);
@@ -82,6 +83,7 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     ngx_worksible_pg_conf_t *conf)
 {
     char                *err, *rv;
+    ngx_str_t            msg;
     const char          *host, *hosts, *port, *dbname, *hostaddr;
     ngx_uint_t           i, n;
     PQconninfoOption    *opts, *o;
@@ -103,9 +105,9 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     opts = PQconninfoParse((char *) args[0].data, &err);
 
     if (opts == NULL) {
+        msg = ngx_worksible_pg_message(err ? err : "out of memory");
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid worksible_postgres conninfo: %s",
-                           err ? err : "out of memory");
+                           "invalid worksible_postgres conninfo: %V", &msg);
         if (err) {
             PQfreemem(err);
         }
@@ -604,6 +606,10 @@ ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn)
     conn->pgconn = PQconnectStartParams(pool->conf->keywords,
                                         pool->conf->values, 0);
 
+    if (conn->pgconn != NULL) {
+        PQsetNoticeProcessor(conn->pgconn, ngx_worksible_pg_notice, pool);
+    }
+
     if (conn->pgconn == NULL
         || PQstatus(conn->pgconn) == CONNECTION_BAD
         || PQsetnonblocking(conn->pgconn, 1) != 0
@@ -629,6 +635,25 @@ ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Notices and asynchronous messages of the server ("terminating connection
+ * due to administrator command") go to the error log, not to stderr.
+ */
+
+static void
+ngx_worksible_pg_notice(void *arg, const char *message)
+{
+    ngx_worksible_pg_pool_t  *pool = arg;
+
+    ngx_str_t  msg;
+
+    msg = ngx_worksible_pg_message(message);
+
+    ngx_log_error(NGX_LOG_NOTICE, pool->log, 0, "worksible postgres: %V",
+                  &msg);
 }
 
 
@@ -793,18 +818,18 @@ ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn)
 static void
 ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn)
 {
-    char                     *msg, *nl;
+    ngx_str_t                 msg;
     ngx_worksible_pg_pool_t  *pool;
 
     pool = conn->pool;
 
-    msg = conn->pgconn ? PQerrorMessage(conn->pgconn) : "out of memory";
-    nl = strchr(msg, '\n');
+    msg = ngx_worksible_pg_message(conn->pgconn
+                                   ? PQerrorMessage(conn->pgconn)
+                                   : "out of memory");
 
     ngx_log_error(NGX_LOG_ERR, pool->log, 0,
-                  "worksible postgres connect to %V failed: %*s",
-                  &pool->conf->display,
-                  nl ? (size_t) (nl - msg) : ngx_strlen(msg), msg);
+                  "worksible postgres connect to %V failed: %V",
+                  &pool->conf->display, &msg);
 
     ngx_worksible_pg_close(conn);
 
@@ -835,6 +860,8 @@ ngx_worksible_pg_connect_timeout(ngx_event_t *ev)
 static void
 ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn, ngx_worksible_pg_op_t *op)
 {
+    ngx_str_t  msg;
+
     conn->state = NGX_WORKSIBLE_PG_BUSY;
     conn->op = op;
     op->conn = conn;
@@ -843,9 +870,9 @@ ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn, ngx_worksible_pg_op_t *op)
                            op->values, NULL, NULL, 0)
         || ngx_worksible_pg_flush(conn) != NGX_OK)
     {
+        msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
         ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
-                      "worksible postgres send failed: %s",
-                      PQerrorMessage(conn->pgconn));
+                      "worksible postgres send failed: %V", &msg);
         ngx_worksible_pg_close(conn);
         ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_FAILED);
     }
@@ -872,6 +899,7 @@ ngx_worksible_pg_flush(ngx_worksible_pg_conn_t *conn)
 static void
 ngx_worksible_pg_write_handler(ngx_event_t *ev)
 {
+    ngx_str_t                 msg;
     ngx_connection_t         *c;
     ngx_worksible_pg_conn_t  *conn;
 
@@ -879,9 +907,9 @@ ngx_worksible_pg_write_handler(ngx_event_t *ev)
     conn = c->data;
 
     if (ngx_worksible_pg_flush(conn) != NGX_OK) {
+        msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
         ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
-                      "worksible postgres write failed: %s",
-                      PQerrorMessage(conn->pgconn));
+                      "worksible postgres write failed: %V", &msg);
 
         if (conn->op) {
             ngx_worksible_pg_op_finish(conn->op, NGX_WORKSIBLE_PG_FAILED);
@@ -924,6 +952,7 @@ ngx_worksible_pg_read_handler(ngx_event_t *ev)
 static void
 ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
 {
+    ngx_str_t               msg;
     PGnotify               *notify;
     PGresult               *res;
     ngx_worksible_pg_op_t  *op;
@@ -931,9 +960,9 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
     op = conn->op;
 
     if (!PQconsumeInput(conn->pgconn)) {
+        msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
         ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
-                      "worksible postgres connection lost: %s",
-                      PQerrorMessage(conn->pgconn));
+                      "worksible postgres connection lost: %V", &msg);
         goto failed;
     }
 
@@ -1175,6 +1204,25 @@ ngx_worksible_pg_op_free(ngx_worksible_pg_op_t *op)
     }
 
     ngx_destroy_pool(op->mem);
+}
+
+
+ngx_str_t
+ngx_worksible_pg_message(const char *msg)
+{
+    ngx_str_t  s;
+    u_char    *nl;
+
+    s.data = (u_char *) msg;
+    s.len = ngx_strlen(msg);
+
+    nl = ngx_strlchr(s.data, s.data + s.len, '\n');
+
+    if (nl != NULL) {
+        s.len = nl - s.data;
+    }
+
+    return s;
 }
 
 

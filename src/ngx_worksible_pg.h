@@ -112,6 +112,9 @@ void ngx_worksible_pg_op_detach(ngx_worksible_pg_op_t *op);
 
 void ngx_worksible_pg_op_free(ngx_worksible_pg_op_t *op);
 
+/* the first line of a libpq message (they end with "\n"), for the log */
+ngx_str_t ngx_worksible_pg_message(const char *msg);
+
 /* seconds until a connection attempt is allowed again, at least 1 */
 time_t ngx_worksible_pg_retry_after(ngx_worksible_pg_pool_t *pool);
 

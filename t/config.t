@@ -37,7 +37,7 @@ my @cases = (
     [ "worksible_postgres $pg; worksible_key_secret_file $secret; $server",
       0, qr/syntax is ok/, 'a good configuration' ],
     [ "worksible_postgres \"host=127.0.0.1 port=5432 nonsense=1\"; worksible_key_secret_file $secret;",
-      1, qr/invalid worksible_postgres conninfo: invalid connection option "nonsense"/, 'unknown conninfo option' ],
+      1, qr/invalid worksible_postgres conninfo: invalid connection option "nonsense" in /, 'unknown conninfo option' ],
     [ "worksible_postgres $pg pool=0; worksible_key_secret_file $secret;",
       1, qr/invalid worksible_postgres parameter "pool=0"/, 'pool=0' ],
     [ "worksible_postgres $pg query_timeout=soon; worksible_key_secret_file $secret;",

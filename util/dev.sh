@@ -46,9 +46,11 @@ projects:read projects:write contracts:read contracts:write \
 timesheets:read timesheets:write invoices:read invoices:write \
 payments:read payments:write payouts:read payouts:write \
 api_keys:read api_keys:write request_logs:read"
+# (its "shown only this once" warning is moot: the key is printed below)
 key=$("$build/worksible" key create --company "$company" --scopes "$scopes" \
-        --name "make run demo" --json \
-      | perl -MJSON::PP -0777 -ne 'print decode_json($_)->{key}')
+        --name "make run demo" --json 2>"$dev/key-create.err" \
+      | perl -MJSON::PP -0777 -ne 'print decode_json($_)->{key}') \
+    || { cat "$dev/key-create.err" >&2; exit 1; }
 
 mkdir -p "$prefix/logs" "$prefix/conf" "$prefix/tmp"
 sed -e "s|@BUILD@|$build|g" -e "s|@PREFIX@|$prefix|g" -e "s|@DEV@|$dev|g" \

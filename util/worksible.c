@@ -31,6 +31,7 @@
 #include <sodium.h>
 #include <jansson.h>
 
+#include "ngx_worksible_cidr.h"
 #include "ngx_worksible_key.h"
 
 
@@ -108,13 +109,6 @@ typedef struct {
 } worksible_command_t;
 
 typedef struct {
-    int            family;          /* AF_INET or AF_INET6 */
-    u_char         addr[16];
-    int            prefix;
-    char           text[INET6_ADDRSTRLEN + 5];  /* canonical "addr/prefix" */
-} worksible_cidr_t;
-
-typedef struct {
     char          *name;            /* file name, the version */
     char          *sql;             /* content, NUL-terminated */
     size_t         len;
@@ -174,11 +168,9 @@ static int worksible_days_in_month(int y, int m);
 static int64_t worksible_days_from_civil(int64_t y, int m, int d);
 static void worksible_civil_from_days(int64_t z, int64_t *y, int *m,
     int *d);
-static int worksible_parse_cidr(const char *s, worksible_cidr_t *cidr,
-    char *why, size_t size);
-static int worksible_ipv4_strict(const char *s);
 static int worksible_parse_allowlist(worksible_args_t *args, char **literal);
-static int worksible_read_secret(const char *path, u_char *secret);
+static int worksible_read_secret(const char *path,
+    ngx_worksible_server_secret_t *current);
 
 static int worksible_print_json(json_t *json, int wipe);
 static int worksible_print_key_line(const char *object_text,
@@ -1295,7 +1287,8 @@ done:
  * the future, RFC 4632 CIDRs, the server secret file), then in one
  * transaction checks the company and its plan, makes a token with
  * ngx_worksible_key_generate, stores its keyed BLAKE2b hash
- * (ngx_worksible_key_hash, secret_version 1) and prints the object id and
+ * (ngx_worksible_key_hash, under the current server secret and its
+ * version) and prints the object id and
  * the key once (--json: the api_key object plus "key"). A key_id already
  * taken is retried with a new token. Returns 0; 1 for an unknown company,
  * an allowlist off the enterprise plan, an unreadable secret or a database
@@ -1305,19 +1298,20 @@ done:
 static int
 worksible_cmd_key_create(worksible_args_t *args)
 {
-    int                   rc, tries, no_access, lengths[8], formats[8];
-    char                 *scopes, *allowlist, *plan, *id;
-    json_t               *json;
-    PGconn               *conn;
-    PGresult             *res;
-    long                  usec;
-    int64_t               sec;
-    const char           *path, *why, *values[8];
-    struct timespec       now;
-    ngx_worksible_key_t   key;
-    char                  expires[64];
-    u_char                secret[NGX_WORKSIBLE_SERVER_SECRET_LEN];
-    u_char                hash[NGX_WORKSIBLE_KEY_HASH_LEN];
+    int                            rc, tries, no_access, lengths[8];
+    int                            formats[8];
+    char                          *scopes, *allowlist, *plan, *id;
+    json_t                        *json;
+    PGconn                        *conn;
+    PGresult                      *res;
+    long                           usec;
+    int64_t                        sec;
+    const char                    *path, *why, *values[9];
+    struct timespec                now;
+    ngx_worksible_key_t            key;
+    char                           expires[64], version[16];
+    ngx_worksible_server_secret_t  secret;
+    u_char                         hash[NGX_WORKSIBLE_KEY_HASH_LEN];
     u_char                token[NGX_WORKSIBLE_KEY_LEN + 1];
     char                  key_id[NGX_WORKSIBLE_KEY_ID_LEN + 1];
 
@@ -1331,7 +1325,7 @@ worksible_cmd_key_create(worksible_args_t *args)
     rc = WORKSIBLE_EXIT_USAGE;
 
     sodium_memzero(token, sizeof(token));
-    sodium_memzero(secret, sizeof(secret));
+    sodium_memzero(&secret, sizeof(secret));
 
     if (worksible_check_id("--company", args->company, "cmp") != 0) {
         goto done;
@@ -1391,7 +1385,7 @@ worksible_cmd_key_create(worksible_args_t *args)
 
     rc = WORKSIBLE_EXIT_FAILED;
 
-    if (worksible_read_secret(path, secret) != 0) {
+    if (worksible_read_secret(path, &secret) != 0) {
         goto done;
     }
 
@@ -1450,7 +1444,7 @@ worksible_cmd_key_create(worksible_args_t *args)
             goto done;
         }
 
-        ngx_worksible_key_hash(hash, &key, secret);
+        ngx_worksible_key_hash(hash, &key, secret.secret);
 
         memcpy(key_id, key.key_id, NGX_WORKSIBLE_KEY_ID_LEN);
         key_id[NGX_WORKSIBLE_KEY_ID_LEN] = '\0';
@@ -1467,15 +1461,17 @@ worksible_cmd_key_create(worksible_args_t *args)
         values[4] = scopes;
         values[5] = allowlist;
         values[6] = args->expires_at ? expires : NULL;
+        snprintf(version, sizeof(version), "%u", secret.version);
+        values[7] = version;
 
         res = worksible_exec(conn,
                   "INSERT INTO api_keys (company_id, key_id, name,"
                   " secret_hash, secret_version, scopes, ip_allowlist,"
                   " expires_at)"
-                  " VALUES ($1, $2, $3, $4, 1, $5::text[], $6::cidr[],"
-                  " $7::timestamptz)"
+                  " VALUES ($1, $2, $3, $4, $8::smallint, $5::text[],"
+                  " $6::cidr[], $7::timestamptz)"
                   " ON CONFLICT (key_id) DO NOTHING RETURNING id",
-                  7, values, lengths, formats);
+                  8, values, lengths, formats);
         if (res == NULL) {
             goto done;
         }
@@ -1574,7 +1570,7 @@ done:
         PQfinish(conn);
     }
 
-    sodium_memzero(secret, sizeof(secret));
+    sodium_memzero(&secret, sizeof(secret));
     sodium_memzero(token, sizeof(token));
     sodium_memzero(&key, sizeof(key));
 
@@ -2578,165 +2574,6 @@ worksible_civil_from_days(int64_t z, int64_t *y, int *m, int *d)
 
 
 /*
- * Parses a CIDR block (RFC 4632; RFC 4291 section 2.3 for IPv6) strictly:
- * an address (inet_pton; IPv4 as four decimal octets without leading
- * zeros), then optionally "/" and a prefix length without leading zeros,
- * 0..32 or 0..128; a bare address is /32 or /128. Host bits past the
- * prefix must be zero. Fills cidr (text: canonical "addr/len"). Returns
- * 0, or -1 with the reason in why.
- */
-
-static int
-worksible_parse_cidr(const char *s, worksible_cidr_t *cidr, char *why,
-    size_t size)
-{
-    int          i, max, bits;
-    char         addr[INET6_ADDRSTRLEN + 1], net[INET6_ADDRSTRLEN];
-    u_char       masked[16];
-    size_t       len;
-    const char  *slash, *q;
-
-    slash = strchr(s, '/');
-    len = (slash != NULL) ? (size_t) (slash - s) : strlen(s);
-
-    if (len == 0 || len >= sizeof(addr)) {
-        snprintf(why, size, "not an IP address");
-        return -1;
-    }
-
-    memcpy(addr, s, len);
-    addr[len] = '\0';
-
-    memset(cidr, 0, sizeof(worksible_cidr_t));
-
-    if (strchr(addr, ':') != NULL) {
-        cidr->family = AF_INET6;
-        max = 128;
-
-        if (inet_pton(AF_INET6, addr, cidr->addr) != 1) {
-            snprintf(why, size, "not an IPv6 address");
-            return -1;
-        }
-
-    } else {
-        cidr->family = AF_INET;
-        max = 32;
-
-        if (!worksible_ipv4_strict(addr)
-            || inet_pton(AF_INET, addr, cidr->addr) != 1)
-        {
-            snprintf(why, size, "not an IPv4 address (four decimal octets "
-                     "0..255 without leading zeros)");
-            return -1;
-        }
-    }
-
-    cidr->prefix = max;
-
-    if (slash != NULL) {
-        q = slash + 1;
-
-        if (*q == '\0') {
-            snprintf(why, size, "empty prefix length");
-            return -1;
-        }
-
-        if (q[0] == '0' && q[1] != '\0') {
-            snprintf(why, size, "leading zero in the prefix length");
-            return -1;
-        }
-
-        cidr->prefix = 0;
-
-        for ( /* void */ ; *q != '\0'; q++) {
-            if (*q < '0' || *q > '9' || cidr->prefix > max) {
-                snprintf(why, size, "the prefix length must be 0..%d", max);
-                return -1;
-            }
-
-            cidr->prefix = cidr->prefix * 10 + (*q - '0');
-        }
-
-        if (cidr->prefix > max) {
-            snprintf(why, size, "the prefix length must be 0..%d", max);
-            return -1;
-        }
-    }
-
-    memcpy(masked, cidr->addr, sizeof(masked));
-
-    for (i = 0; i < max / 8; i++) {
-        bits = cidr->prefix - i * 8;
-
-        if (bits <= 0) {
-            masked[i] = 0;
-
-        } else if (bits < 8) {
-            masked[i] &= (u_char) (0xff << (8 - bits));
-        }
-    }
-
-    inet_ntop(cidr->family, masked, net, sizeof(net));
-
-    if (memcmp(masked, cidr->addr, max / 8) != 0) {
-        snprintf(why, size, "host bits are set after the prefix (the "
-                 "network is %s/%d)", net, cidr->prefix);
-        return -1;
-    }
-
-    snprintf(cidr->text, sizeof(cidr->text), "%s/%d", net, cidr->prefix);
-
-    return 0;
-}
-
-
-/*
- * 1 when s is exactly four dot-separated decimal octets 0..255 without
- * leading zeros ("10.0.0.1"), else 0. inet_pton alone accepts leading
- * zeros on some systems, which others read as octal.
- */
-
-static int
-worksible_ipv4_strict(const char *s)
-{
-    int  parts, digits, v;
-
-    parts = 0;
-
-    for ( ;; ) {
-        digits = 0;
-        v = 0;
-
-        while (s[digits] >= '0' && s[digits] <= '9') {
-            if (digits == 3) {
-                return 0;
-            }
-
-            v = v * 10 + (s[digits] - '0');
-            digits++;
-        }
-
-        if (digits == 0 || v > 255 || (digits > 1 && s[0] == '0')) {
-            return 0;
-        }
-
-        parts++;
-        s += digits;
-
-        if (*s == '\0') {
-            return parts == 4;
-        }
-
-        if (*s != '.' || parts == 4) {
-            return 0;
-        }
-
-        s++;
-    }
-}
-
-
-/*
  * Parses every --allow-ip into *literal, a PostgreSQL cidr[] literal of
  * the canonical blocks (duplicates dropped; "{}" when none), to free.
  * Returns 0, or -1 after printing the bad value and why.
@@ -2745,17 +2582,18 @@ worksible_ipv4_strict(const char *s)
 static int
 worksible_parse_allowlist(worksible_args_t *args, char **literal)
 {
-    int                i, k, dup;
-    char              *out, *p;
-    char               why[128];
-    worksible_cidr_t  *cidrs;
+    int                    i, k, dup;
+    char                  *out, *p;
+    char                   why[128];
+    char                 (*texts)[NGX_WORKSIBLE_CIDR_TEXT_LEN];
+    ngx_worksible_cidr_t   cidr;
 
-    cidrs = calloc(args->nallow_ip + 1, sizeof(worksible_cidr_t));
-    out = malloc((size_t) args->nallow_ip * sizeof(cidrs[0].text) + 3);
+    texts = calloc(args->nallow_ip + 1, sizeof(texts[0]));
+    out = malloc((size_t) args->nallow_ip * sizeof(texts[0]) + 3);
 
-    if (cidrs == NULL || out == NULL) {
+    if (texts == NULL || out == NULL) {
         worksible_error("out of memory");
-        free(cidrs);
+        free(texts);
         free(out);
         return -1;
     }
@@ -2764,21 +2602,24 @@ worksible_parse_allowlist(worksible_args_t *args, char **literal)
     *p++ = '{';
 
     for (i = 0; i < args->nallow_ip; i++) {
-        if (worksible_parse_cidr(args->allow_ip[i], &cidrs[i], why,
-                                 sizeof(why))
+        if (ngx_worksible_cidr_parse(args->allow_ip[i],
+                                     strlen(args->allow_ip[i]), &cidr, why,
+                                     sizeof(why))
             != 0)
         {
             worksible_error("--allow-ip: %s is not a CIDR block: %s",
                             worksible_quote(args->allow_ip[i]), why);
-            free(cidrs);
+            free(texts);
             free(out);
             return -1;
         }
 
+        ngx_worksible_cidr_text(&cidr, texts[i]);
+
         dup = 0;
 
         for (k = 0; k < i; k++) {
-            if (strcmp(cidrs[k].text, cidrs[i].text) == 0) {
+            if (strcmp(texts[k], texts[i]) == 0) {
                 dup = 1;
                 break;
             }
@@ -2792,13 +2633,13 @@ worksible_parse_allowlist(worksible_args_t *args, char **literal)
             *p++ = ',';
         }
 
-        p = stpcpy(p, cidrs[i].text);
+        p = stpcpy(p, texts[i]);
     }
 
     *p++ = '}';
     *p = '\0';
 
-    free(cidrs);
+    free(texts);
     *literal = out;
 
     return 0;
@@ -2812,12 +2653,14 @@ worksible_parse_allowlist(worksible_args_t *args, char **literal)
  */
 
 static int
-worksible_read_secret(const char *path, u_char *secret)
+worksible_read_secret(const char *path,
+    ngx_worksible_server_secret_t *current)
 {
-    int     rc;
-    FILE   *f;
-    size_t  n;
-    u_char  buf[WORKSIBLE_SECRET_FILE_MAX + 1];
+    int                            rc;
+    FILE                          *f;
+    size_t                         n;
+    u_char                         buf[WORKSIBLE_SECRET_FILE_MAX + 1];
+    ngx_worksible_server_secret_t  secrets[NGX_WORKSIBLE_SERVER_SECRETS_MAX];
 
     f = fopen(path, "rb");
     if (f == NULL) {
@@ -2840,14 +2683,21 @@ worksible_read_secret(const char *path, u_char *secret)
     rc = 0;
 
     if (n > WORKSIBLE_SECRET_FILE_MAX
-        || ngx_worksible_server_secret_decode(buf, n, secret) != 0)
+        || ngx_worksible_server_secrets_parse(buf, n, secrets,
+                                              NGX_WORKSIBLE_SERVER_SECRETS_MAX)
+           < 1)
     {
-        worksible_error("key secret file %s: not 64 hex characters",
+        worksible_error("key secret file %s: not 64 hex characters, nor "
+                        "lines of VERSION:64 hex characters",
                         worksible_quote(path));
         rc = -1;
+
+    } else {
+        *current = secrets[0];
     }
 
     sodium_memzero(buf, sizeof(buf));
+    sodium_memzero(secrets, sizeof(secrets));
 
     return rc;
 }

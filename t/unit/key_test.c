@@ -123,6 +123,39 @@ main(void)
            "00112233445566778899aabbccddeexx", 64, s1) != 0,
        "non-hex digits are refused");
 
+    {
+        int                            n;
+        ngx_worksible_server_secret_t  sec[NGX_WORKSIBLE_SERVER_SECRETS_MAX];
+
+#define HEX_A  "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+#define HEX_B  "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
+#define PARSE(t)                                                              \
+        ngx_worksible_server_secrets_parse((const u_char *) (t), strlen(t),  \
+                                           sec,                              \
+                                           NGX_WORKSIBLE_SERVER_SECRETS_MAX)
+
+        n = PARSE(HEX_A "\n");
+        ok(n == 1 && sec[0].version == 1 && sec[0].secret[1] == 0x11,
+           "a bare secret is version 1");
+
+        n = PARSE("2:" HEX_B "\n\n1:" HEX_A "\r\n");
+        ok(n == 2 && sec[0].version == 2 && sec[0].secret[0] == 0xff
+           && sec[1].version == 1 && sec[1].secret[0] == 0x00,
+           "current then previous secret, with versions");
+
+        ok(PARSE("1:" HEX_A "\n1:" HEX_B) == -1, "a duplicate version");
+        ok(PARSE(HEX_A "\n" HEX_B) == -1, "two bare secrets");
+        ok(PARSE("0:" HEX_A) == -1, "version 0");
+        ok(PARSE("32768:" HEX_A) == -1, "version 32768");
+        ok(PARSE("02:" HEX_A) == -1, "a version with a leading zero");
+        ok(PARSE("x:" HEX_A) == -1, "a version that is not a number");
+        ok(PARSE("") == -1 && PARSE("\n\n") == -1, "an empty file");
+        ok(PARSE("1:" HEX_A "0") == -1, "65 hex digits");
+        ok(PARSE("1:" HEX_A "\n2:" HEX_B "\n3:" HEX_A "\n4:" HEX_B
+                 "\n5:" HEX_A) == -1,
+           "more secrets than the maximum");
+    }
+
     printf("1..%d\n", test_n);
 
     return failed ? 1 : 0;
