@@ -33,6 +33,10 @@ static char *ngx_worksible_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_key_secret_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static char *ngx_worksible_key_cache(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_worksible_init_module(ngx_cycle_t *cycle);
@@ -56,12 +60,24 @@ static ngx_command_t  ngx_worksible_commands[] = {
       NULL },
 
     /*
-     * worksible_key_secret_file FILE;  context: http. 64 hex characters,
-     * read when the configuration loads (API.md, Authentication).
+     * worksible_key_secret_file FILE;  context: http. Lines of
+     * "VERSION:HEX" (the current secret first), or one bare 64-hex line
+     * (version 1); read when the configuration loads.
      */
     { ngx_string("worksible_key_secret_file"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_worksible_key_secret_file,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_key_cache zone=NAME:SIZE [ttl=TIME] [negative_ttl=TIME];
+     * context: http. Default: no cache, every request asks PostgreSQL.
+     */
+    { ngx_string("worksible_key_cache"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_worksible_key_cache,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -72,6 +88,18 @@ static ngx_command_t  ngx_worksible_commands[] = {
       ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_worksible_loc_conf_t, auth),
+      NULL },
+
+    /*
+     * worksible_scope SCOPE...;  context: http, server, location. Every
+     * listed "resource:read|write" scope is required ("write" implies
+     * "read").
+     */
+    { ngx_string("worksible_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_worksible_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
     /* worksible_api;  context: location. The REST API's content handler. */
@@ -163,7 +191,8 @@ ngx_worksible_create_main_conf(ngx_conf_t *cf)
      *     mcf->pg = NULL;
      *     mcf->pg_pool = NULL;
      *     mcf->key_secret_file = { 0, NULL };
-     *     mcf->key_secret_version = 0;
+     *     mcf->nsecrets = 0;
+     *     mcf->key_cache = NULL;
      */
 
     return mcf;
@@ -189,6 +218,7 @@ ngx_worksible_create_loc_conf(ngx_conf_t *cf)
 
     lcf->auth = NGX_CONF_UNSET;
     lcf->api = NGX_CONF_UNSET;
+    lcf->scopes = NGX_CONF_UNSET_PTR;
 
     return lcf;
 }
@@ -220,6 +250,7 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
+    ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
 
     if (!conf->auth) {
         return NGX_CONF_OK;
@@ -227,7 +258,7 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
 
-    if (mcf->pg == NULL || mcf->key_secret_version == 0) {
+    if (mcf->pg == NULL || mcf->nsecrets == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"worksible_auth\" needs \"worksible_postgres\" "
                            "and \"worksible_key_secret_file\" in http{}");
@@ -351,8 +382,9 @@ ngx_worksible_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /*
- * worksible_key_secret_file: the server secret that keys the BLAKE2b hashes
- * of API keys, read once here (the workers never open it). Version 1.
+ * worksible_key_secret_file: the server secrets that key the BLAKE2b hashes
+ * of API keys (see ngx_worksible_server_secrets_parse), read once here:
+ * the workers never open the file.
  */
 
 static char *
@@ -360,12 +392,13 @@ ngx_worksible_key_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_worksible_main_conf_t  *mcf = conf;
 
-    ssize_t     n;
+    int         n;
+    ssize_t     size;
     ngx_str_t  *value;
     ngx_file_t  file;
-    u_char      buf[256];
+    u_char      buf[1024];
 
-    if (mcf->key_secret_version != 0) {
+    if (mcf->nsecrets != 0) {
         return "is duplicate";
     }
 
@@ -387,27 +420,111 @@ ngx_worksible_key_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+    size = ngx_read_file(&file, buf, sizeof(buf), 0);
 
     if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
         ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
                       ngx_close_file_n " \"%V\" failed", &file.name);
     }
 
-    if (n == NGX_ERROR
-        || ngx_worksible_server_secret_decode(buf, n, mcf->key_secret) != 0)
-    {
-        sodium_memzero(buf, sizeof(buf));
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"%V\" must hold exactly 64 hex characters "
-                           "(32 random bytes)", &file.name);
-        return NGX_CONF_ERROR;
+    n = -1;
+
+    if (size != NGX_ERROR && size < (ssize_t) sizeof(buf)) {
+        n = ngx_worksible_server_secrets_parse(buf, size, mcf->secrets,
+                                           NGX_WORKSIBLE_SERVER_SECRETS_MAX);
     }
 
     sodium_memzero(buf, sizeof(buf));
-    mcf->key_secret_version = 1;
+
+    if (n < 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold 64 hex characters (32 random "
+                           "bytes), or up to %d lines of VERSION:HEX with "
+                           "distinct versions 1..32767, the current first",
+                           &file.name, NGX_WORKSIBLE_SERVER_SECRETS_MAX);
+        return NGX_CONF_ERROR;
+    }
+
+    mcf->nsecrets = n;
 
     return NGX_CONF_OK;
+}
+
+
+/* worksible_key_cache: see ngx_worksible_cache_conf() */
+
+static char *
+ngx_worksible_key_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_main_conf_t  *mcf = conf;
+
+    if (mcf->key_cache != NULL) {
+        return "is duplicate";
+    }
+
+    return ngx_worksible_cache_conf(cf, &mcf->key_cache);
+}
+
+
+/* worksible_scope: each argument is "resource:read" or "resource:write" */
+
+static char *
+ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_loc_conf_t  *lcf = conf;
+
+    u_char      *p, *colon;
+    ngx_str_t   *value, *s;
+    ngx_uint_t   i;
+
+    if (lcf->scopes != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    lcf->scopes = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                   sizeof(ngx_str_t));
+    if (lcf->scopes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        colon = ngx_strlchr(value[i].data, value[i].data + value[i].len, ':');
+
+        if (colon == NULL || colon == value[i].data
+            || !((value[i].data + value[i].len - colon == 5
+                  && ngx_strncmp(colon, ":read", 5) == 0)
+                 || (value[i].data + value[i].len - colon == 6
+                     && ngx_strncmp(colon, ":write", 6) == 0)))
+        {
+            goto invalid;
+        }
+
+        for (p = value[i].data; p < colon; p++) {
+            if (!((*p >= 'a' && *p <= 'z') || (*p == '_' && p > value[i].data)))
+            {
+                goto invalid;
+            }
+        }
+
+        s = ngx_array_push(lcf->scopes);
+        if (s == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *s = value[i];
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid scope \"%V\" (resource:read or "
+                       "resource:write, resource in [a-z_])", &value[i]);
+
+    return NGX_CONF_ERROR;
 }
 
 
@@ -459,7 +576,7 @@ ngx_worksible_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return NGX_OK;
+    return ngx_worksible_auth_init_process(cycle, mcf);
 }
 
 

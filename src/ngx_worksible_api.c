@@ -10,6 +10,7 @@
 
 #include "ngx_worksible_module.h"
 #include "ngx_worksible_api.h"
+#include "ngx_worksible_auth.h"
 #include "ngx_worksible_id.h"
 #include "ngx_worksible_problem.h"
 
@@ -47,8 +48,6 @@ static ngx_worksible_route_t *ngx_worksible_api_route(ngx_http_request_t *r,
     ngx_str_t *id, ngx_uint_t *allow);
 static ngx_uint_t ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri,
     ngx_str_t *id);
-static ngx_uint_t ngx_worksible_api_scope_held(ngx_str_t *scopes,
-    ngx_str_t *need);
 static ngx_int_t ngx_worksible_api_args(ngx_http_request_t *r,
     ngx_worksible_route_t *route, ngx_str_t *args,
     ngx_worksible_refusal_t *ref);
@@ -56,8 +55,6 @@ static ngx_int_t ngx_worksible_api_refuse(ngx_http_request_t *r,
     ngx_worksible_refusal_t *ref);
 static ngx_int_t ngx_worksible_api_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allow);
-static ngx_int_t ngx_worksible_api_insufficient_scope(ngx_http_request_t *r,
-    ngx_str_t *scope);
 static ngx_int_t ngx_worksible_api_unavailable(ngx_http_request_t *r);
 static void ngx_worksible_api_done(ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_respond(ngx_http_request_t *r,
@@ -137,8 +134,8 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
                                    NGX_WORKSIBLE_ROUTE_NOT_FOUND, NULL, NULL);
     }
 
-    if (!ngx_worksible_api_scope_held(&ctx->identity.scopes, &route->scope)) {
-        return ngx_worksible_api_insufficient_scope(r, &route->scope);
+    if (!ngx_worksible_scope_held(&ctx->identity.scopes, &route->scope)) {
+        return ngx_worksible_insufficient_scope(r, &route->scope);
     }
 
     ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
@@ -284,54 +281,6 @@ ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri, ngx_str_t *id)
 
 
 /*
- * 1 when the space-separated scopes hold need, or, for "<resource>:read",
- * "<resource>:write" (write implies read, API.md).
- */
-
-static ngx_uint_t
-ngx_worksible_api_scope_held(ngx_str_t *scopes, ngx_str_t *need)
-{
-    size_t   n, base;
-    u_char  *p, *last, *end;
-
-    base = need->len - (sizeof(":read") - 1);
-
-    if (need->len < sizeof(":read")
-        || ngx_strncmp(need->data + base, ":read", 5) != 0)
-    {
-        base = 0;
-    }
-
-    p = scopes->data;
-    last = p + scopes->len;
-
-    while (p < last) {
-        end = ngx_strlchr(p, last, ' ');
-        if (end == NULL) {
-            end = last;
-        }
-
-        n = end - p;
-
-        if (n == need->len && ngx_strncmp(p, need->data, n) == 0) {
-            return 1;
-        }
-
-        if (base && n == base + sizeof(":write") - 1
-            && ngx_strncmp(p, need->data, base) == 0
-            && ngx_strncmp(p + base, ":write", 6) == 0)
-        {
-            return 1;
-        }
-
-        p = end + 1;
-    }
-
-    return 0;
-}
-
-
-/*
  * Splits r->args into the route's parameters (args[i] for params[i],
  * percent-decoded; data NULL when absent). Unknown names are
  * parameter_unknown, repeated ones parameter_invalid.
@@ -457,41 +406,6 @@ ngx_worksible_api_not_allowed(ngx_http_request_t *r, ngx_uint_t allow)
 
     return ngx_worksible_problem_send(r, NGX_WORKSIBLE_METHOD_NOT_ALLOWED,
                                       NULL, NULL);
-}
-
-
-/* 403 with WWW-Authenticate error="insufficient_scope" (RFC 6750, 3.1) */
-
-static ngx_int_t
-ngx_worksible_api_insufficient_scope(ngx_http_request_t *r, ngx_str_t *scope)
-{
-    size_t     len;
-    ngx_str_t  v, detail;
-
-    len = sizeof("Bearer realm=\"worksible\", error=\"insufficient_scope\", "
-                 "scope=\"\"") - 1 + scope->len;
-
-    v.data = ngx_pnalloc(r->pool, len);
-    detail.data = ngx_pnalloc(r->pool, 64 + scope->len);
-
-    if (v.data == NULL || detail.data == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    v.len = ngx_sprintf(v.data, "Bearer realm=\"worksible\", "
-                        "error=\"insufficient_scope\", scope=\"%V\"", scope)
-            - v.data;
-
-    detail.len = ngx_sprintf(detail.data, "This endpoint needs the scope %V.",
-                             scope)
-                 - detail.data;
-
-    if (ngx_worksible_header_add(r, "WWW-Authenticate", &v) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    return ngx_worksible_problem_send(r, NGX_WORKSIBLE_INSUFFICIENT_SCOPE,
-                                      &detail, NULL);
 }
 
 

@@ -1,5 +1,9 @@
 /*
  * Access phase: API keys (see ngx_worksible_auth.h).
+ *
+ * Order (DESIGN.md): the Bearer token, the key record (key cache, else
+ * PostgreSQL), the secret, revocation and expiry, the plan, the IP
+ * allowlist, then the location's scopes.
  */
 
 #include <ngx_config.h>
@@ -15,7 +19,18 @@
 #define NGX_WORKSIBLE_LOOKUP_SQL                                              \
     "SELECT api_key_id, company_id, encode(secret_hash, 'hex'), "             \
     "secret_version, array_to_string(scopes, ' '), expires_at, revoked, "     \
-    "plan, api_access FROM worksible_key_lookup($1)"
+    "plan, api_access, rate_limit, rate_window, "                             \
+    "array_to_string(ip_allowlist, ' ') FROM worksible_key_lookup($1)"
+
+#define NGX_WORKSIBLE_REHASH_SQL                                              \
+    "SELECT worksible_key_rehash($1, $2, decode($3, 'hex'), $4)"
+
+#define NGX_WORKSIBLE_TOUCH_SQL                                               \
+    "SELECT worksible_keys_touch(string_to_array($1, ' '))"
+
+/* last_used_at batches leave every few seconds */
+#define NGX_WORKSIBLE_TOUCH_INTERVAL  5000
+
 
 enum {
     NGX_WORKSIBLE_COL_API_KEY_ID = 0,
@@ -26,15 +41,31 @@ enum {
     NGX_WORKSIBLE_COL_EXPIRES_AT,
     NGX_WORKSIBLE_COL_REVOKED,
     NGX_WORKSIBLE_COL_PLAN,
-    NGX_WORKSIBLE_COL_API_ACCESS
+    NGX_WORKSIBLE_COL_API_ACCESS,
+    NGX_WORKSIBLE_COL_RATE_LIMIT,
+    NGX_WORKSIBLE_COL_RATE_WINDOW,
+    NGX_WORKSIBLE_COL_ALLOWLIST,
+    NGX_WORKSIBLE_COLS
 };
 
 
 static ngx_int_t ngx_worksible_auth_token(ngx_http_request_t *r,
     ngx_worksible_key_t *key);
 static void ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op);
+static ngx_worksible_error_e ngx_worksible_auth_row(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op, ngx_worksible_key_record_t *rec);
+static ngx_int_t ngx_worksible_auth_allowlist(ngx_http_request_t *r,
+    ngx_str_t *text, ngx_worksible_key_record_t *rec);
 static ngx_worksible_error_e ngx_worksible_auth_verify(ngx_http_request_t *r,
-    ngx_worksible_ctx_t *ctx, ngx_worksible_pg_op_t *op);
+    ngx_worksible_ctx_t *ctx, ngx_worksible_key_record_t *rec,
+    ngx_uint_t cached);
+static ngx_uint_t ngx_worksible_auth_ip_allowed(ngx_http_request_t *r,
+    ngx_worksible_key_record_t *rec);
+static void ngx_worksible_auth_rehash(ngx_http_request_t *r,
+    ngx_worksible_ctx_t *ctx, ngx_worksible_key_record_t *rec);
+static void ngx_worksible_auth_touch(ngx_worksible_main_conf_t *mcf,
+    ngx_str_t *api_key_id);
+static void ngx_worksible_auth_touch_flush(ngx_event_t *ev);
 static ngx_int_t ngx_worksible_auth_copy(ngx_http_request_t *r,
     PGresult *res, int col, ngx_str_t *dst);
 static ngx_int_t ngx_worksible_auth_refuse(ngx_http_request_t *r,
@@ -48,12 +79,13 @@ static u_char  ngx_worksible_auth_dummy[NGX_WORKSIBLE_KEY_HASH_LEN];
 ngx_int_t
 ngx_worksible_auth_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                   rc;
-    ngx_str_t                   key_id;
-    ngx_worksible_ctx_t        *ctx;
-    ngx_worksible_pg_op_t      *op;
-    ngx_worksible_loc_conf_t   *lcf;
-    ngx_worksible_main_conf_t  *mcf;
+    ngx_int_t                    rc;
+    ngx_str_t                    key_id;
+    ngx_worksible_ctx_t         *ctx;
+    ngx_worksible_pg_op_t       *op;
+    ngx_worksible_loc_conf_t    *lcf;
+    ngx_worksible_main_conf_t   *mcf;
+    ngx_worksible_key_record_t   rec;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
@@ -87,6 +119,22 @@ ngx_worksible_auth_handler(ngx_http_request_t *r)
     }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    if (mcf->key_cache != NULL) {
+        rc = ngx_worksible_cache_get(mcf->key_cache, ctx->key.key_id,
+                                     r->pool, &rec);
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            ctx->auth_done = 1;
+            ctx->problem = ngx_worksible_auth_verify(r, ctx, &rec, 1);
+
+            return ctx->problem ? ngx_worksible_auth_refuse(r, ctx) : NGX_OK;
+        }
+    }
 
     op = ngx_worksible_pg_op_create(mcf->pg_pool);
     if (op == NULL) {
@@ -164,20 +212,31 @@ ngx_worksible_auth_token(ngx_http_request_t *r, ngx_worksible_key_t *key)
 static void
 ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op)
 {
-    ngx_connection_t     *c;
-    ngx_http_request_t   *r;
-    ngx_worksible_ctx_t  *ctx;
+    ngx_connection_t            *c;
+    ngx_http_request_t          *r;
+    ngx_worksible_ctx_t         *ctx;
+    ngx_worksible_main_conf_t   *mcf;
+    ngx_worksible_key_record_t   rec;
 
     r = op->data;
     c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     ngx_http_set_log_request(c->log, r);
 
     ngx_worksible_pg_done(r);
 
     ctx->auth_done = 1;
-    ctx->problem = ngx_worksible_auth_verify(r, ctx, op);
+    ctx->problem = ngx_worksible_auth_row(r, op, &rec);
+
+    if (ctx->problem == NGX_WORKSIBLE_OK) {
+        if (mcf->key_cache != NULL) {
+            ngx_worksible_cache_put(mcf->key_cache, ctx->key.key_id, &rec);
+        }
+
+        ctx->problem = ngx_worksible_auth_verify(r, ctx, &rec, 0);
+    }
 
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_core_run_phases;
@@ -187,22 +246,18 @@ ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op)
 }
 
 
-/* the key lookup's row against the token: 0 when the key may be used */
+/* the key lookup's result as a record (found or not), or the problem */
 
 static ngx_worksible_error_e
-ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
-    ngx_worksible_pg_op_t *op)
+ngx_worksible_auth_row(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
+    ngx_worksible_key_record_t *rec)
 {
-    char                       *v;
-    size_t                      len;
-    time_t                      expires;
-    ngx_str_t                   msg;
-    PGresult                   *res;
-    ngx_int_t                   version;
-    ngx_uint_t                  known;
-    ngx_worksible_main_conf_t  *mcf;
-    u_char                      stored[NGX_WORKSIBLE_KEY_HASH_LEN];
-    u_char                      hash[NGX_WORKSIBLE_KEY_HASH_LEN];
+    char       *v;
+    size_t      len;
+    PGresult   *res;
+    ngx_str_t   msg, allowlist;
+
+    ngx_memzero(rec, sizeof(ngx_worksible_key_record_t));
 
     if (op->status != NGX_WORKSIBLE_PG_OK) {
         return NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
@@ -210,77 +265,537 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
 
     res = op->result;
 
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK
+        || PQnfields(res) != NGX_WORKSIBLE_COLS || PQntuples(res) > 1)
+    {
         msg = ngx_worksible_pg_message(PQresultErrorMessage(res));
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "worksible key lookup failed: %V", &msg);
         return NGX_WORKSIBLE_INTERNAL_ERROR;
     }
 
-    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    if (PQntuples(res) == 0) {
+        return NGX_WORKSIBLE_OK;
+    }
 
-    known = 0;
-    ngx_memcpy(stored, ngx_worksible_auth_dummy, sizeof(stored));
+    v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_SECRET_HASH);
 
-    if (PQntuples(res) == 1 && PQnfields(res) == 9) {
-        v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_SECRET_VERSION);
-        version = ngx_atoi((u_char *) v, ngx_strlen(v));
+    if (sodium_hex2bin(rec->hash, sizeof(rec->hash), v, ngx_strlen(v), NULL,
+                       &len, NULL)
+        != 0
+        || len != sizeof(rec->hash))
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "worksible key lookup: a stored hash is not %uz bytes",
+                      sizeof(rec->hash));
+        return NGX_WORKSIBLE_INTERNAL_ERROR;
+    }
 
-        v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_SECRET_HASH);
+    rec->found = 1;
 
-        if (version == (ngx_int_t) mcf->key_secret_version
-            && sodium_hex2bin(stored, sizeof(stored), v, ngx_strlen(v), NULL,
-                              &len, NULL) == 0
-            && len == sizeof(stored))
-        {
-            known = 1;
+    v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_SECRET_VERSION);
+    rec->secret_version = ngx_atoi((u_char *) v, ngx_strlen(v));
 
-        } else {
-            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                          "worksible key hashed with server secret "
-                          "version %i, not the configured %ui",
-                          version, mcf->key_secret_version);
+    if (!PQgetisnull(res, 0, NGX_WORKSIBLE_COL_EXPIRES_AT)) {
+        v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_EXPIRES_AT);
+        rec->expires_at = ngx_atotm((u_char *) v, ngx_strlen(v));
+
+        if (rec->expires_at <= 0) {
+            rec->expires_at = 1;    /* unreadable: treat as expired */
         }
     }
 
-    ngx_worksible_key_hash(hash, &ctx->key, mcf->key_secret);
+    rec->revoked = *PQgetvalue(res, 0, NGX_WORKSIBLE_COL_REVOKED) == 't';
+    rec->api_access = *PQgetvalue(res, 0, NGX_WORKSIBLE_COL_API_ACCESS) == 't';
+
+    v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_RATE_LIMIT);
+    rec->rate_limit = ngx_atoi((u_char *) v, ngx_strlen(v));
+
+    v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_RATE_WINDOW);
+    rec->rate_window = ngx_atoi((u_char *) v, ngx_strlen(v));
+
+    if (ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_API_KEY_ID,
+                                &rec->api_key_id) != NGX_OK
+        || ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_COMPANY_ID,
+                                   &rec->company_id) != NGX_OK
+        || ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_PLAN,
+                                   &rec->plan) != NGX_OK
+        || ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_SCOPES,
+                                   &rec->scopes) != NGX_OK)
+    {
+        return NGX_WORKSIBLE_INTERNAL_ERROR;
+    }
+
+    allowlist.data = (u_char *) PQgetvalue(res, 0, NGX_WORKSIBLE_COL_ALLOWLIST);
+    allowlist.len = PQgetlength(res, 0, NGX_WORKSIBLE_COL_ALLOWLIST);
+
+    if (ngx_worksible_auth_allowlist(r, &allowlist, rec) != NGX_OK) {
+        return NGX_WORKSIBLE_INTERNAL_ERROR;
+    }
+
+    return NGX_WORKSIBLE_OK;
+}
+
+
+/*
+ * The stored allowlist ("10.0.0.0/8 2001:db8::/32") parsed with the strict
+ * parser. An entry it refuses (written around the CLI and the API) makes
+ * the key usable from nowhere: an allowlist fails closed.
+ */
+
+static ngx_int_t
+ngx_worksible_auth_allowlist(ngx_http_request_t *r, ngx_str_t *text,
+    ngx_worksible_key_record_t *rec)
+{
+    u_char                *p, *last, *sp;
+    ngx_uint_t             n;
+    ngx_worksible_cidr_t  *cidr;
+    char                   why[128];
+
+    if (text->len == 0) {
+        return NGX_OK;
+    }
+
+    n = 1;
+
+    for (p = text->data; p < text->data + text->len; p++) {
+        n += (*p == ' ');
+    }
+
+    rec->allowlist = ngx_pcalloc(r->pool, n * sizeof(ngx_worksible_cidr_t));
+    if (rec->allowlist == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = text->data;
+    last = p + text->len;
+
+    for ( /* void */ ; p < last; p = sp + 1) {
+        sp = ngx_strlchr(p, last, ' ');
+        if (sp == NULL) {
+            sp = last;
+        }
+
+        cidr = &rec->allowlist[rec->nallowlist];
+
+        if (ngx_worksible_cidr_parse((char *) p, sp - p, cidr, why,
+                                     sizeof(why))
+            != 0)
+        {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "worksible key %V: IP allowlist entry \"%*s\" "
+                          "refused (%s): the key is allowed from nowhere",
+                          &rec->api_key_id, (size_t) (sp - p), p, why);
+
+            ngx_memzero(rec->allowlist, sizeof(ngx_worksible_cidr_t));
+            rec->allowlist->family = AF_UNSPEC;
+            rec->nallowlist = 1;
+
+            return NGX_OK;
+        }
+
+        rec->nallowlist++;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the key record against the token and the request: 0 when allowed */
+
+static ngx_worksible_error_e
+ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
+    ngx_worksible_key_record_t *rec, ngx_uint_t cached)
+{
+    u_char                         *stored;
+    ngx_str_t                      *scope;
+    ngx_uint_t                      i, known;
+    ngx_worksible_loc_conf_t       *lcf;
+    ngx_worksible_main_conf_t      *mcf;
+    ngx_worksible_server_secret_t  *secret;
+    u_char                          hash[NGX_WORKSIBLE_KEY_HASH_LEN];
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    secret = &mcf->secrets[0];
+    stored = ngx_worksible_auth_dummy;
+    known = 0;
+
+    if (rec->found) {
+        for (i = 0; i < mcf->nsecrets; i++) {
+            if (mcf->secrets[i].version == rec->secret_version) {
+                secret = &mcf->secrets[i];
+                stored = rec->hash;
+                known = 1;
+                break;
+            }
+        }
+
+        if (!known) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "worksible key %V is hashed with server secret "
+                          "version %ui, which worksible_key_secret_file "
+                          "does not hold", &rec->api_key_id,
+                          rec->secret_version);
+        }
+    }
+
+    ngx_worksible_key_hash(hash, &ctx->key, secret->secret);
 
     if (!ngx_worksible_key_hash_equal(hash, stored) || !known) {
         return NGX_WORKSIBLE_API_KEY_INVALID;
     }
 
-    if (*PQgetvalue(res, 0, NGX_WORKSIBLE_COL_REVOKED) == 't') {
+    if (rec->revoked) {
         return NGX_WORKSIBLE_API_KEY_REVOKED;
     }
 
-    if (!PQgetisnull(res, 0, NGX_WORKSIBLE_COL_EXPIRES_AT)) {
-        v = PQgetvalue(res, 0, NGX_WORKSIBLE_COL_EXPIRES_AT);
-        expires = ngx_atotm((u_char *) v, ngx_strlen(v));
-
-        if (expires == NGX_ERROR || expires <= ngx_time()) {
-            return NGX_WORKSIBLE_API_KEY_EXPIRED;
-        }
+    if (rec->expires_at != 0 && rec->expires_at <= ngx_time()) {
+        return NGX_WORKSIBLE_API_KEY_EXPIRED;
     }
 
-    if (*PQgetvalue(res, 0, NGX_WORKSIBLE_COL_API_ACCESS) != 't') {
+    if (!rec->api_access) {
         return NGX_WORKSIBLE_PLAN_NOT_ELIGIBLE;
     }
 
-    if (ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_API_KEY_ID,
-                                &ctx->identity.api_key_id) != NGX_OK
-        || ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_COMPANY_ID,
-                                   &ctx->identity.company_id) != NGX_OK
-        || ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_PLAN,
-                                   &ctx->identity.plan) != NGX_OK
-        || ngx_worksible_auth_copy(r, res, NGX_WORKSIBLE_COL_SCOPES,
-                                   &ctx->identity.scopes) != NGX_OK)
-    {
-        return NGX_WORKSIBLE_INTERNAL_ERROR;
+    if (!ngx_worksible_auth_ip_allowed(r, rec)) {
+        return NGX_WORKSIBLE_IP_NOT_ALLOWED;
     }
 
+    ctx->identity.api_key_id = rec->api_key_id;
+    ctx->identity.company_id = rec->company_id;
+    ctx->identity.plan = rec->plan;
+    ctx->identity.scopes = rec->scopes;
     ctx->authenticated = 1;
 
+    if (secret != &mcf->secrets[0]) {
+        ngx_worksible_auth_rehash(r, ctx, rec);
+    }
+
+    if (!cached || ngx_worksible_cache_touch(mcf->key_cache, ctx->key.key_id))
+    {
+        ngx_worksible_auth_touch(mcf, &rec->api_key_id);
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    if (lcf->scopes) {
+        scope = lcf->scopes->elts;
+
+        for (i = 0; i < lcf->scopes->nelts; i++) {
+            if (!ngx_worksible_scope_held(&rec->scopes, &scope[i])) {
+                ctx->scope = scope[i];
+                return NGX_WORKSIBLE_INSUFFICIENT_SCOPE;
+            }
+        }
+    }
+
     return NGX_WORKSIBLE_OK;
+}
+
+
+/*
+ * The client address after nginx's realip module (c->sockaddr), against
+ * the key's allowlist; an IPv4-mapped IPv6 address matches IPv4 blocks.
+ */
+
+static ngx_uint_t
+ngx_worksible_auth_ip_allowed(ngx_http_request_t *r,
+    ngx_worksible_key_record_t *rec)
+{
+    int                   family;
+    u_char               *addr;
+    ngx_uint_t            i;
+    struct sockaddr      *sa;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6  *sin6;
+#endif
+
+    if (rec->nallowlist == 0) {
+        return 1;
+    }
+
+    sa = r->connection->sockaddr;
+
+    switch (sa->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) sa;
+        family = AF_INET;
+        addr = (u_char *) &sin->sin_addr;
+        break;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) sa;
+        family = AF_INET6;
+        addr = sin6->sin6_addr.s6_addr;
+        break;
+#endif
+
+    default: /* a unix socket: no address to allow */
+        return 0;
+    }
+
+    for (i = 0; i < rec->nallowlist; i++) {
+        if (ngx_worksible_cidr_match(&rec->allowlist[i], family, addr)) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * A key verified under an older server secret: its hash moves to the
+ * current one (API.md, rotation), in the background and only if the row
+ * still has the old version; the cache gets the new hash at once.
+ */
+
+static void
+ngx_worksible_auth_rehash(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
+    ngx_worksible_key_record_t *rec)
+{
+    ngx_str_t                   v[4];
+    ngx_uint_t                  i;
+    ngx_worksible_pg_op_t      *op;
+    ngx_worksible_main_conf_t  *mcf;
+    u_char                      old[NGX_INT_T_LEN], cur[NGX_INT_T_LEN];
+    u_char                      hex[2 * NGX_WORKSIBLE_KEY_HASH_LEN];
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    op = ngx_worksible_pg_op_create(mcf->pg_pool);
+    if (op == NULL) {
+        return;
+    }
+
+    v[0] = rec->api_key_id;
+    v[1].data = old;
+    v[1].len = ngx_sprintf(old, "%ui", rec->secret_version) - old;
+
+    ngx_worksible_key_hash(rec->hash, &ctx->key, mcf->secrets[0].secret);
+    rec->secret_version = mcf->secrets[0].version;
+
+    v[2].data = hex;
+    v[2].len = ngx_hex_dump(hex, rec->hash, sizeof(rec->hash)) - hex;
+    v[3].data = cur;
+    v[3].len = ngx_sprintf(cur, "%ui", rec->secret_version) - cur;
+
+    op->sql = NGX_WORKSIBLE_REHASH_SQL;
+
+    for (i = 0; i < 4; i++) {
+        if (ngx_worksible_pg_op_param(op, &v[i]) != NGX_OK) {
+            ngx_worksible_pg_op_free(op);
+            return;
+        }
+    }
+
+    if (ngx_worksible_pg_op_start(op) != NGX_OK) {
+        ngx_worksible_pg_op_free(op);
+        return;
+    }
+
+    if (mcf->key_cache != NULL) {
+        ngx_worksible_cache_put(mcf->key_cache, ctx->key.key_id, rec);
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "worksible key %V moves to server secret version %ui",
+                  &rec->api_key_id, rec->secret_version);
+}
+
+
+/*
+ * Remembers a key's first use in this minute; this worker's batch leaves
+ * for PostgreSQL every NGX_WORKSIBLE_TOUCH_INTERVAL, or when full.
+ */
+
+static void
+ngx_worksible_auth_touch(ngx_worksible_main_conf_t *mcf,
+    ngx_str_t *api_key_id)
+{
+    ngx_uint_t  i;
+
+    if (mcf->touched == NULL || api_key_id->len > NGX_WORKSIBLE_OBJECT_ID_MAX) {
+        return;
+    }
+
+    for (i = 0; i < mcf->ntouched; i++) {
+        if (ngx_strncmp(mcf->touched[i], api_key_id->data, api_key_id->len)
+            == 0)
+        {
+            return;
+        }
+    }
+
+    if (mcf->ntouched == NGX_WORKSIBLE_TOUCHED_MAX) {
+        ngx_worksible_auth_touch_flush(&mcf->touch_timer);
+    }
+
+    ngx_memzero(mcf->touched[mcf->ntouched], NGX_WORKSIBLE_OBJECT_ID_MAX);
+    ngx_memcpy(mcf->touched[mcf->ntouched], api_key_id->data,
+               api_key_id->len);
+    mcf->ntouched++;
+
+    if (!mcf->touch_timer.timer_set) {
+        ngx_add_timer(&mcf->touch_timer, NGX_WORKSIBLE_TOUCH_INTERVAL);
+    }
+}
+
+
+/* sends this worker's batch: worksible_keys_touch(ids), result ignored */
+
+static void
+ngx_worksible_auth_touch_flush(ngx_event_t *ev)
+{
+    u_char                     *p;
+    ngx_str_t                   ids;
+    ngx_uint_t                  i, n;
+    ngx_worksible_pg_op_t      *op;
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = ev->data;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+
+    n = mcf->ntouched;
+    mcf->ntouched = 0;
+
+    if (n == 0) {
+        return;
+    }
+
+    op = ngx_worksible_pg_op_create(mcf->pg_pool);
+    if (op == NULL) {
+        return;
+    }
+
+    ids.data = ngx_pnalloc(op->mem, n * (NGX_WORKSIBLE_OBJECT_ID_MAX + 1));
+    if (ids.data == NULL) {
+        ngx_worksible_pg_op_free(op);
+        return;
+    }
+
+    p = ids.data;
+
+    for (i = 0; i < n; i++) {
+        if (i > 0) {
+            *p++ = ' ';
+        }
+
+        p = ngx_cpymem(p, mcf->touched[i],
+                       ngx_strnlen(mcf->touched[i],
+                                   NGX_WORKSIBLE_OBJECT_ID_MAX));
+    }
+
+    ids.len = p - ids.data;
+    op->sql = NGX_WORKSIBLE_TOUCH_SQL;
+
+    if (ngx_worksible_pg_op_param(op, &ids) != NGX_OK
+        || ngx_worksible_pg_op_start(op) != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "worksible: last_used_at of %ui keys not recorded", n);
+        ngx_worksible_pg_op_free(op);
+    }
+}
+
+
+ngx_int_t
+ngx_worksible_auth_init_process(ngx_cycle_t *cycle,
+    ngx_worksible_main_conf_t *mcf)
+{
+    mcf->touched = ngx_palloc(cycle->pool, NGX_WORKSIBLE_TOUCHED_MAX
+                                           * NGX_WORKSIBLE_OBJECT_ID_MAX);
+    if (mcf->touched == NULL) {
+        return NGX_ERROR;
+    }
+
+    mcf->touch_timer.handler = ngx_worksible_auth_touch_flush;
+    mcf->touch_timer.data = mcf;
+    mcf->touch_timer.log = cycle->log;
+    mcf->touch_timer.cancelable = 1;
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_worksible_scope_held(ngx_str_t *scopes, ngx_str_t *need)
+{
+    size_t   n, base;
+    u_char  *p, *last, *end;
+
+    base = 0;
+
+    if (need->len > sizeof(":read") - 1
+        && ngx_strncmp(need->data + need->len - 5, ":read", 5) == 0)
+    {
+        base = need->len - 5;
+    }
+
+    p = scopes->data;
+    last = p + scopes->len;
+
+    for ( /* void */ ; p < last; p = end + 1) {
+        end = ngx_strlchr(p, last, ' ');
+        if (end == NULL) {
+            end = last;
+        }
+
+        n = end - p;
+
+        if (n == need->len && ngx_strncmp(p, need->data, n) == 0) {
+            return 1;
+        }
+
+        if (base && n == base + sizeof(":write") - 1
+            && ngx_strncmp(p, need->data, base) == 0
+            && ngx_strncmp(p + base, ":write", 6) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+ngx_int_t
+ngx_worksible_insufficient_scope(ngx_http_request_t *r, ngx_str_t *scope)
+{
+    size_t     len;
+    ngx_str_t  v, detail;
+
+    len = sizeof("Bearer realm=\"worksible\", error=\"insufficient_scope\", "
+                 "scope=\"\"") - 1 + scope->len;
+
+    v.data = ngx_pnalloc(r->pool, len);
+    detail.data = ngx_pnalloc(r->pool, 64 + scope->len);
+
+    if (v.data == NULL || detail.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    v.len = ngx_sprintf(v.data, "Bearer realm=\"worksible\", "
+                        "error=\"insufficient_scope\", scope=\"%V\"", scope)
+            - v.data;
+
+    detail.len = ngx_sprintf(detail.data, "This endpoint needs the scope %V.",
+                             scope)
+                 - detail.data;
+
+    if (ngx_worksible_header_add(r, "WWW-Authenticate", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_worksible_problem_send(r, NGX_WORKSIBLE_INSUFFICIENT_SCOPE,
+                                      &detail, NULL);
 }
 
 
@@ -309,7 +824,7 @@ static ngx_int_t
 ngx_worksible_auth_refuse(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
 {
     ngx_int_t                   rc;
-    ngx_str_t                   v;
+    ngx_str_t                   v, detail;
     ngx_worksible_main_conf_t  *mcf;
 
     rc = NGX_OK;
@@ -327,6 +842,28 @@ ngx_worksible_auth_refuse(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
         ngx_str_set(&v, "Bearer realm=\"worksible\", error=\"invalid_token\"");
         rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
         break;
+
+    case NGX_WORKSIBLE_INSUFFICIENT_SCOPE:
+        ngx_http_finalize_request(r,
+                            ngx_worksible_insufficient_scope(r, &ctx->scope));
+        return NGX_DONE;
+
+    case NGX_WORKSIBLE_IP_NOT_ALLOWED:
+        detail.data = ngx_pnalloc(r->pool,
+                                  80 + r->connection->addr_text.len);
+        if (detail.data == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        detail.len = ngx_sprintf(detail.data, "The request came from %V, "
+                                 "which this API key's IP allowlist does "
+                                 "not include.", &r->connection->addr_text)
+                     - detail.data;
+
+        ngx_http_finalize_request(r, ngx_worksible_problem_send(r,
+                                          ctx->problem, &detail, NULL));
+        return NGX_DONE;
 
     case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
         mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);

@@ -4,10 +4,13 @@
  *
  *   ngx_worksible_module.c   directives, configuration, phase registration
  *   ngx_worksible_pg.c       per-worker non-blocking libpq pool
- *   ngx_worksible_auth.c     access phase: API key, expiry, plan
+ *   ngx_worksible_auth.c     access phase: API key, expiry, plan,
+ *                            IP allowlist, scopes; last_used_at batches
+ *   ngx_worksible_cache.c    shared-memory key cache
  *   ngx_worksible_api.c      content handler: routes of the REST API
  *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
  *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
+ *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)
  *   ngx_worksible_id.c       ULIDs and request ids
  */
 
@@ -19,11 +22,14 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_worksible_cache.h"
 #include "ngx_worksible_key.h"
 #include "ngx_worksible_pg.h"
 
 
 #define NGX_WORKSIBLE_REQUEST_ID_LEN  (sizeof("req_") - 1 + 26)
+#define NGX_WORKSIBLE_OBJECT_ID_MAX   (sizeof("key_") - 1 + 26)
+#define NGX_WORKSIBLE_TOUCHED_MAX     1024
 
 
 typedef struct {
@@ -31,14 +37,23 @@ typedef struct {
     ngx_worksible_pg_pool_t   *pg_pool;       /* this worker's, or NULL */
 
     ngx_str_t                  key_secret_file;
-    u_char                     key_secret[NGX_WORKSIBLE_SERVER_SECRET_LEN];
-    ngx_uint_t                 key_secret_version;
+    ngx_worksible_server_secret_t
+                               secrets[NGX_WORKSIBLE_SERVER_SECRETS_MAX];
+    ngx_uint_t                 nsecrets;      /* secrets[0]: the current */
+
+    ngx_shm_zone_t            *key_cache;     /* NULL: no worksible_key_cache */
+
+    /* this worker's keys used for the first time this minute */
+    u_char                   (*touched)[NGX_WORKSIBLE_OBJECT_ID_MAX];
+    ngx_uint_t                 ntouched;
+    ngx_event_t                touch_timer;
 } ngx_worksible_main_conf_t;
 
 
 typedef struct {
     ngx_flag_t                 auth;          /* worksible_auth */
     ngx_flag_t                 api;           /* worksible_api */
+    ngx_array_t               *scopes;        /* worksible_scope, ngx_str_t */
 } ngx_worksible_loc_conf_t;
 
 
@@ -61,9 +76,9 @@ typedef struct {
     ngx_http_cleanup_t        *cleanup;       /* detaches op */
 
     ngx_uint_t                 problem;       /* to send, or 0 */
+    ngx_str_t                  scope;         /* insufficient_scope: needed */
     void                      *route;         /* the API endpoint */
 
-    unsigned                   request_id_set:1;
     unsigned                   auth_done:1;
     unsigned                   authenticated:1;
 } ngx_worksible_ctx_t;

@@ -58,6 +58,9 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
     { NGX_HTTP_FORBIDDEN, "insufficient_scope", "Insufficient scope",
       "The API key lacks the scope this endpoint needs." },
 
+    { NGX_HTTP_FORBIDDEN, "ip_not_allowed", "IP address not allowed",
+      "The API key's IP allowlist does not include this address." },
+
     { NGX_HTTP_NOT_FOUND, "resource_not_found", "Resource not found",
       "No such object." },
 

@@ -49,7 +49,7 @@ my @cases = (
     [ "worksible_key_secret_file $prefix/conf/missing;",
       1, qr/open\(\) ".*missing" failed/, 'a missing secret file' ],
     [ "worksible_key_secret_file $prefix/conf/bad_secret;",
-      1, qr/must hold exactly 64 hex characters/, 'a secret file that is not 64 hex characters' ],
+      1, qr/must hold 64 hex characters \(32 random bytes\), or up to 4 lines of VERSION:HEX/, 'a secret file that is not 64 hex characters' ],
     [ "worksible_postgres $pg; $server",
       1, qr/"worksible_auth" needs "worksible_postgres" and "worksible_key_secret_file"/, 'auth without a secret' ],
     [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; location / { worksible_auth off; worksible_api; } }",

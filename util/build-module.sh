@@ -33,4 +33,6 @@ if [ ! -f "$out/objs/Makefile" ] || [ "$top/config" -nt "$out/objs/Makefile" ]; 
 fi
 
 make -s -C "$src" -f "$out/objs/Makefile" modules
-cp "$out/objs/ngx_worksible_module.so" "$out/ngx_worksible_module.so"
+# a new file, not an overwrite: a running nginx keeps mapping the old one
+cp "$out/objs/ngx_worksible_module.so" "$out/.ngx_worksible_module.so.new"
+mv -f "$out/.ngx_worksible_module.so.new" "$out/ngx_worksible_module.so"

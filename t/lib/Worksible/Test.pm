@@ -78,7 +78,8 @@ sub company {
     return json()->decode($out)->{id};
 }
 
-# api_key($company, 'a:read b:write', expires_at => ..., name => ...):
+# api_key($company, 'a:read b:write', expires_at => ..., name => ...,
+#         allow_ip => [CIDR...]):
 # { key => 'wsk_live_...', id => 'key_...', ... }
 sub api_key {
     my ($company, $scopes, %o) = @_;
@@ -86,6 +87,7 @@ sub api_key {
         '--json');
     push @args, '--name', $o{name} if $o{name};
     push @args, '--expires-at', $o{expires_at} if $o{expires_at};
+    push @args, map { ('--allow-ip', $_) } @{ $o{allow_ip} // [] };
     my ($code, $out, $err) = cli(@args);
     die "key create: $err" if $code;
     return json()->decode($out);

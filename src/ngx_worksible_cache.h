@@ -1,0 +1,69 @@
+/*
+ * The key cache: verified key records shared by all workers in a shared
+ * memory zone (slab + rbtree + LRU queue, like limit_req), including
+ * negative entries for key ids that do not exist.
+ */
+
+#ifndef _NGX_WORKSIBLE_CACHE_H_INCLUDED_
+#define _NGX_WORKSIBLE_CACHE_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_worksible_cidr.h"
+#include "ngx_worksible_key.h"
+
+
+/* what PostgreSQL knows of a key id, as the access phase needs it */
+typedef struct {
+    ngx_uint_t                  found;        /* 0: no such key id */
+    u_char                      hash[NGX_WORKSIBLE_KEY_HASH_LEN];
+    ngx_uint_t                  secret_version;
+    time_t                      expires_at;   /* Unix seconds, 0: never */
+    ngx_uint_t                  revoked;
+    ngx_uint_t                  api_access;
+    ngx_uint_t                  rate_limit;   /* requests per rate_window */
+    ngx_uint_t                  rate_window;  /* seconds */
+    ngx_str_t                   api_key_id;
+    ngx_str_t                   company_id;
+    ngx_str_t                   plan;
+    ngx_str_t                   scopes;       /* space-separated */
+    ngx_worksible_cidr_t       *allowlist;
+    ngx_uint_t                  nallowlist;
+} ngx_worksible_key_record_t;
+
+
+/*
+ * "worksible_key_cache zone=NAME:SIZE [ttl=TIME] [negative_ttl=TIME]":
+ * adds the zone. Returns NGX_CONF_OK or an error for nginx -t.
+ */
+char *ngx_worksible_cache_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone);
+
+/*
+ * Looks key_id (NGX_WORKSIBLE_KEY_ID_LEN bytes) up. NGX_OK: rec holds a
+ * copy from pool (strings and allowlist), found or negative. NGX_DECLINED:
+ * not cached, or expired. NGX_ERROR: out of memory.
+ */
+ngx_int_t ngx_worksible_cache_get(ngx_shm_zone_t *zone, const u_char *key_id,
+    ngx_pool_t *pool, ngx_worksible_key_record_t *rec);
+
+/*
+ * A verified use of key_id: 1 when it is the key's first in the current
+ * minute on this server (then record last_used_at), 0 otherwise or when the
+ * key is not cached (its lookup recorded the minute).
+ */
+ngx_uint_t ngx_worksible_cache_touch(ngx_shm_zone_t *zone,
+    const u_char *key_id);
+
+/*
+ * Stores rec for key_id for the zone's ttl (negative_ttl when not found),
+ * replacing an older entry; evicts the least recently used entries when
+ * the zone is full. A record that does not fit is not cached.
+ */
+void ngx_worksible_cache_put(ngx_shm_zone_t *zone, const u_char *key_id,
+    ngx_worksible_key_record_t *rec);
+
+
+#endif /* _NGX_WORKSIBLE_CACHE_H_INCLUDED_ */
