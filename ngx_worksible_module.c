@@ -473,7 +473,6 @@ ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_worksible_loc_conf_t  *lcf = conf;
 
-    u_char      *p, *colon;
     ngx_str_t   *value, *s;
     ngx_uint_t   i;
 
@@ -490,22 +489,12 @@ ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 1; i < cf->args->nelts; i++) {
-        colon = ngx_strlchr(value[i].data, value[i].data + value[i].len, ':');
-
-        if (colon == NULL || colon == value[i].data
-            || !((value[i].data + value[i].len - colon == 5
-                  && ngx_strncmp(colon, ":read", 5) == 0)
-                 || (value[i].data + value[i].len - colon == 6
-                     && ngx_strncmp(colon, ":write", 6) == 0)))
-        {
-            goto invalid;
-        }
-
-        for (p = value[i].data; p < colon; p++) {
-            if (!((*p >= 'a' && *p <= 'z') || (*p == '_' && p > value[i].data)))
-            {
-                goto invalid;
-            }
+        if (!ngx_worksible_scope_valid(&value[i])) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid scope \"%V\" (resource:read or "
+                               "resource:write, resource in [a-z_])",
+                               &value[i]);
+            return NGX_CONF_ERROR;
         }
 
         s = ngx_array_push(lcf->scopes);
@@ -517,14 +506,6 @@ ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return NGX_CONF_OK;
-
-invalid:
-
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "invalid scope \"%V\" (resource:read or "
-                       "resource:write, resource in [a-z_])", &value[i]);
-
-    return NGX_CONF_ERROR;
 }
 
 

@@ -7,6 +7,8 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <jansson.h>
+#include <sodium.h>
 
 #include "ngx_worksible_module.h"
 #include "ngx_worksible_api.h"
@@ -15,33 +17,8 @@
 #include "ngx_worksible_problem.h"
 
 
-#define NGX_WORKSIBLE_API_MAX_ARGS  4
-
-
-typedef struct {
-    ngx_worksible_error_e       err;
-    ngx_str_t                   param;
-    ngx_str_t                   detail;
-} ngx_worksible_refusal_t;
-
-
-typedef struct ngx_worksible_route_s  ngx_worksible_route_t;
-
-/* fills op's SQL and parameters, or sets ref and returns NGX_DECLINED */
-typedef ngx_int_t (*ngx_worksible_endpoint_pt)(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref);
-
-
-struct ngx_worksible_route_s {
-    ngx_uint_t                  method;       /* NGX_HTTP_GET ... */
-    ngx_str_t                   pattern;      /* "{id}" is one segment */
-    ngx_str_t                   scope;
-    const char                 *object;       /* for "No such ..." */
-    const char                 *id_prefix;    /* of {id} */
-    const char                 *params[NGX_WORKSIBLE_API_MAX_ARGS + 1];
-    ngx_worksible_endpoint_pt   endpoint;
-};
+/* bodies larger than this are refused with 413 body_too_large */
+#define NGX_WORKSIBLE_API_BODY_MAX  65536
 
 
 static ngx_worksible_route_t *ngx_worksible_api_route(ngx_http_request_t *r,
@@ -51,6 +28,14 @@ static ngx_uint_t ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri,
 static ngx_int_t ngx_worksible_api_args(ngx_http_request_t *r,
     ngx_worksible_route_t *route, ngx_str_t *args,
     ngx_worksible_refusal_t *ref);
+static ngx_worksible_error_e ngx_worksible_api_media_type(
+    ngx_http_request_t *r);
+static void ngx_worksible_api_body_ready(ngx_http_request_t *r);
+static ngx_int_t ngx_worksible_api_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static ngx_int_t ngx_worksible_api_run(ngx_http_request_t *r,
+    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
+    json_t *body);
 static ngx_int_t ngx_worksible_api_refuse(ngx_http_request_t *r,
     ngx_worksible_refusal_t *ref);
 static ngx_int_t ngx_worksible_api_not_allowed(ngx_http_request_t *r,
@@ -59,59 +44,69 @@ static ngx_int_t ngx_worksible_api_unavailable(ngx_http_request_t *r);
 static void ngx_worksible_api_done(ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_respond(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_api_created(ngx_http_request_t *r,
+    ngx_worksible_route_t *route, ngx_str_t *body, ngx_str_t *key);
 
 static ngx_int_t ngx_worksible_api_company_me(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref);
+    ngx_worksible_endpoint_t *ep);
 static ngx_int_t ngx_worksible_api_freelancers_list(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref);
+    ngx_worksible_endpoint_t *ep);
 static ngx_int_t ngx_worksible_api_freelancer_get(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref);
-static ngx_int_t ngx_worksible_api_list_args(ngx_str_t *args,
-    const char *prefix, ngx_worksible_pg_op_t *op,
-    ngx_worksible_refusal_t *ref);
+    ngx_worksible_endpoint_t *ep);
 
 
 static ngx_worksible_route_t  ngx_worksible_routes[] = {
 
     { NGX_HTTP_GET, ngx_string("/v1/companies/me"),
-      ngx_string("company:read"), "company", NULL,
+      ngx_string("company:read"), "company", NULL, 0,
       { NULL },
       ngx_worksible_api_company_me },
 
     { NGX_HTTP_GET, ngx_string("/v1/freelancers"),
-      ngx_string("freelancers:read"), "freelancer", "fl",
+      ngx_string("freelancers:read"), "freelancer", "fl", 0,
       { "limit", "starting_after", "ending_before", "status", NULL },
       ngx_worksible_api_freelancers_list },
 
     { NGX_HTTP_GET, ngx_string("/v1/freelancers/{id}"),
-      ngx_string("freelancers:read"), "freelancer", "fl",
+      ngx_string("freelancers:read"), "freelancer", "fl", 0,
       { NULL },
       ngx_worksible_api_freelancer_get },
 
-    { 0, ngx_null_string, ngx_null_string, NULL, NULL, { NULL }, NULL }
-};
+    { NGX_HTTP_GET, ngx_string("/v1/api_keys"),
+      ngx_string("api_keys:read"), "API key", "key", 0,
+      { "limit", "starting_after", "ending_before", NULL },
+      ngx_worksible_api_keys_list },
 
+    { NGX_HTTP_POST, ngx_string("/v1/api_keys"),
+      ngx_string("api_keys:write"), "API key", "key", 1,
+      { NULL },
+      ngx_worksible_api_keys_create },
 
-static const char  *ngx_worksible_freelancer_statuses[] = {
-    "invited", "active", "offboarded", NULL
+    { NGX_HTTP_GET, ngx_string("/v1/api_keys/{id}"),
+      ngx_string("api_keys:read"), "API key", "key", 0,
+      { NULL },
+      ngx_worksible_api_keys_get },
+
+    { NGX_HTTP_POST, ngx_string("/v1/api_keys/{id}/revoke"),
+      ngx_string("api_keys:write"), "API key", "key", 0,
+      { NULL },
+      ngx_worksible_api_keys_revoke },
+
+    { 0, ngx_null_string, ngx_null_string, NULL, NULL, 0, { NULL }, NULL }
 };
 
 
 ngx_int_t
 ngx_worksible_api_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                   rc;
-    ngx_str_t                   id, detail;
-    ngx_uint_t                  allow;
-    ngx_worksible_ctx_t        *ctx;
-    ngx_worksible_route_t      *route;
-    ngx_worksible_pg_op_t      *op;
-    ngx_worksible_refusal_t     ref;
-    ngx_worksible_main_conf_t  *mcf;
-    ngx_str_t                   args[NGX_WORKSIBLE_API_MAX_ARGS];
+    ngx_int_t                 rc;
+    ngx_str_t                 id;
+    ngx_uint_t                allow;
+    ngx_worksible_ctx_t      *ctx;
+    ngx_worksible_error_e     err;
+    ngx_worksible_route_t    *route;
+    ngx_worksible_refusal_t   ref;
+    ngx_str_t                *args;
 
     ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
 
@@ -119,11 +114,6 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "worksible_api reached without worksible_auth");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_discard_request_body(r);
-    if (rc != NGX_OK) {
-        return rc;
     }
 
     route = ngx_worksible_api_route(r, &id, &allow);
@@ -139,28 +129,238 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
     }
 
     ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
-    ngx_memzero(args, sizeof(args));
 
-    if (ngx_worksible_api_args(r, route, args, &ref) != NGX_OK) {
-        return ngx_worksible_api_refuse(r, &ref);
+    args = ngx_pcalloc(r->pool, NGX_WORKSIBLE_API_MAX_ARGS * sizeof(ngx_str_t));
+    if (args == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (route->id_prefix && id.len && !ngx_worksible_id_valid(&id,
-                                                           route->id_prefix))
-    {
-        detail.data = ngx_pnalloc(r->pool, 64);
-        if (detail.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    rc = ngx_worksible_api_args(r, route, args, &ref);
+
+    if (rc != NGX_OK) {
+        return rc == NGX_DECLINED ? ngx_worksible_api_refuse(r, &ref)
+                                  : NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!route->body) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
         }
 
-        detail.len = ngx_snprintf(detail.data, 64, "No such %s.",
-                                  route->object) - detail.data;
-
-        return ngx_worksible_problem_send(r, NGX_WORKSIBLE_RESOURCE_NOT_FOUND,
-                                          &detail, NULL);
+        return ngx_worksible_api_run(r, route, &id, args, NULL);
     }
 
+    err = ngx_worksible_api_media_type(r);
+    if (err != NGX_WORKSIBLE_OK) {
+        return ngx_worksible_problem_send(r, err, NULL, NULL);
+    }
+
+    ctx->route = route;
+    ctx->id = id;
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_worksible_api_body_ready);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+/*
+ * A body must be "application/json" (parameters such as charset allowed,
+ * RFC 9110 section 8.3) and at most NGX_WORKSIBLE_API_BODY_MAX bytes.
+ * Returns NGX_WORKSIBLE_OK, or the problem to send (415 or 413).
+ */
+
+static ngx_worksible_error_e
+ngx_worksible_api_media_type(ngx_http_request_t *r)
+{
+    ngx_str_t  *type;
+
+    static ngx_str_t  json = ngx_string("application/json");
+
+    if (r->headers_in.content_length_n > NGX_WORKSIBLE_API_BODY_MAX) {
+        return NGX_WORKSIBLE_BODY_TOO_LARGE;
+    }
+
+    if (r->headers_in.content_type == NULL) {
+        /* no body at all is invalid_json, once read */
+        return (r->headers_in.content_length_n <= 0
+                && !r->headers_in.chunked)
+               ? NGX_WORKSIBLE_OK : NGX_WORKSIBLE_UNSUPPORTED_MEDIA_TYPE;
+    }
+
+    type = &r->headers_in.content_type->value;
+
+    if (type->len < json.len
+        || ngx_strncasecmp(type->data, json.data, json.len) != 0
+        || (type->len > json.len && type->data[json.len] != ';'
+            && type->data[json.len] != ' ' && type->data[json.len] != '\t'))
+    {
+        return NGX_WORKSIBLE_UNSUPPORTED_MEDIA_TYPE;
+    }
+
+    return NGX_WORKSIBLE_OK;
+}
+
+
+/*
+ * The body has been read: it must be one JSON object (RFC 8259), in UTF-8,
+ * without duplicate members; then the endpoint runs. The request's count
+ * taken by ngx_http_read_client_request_body() keeps it alive meanwhile.
+ */
+
+static void
+ngx_worksible_api_body_ready(ngx_http_request_t *r)
+{
+    json_t                   *json;
+    ngx_int_t                 rc;
+    ngx_str_t                 body;
+    json_error_t              err;
+    ngx_worksible_ctx_t      *ctx;
+    ngx_worksible_refusal_t   ref;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    rc = ngx_worksible_api_body(r, &body);
+
+    if (rc != NGX_OK) {
+        ngx_http_finalize_request(r, rc == NGX_DECLINED
+                   ? ngx_worksible_problem_send(r,
+                                   NGX_WORKSIBLE_BODY_TOO_LARGE, NULL, NULL)
+                   : NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
+
+    json = json_loadb((const char *) body.data, body.len,
+                      JSON_REJECT_DUPLICATES, &err);
+
+    if (json == NULL || !json_is_object(json)) {
+        ref.err = NGX_WORKSIBLE_INVALID_JSON;
+
+        if (json == NULL && body.len > 0) {
+            ref.detail.data = ngx_pnalloc(r->pool, 128);
+            if (ref.detail.data == NULL) {
+                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+
+            ref.detail.len = ngx_sprintf(ref.detail.data,
+                                         "The body is not valid JSON (line "
+                                         "%d, column %d).", err.line,
+                                         err.column)
+                             - ref.detail.data;
+        }
+
+        json_decref(json);
+        ngx_http_finalize_request(r, ngx_worksible_api_refuse(r, &ref));
+        return;
+    }
+
+    rc = ngx_worksible_api_run(r, ctx->route, &ctx->id, NULL, json);
+
+    json_decref(json);
+
+    if (rc != NGX_DONE) {
+        ngx_http_finalize_request(r, rc);
+    }
+}
+
+
+/*
+ * The request body as one piece of memory: NGX_OK, NGX_DECLINED when over
+ * NGX_WORKSIBLE_API_BODY_MAX (a chunked body has no Content-Length to
+ * check before), NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_worksible_api_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    u_char       *p;
+    size_t        len;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    ngx_str_null(body);
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        len += ngx_buf_size(cl->buf);
+    }
+
+    if (len > NGX_WORKSIBLE_API_BODY_MAX) {
+        return NGX_DECLINED;
+    }
+
+    body->data = ngx_pnalloc(r->pool, len + 1);
+    if (body->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = body->data;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                              b->file_pos);
+            if (n != b->file_last - b->file_pos) {
+                return NGX_ERROR;
+            }
+
+            p += n;
+            continue;
+        }
+
+        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+    }
+
+    body->len = p - body->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Checks the path id, lets the endpoint fill its query, and starts it.
+ * NGX_DONE while PostgreSQL answers (the request is finalized then), or
+ * the rc of a response sent now.
+ */
+
+static ngx_int_t
+ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
+    ngx_str_t *id, ngx_str_t *args, json_t *body)
+{
+    ngx_int_t                   rc;
+    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_pg_op_t      *op;
+    ngx_worksible_endpoint_t    ep;
+    ngx_worksible_main_conf_t  *mcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    ngx_memzero(&ep, sizeof(ngx_worksible_endpoint_t));
+
+    if (route->id_prefix && id->len && !ngx_worksible_id_valid(id,
+                                                           route->id_prefix))
+    {
+        return ngx_worksible_api_not_found(r, route);
+    }
 
     op = ngx_worksible_pg_op_create(mcf->pg_pool);
     if (op == NULL) {
@@ -172,11 +372,17 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = route->endpoint(r, route, &id, args, op, &ref);
+    ep.route = route;
+    ep.id = *id;
+    ep.args = args;
+    ep.body = body;
+    ep.op = op;
+
+    rc = route->endpoint(r, &ep);
 
     if (rc != NGX_OK) {
         ngx_worksible_pg_op_free(op);
-        return rc == NGX_DECLINED ? ngx_worksible_api_refuse(r, &ref)
+        return rc == NGX_DECLINED ? ngx_worksible_api_refuse(r, &ep.ref)
                                   : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -193,9 +399,14 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    /* like ngx_http_read_client_request_body(): finalized when done */
+    /*
+     * Without a body, take a count like ngx_http_read_client_request_body()
+     * does; with one, the count it took still holds the request.
+     */
 
-    r->main->count++;
+    if (body == NULL) {
+        r->main->count++;
+    }
 
     if (!r->discard_body) {
         r->read_event_handler = ngx_http_test_reading;
@@ -341,6 +552,7 @@ ngx_worksible_api_args(ngx_http_request_t *r, ngx_worksible_route_t *route,
         if (route->params[i] == NULL) {
             ref->err = NGX_WORKSIBLE_PARAMETER_UNKNOWN;
             ref->param = name;
+            ref->param.len = ngx_min(name.len, 64);   /* echo a little */
             return NGX_DECLINED;
         }
 
@@ -448,17 +660,16 @@ ngx_worksible_api_done(ngx_worksible_pg_op_t *op)
 
 /*
  * The endpoint's query came back: one row, one JSON column (NULL: no such
- * object). SQLSTATE WS400 is a parameter that the database found invalid
- * (a cursor not in the list); its DETAIL names the parameter.
+ * object). SQLSTATE WS400 is a parameter the database found invalid (a
+ * cursor not in the list, a time in the past), WS403 a feature the plan
+ * lacks; their DETAIL names the parameter, their message is ours.
  */
 
 static ngx_int_t
 ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 {
-    char                     *state, *param;
-    u_char                   *body;
-    size_t                    len;
-    ngx_str_t                 msg;
+    char                     *state, *param, *text;
+    ngx_str_t                 msg, body;
     PGresult                 *res;
     ngx_worksible_ctx_t      *ctx;
     ngx_worksible_route_t    *route;
@@ -476,19 +687,28 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         param = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+        text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
-        if (state && param && ngx_strcmp(state, "WS400") == 0) {
+        if (state && param && text && ngx_strncmp(state, "WS4", 3) == 0) {
             ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
-            ref.err = NGX_WORKSIBLE_PARAMETER_INVALID;
+
+            ref.err = (ngx_strcmp(state, "WS403") == 0)
+                      ? NGX_WORKSIBLE_PLAN_NOT_ELIGIBLE
+                      : NGX_WORKSIBLE_PARAMETER_INVALID;
 
             ref.param.len = ngx_strlen(param);
             ref.param.data = (u_char *) param;
             ref.param.data = ngx_pstrdup(r->pool, &ref.param);
-            if (ref.param.data == NULL) {
+
+            ref.detail.data = ngx_pnalloc(r->pool, ngx_strlen(text) + 2);
+
+            if (ref.param.data == NULL || ref.detail.data == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            ngx_str_set(&ref.detail, "No object with this id is in the list.");
+            ref.detail.len = ngx_sprintf(ref.detail.data, "%s.", text)
+                             - ref.detail.data;
+            ref.detail.data[0] = ngx_toupper(ref.detail.data[0]);
 
             return ngx_worksible_api_refuse(r, &ref);
         }
@@ -508,31 +728,115 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     }
 
     if (PQgetisnull(res, 0, 0)) {
-        ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
-        ref.err = NGX_WORKSIBLE_RESOURCE_NOT_FOUND;
-
-        ref.detail.data = ngx_pnalloc(r->pool, 64);
-        if (ref.detail.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ref.detail.len = ngx_snprintf(ref.detail.data, 64, "No such %s.",
-                                      route->object)
-                         - ref.detail.data;
-
-        return ngx_worksible_api_refuse(r, &ref);
+        return ngx_worksible_api_not_found(r, route);
     }
 
-    len = PQgetlength(res, 0, 0);
+    body.len = PQgetlength(res, 0, 0);
+    body.data = (u_char *) PQgetvalue(res, 0, 0);
 
-    body = ngx_pnalloc(r->pool, len);
-    if (body == NULL) {
+    if (route->method == NGX_HTTP_POST && route->body) {
+        return ngx_worksible_api_created(r, route, &body, &ctx->token);
+    }
+
+    body.data = ngx_pstrdup(r->pool, &body);
+    if (body.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_memcpy(body, PQgetvalue(res, 0, 0), len);
+    return ngx_worksible_json_send(r, NGX_HTTP_OK, body.data, body.len);
+}
 
-    return ngx_worksible_json_send(r, NGX_HTTP_OK, body, len);
+
+/*
+ * 201 Created with Location (RFC 9110, section 10.2.2) for the object in
+ * body; a secret made for this response only (a new API key) is added as
+ * "key" here and never stored.
+ */
+
+static ngx_int_t
+ngx_worksible_api_created(ngx_http_request_t *r, ngx_worksible_route_t *route,
+    ngx_str_t *body, ngx_str_t *key)
+{
+    char        *text;
+    size_t       len;
+    json_t      *o, *id;
+    ngx_str_t    location, out;
+    ngx_int_t    rc;
+
+    o = json_loadb((const char *) body->data, body->len, 0, NULL);
+    id = json_object_get(o, "id");
+
+    if (!json_is_string(id)) {
+        json_decref(o);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = json_string_length(id);
+
+    location.data = ngx_pnalloc(r->pool, route->pattern.len + 1 + len);
+    if (location.data == NULL) {
+        json_decref(o);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    location.len = ngx_sprintf(location.data, "%V/%*s", &route->pattern,
+                               len, json_string_value(id))
+                   - location.data;
+
+    if (key->len
+        && json_object_set_new(o, "key",
+                               json_stringn((char *) key->data, key->len))
+           != 0)
+    {
+        json_decref(o);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+
+    if (text == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    out.len = ngx_strlen(text);
+    out.data = ngx_pnalloc(r->pool, out.len);
+
+    if (out.data != NULL) {
+        ngx_memcpy(out.data, text, out.len);
+    }
+
+    sodium_memzero(text, out.len);
+    free(text);
+
+    if (out.data == NULL
+        || ngx_worksible_header_add(r, "Location", &location) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_worksible_json_send(r, NGX_HTTP_CREATED, out.data, out.len);
+
+    return rc;
+}
+
+
+ngx_int_t
+ngx_worksible_api_not_found(ngx_http_request_t *r,
+    ngx_worksible_route_t *route)
+{
+    ngx_str_t  detail;
+
+    detail.data = ngx_pnalloc(r->pool, 64);
+    if (detail.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    detail.len = ngx_snprintf(detail.data, 64, "No such %s.", route->object)
+                 - detail.data;
+
+    return ngx_worksible_problem_send(r, NGX_WORKSIBLE_RESOURCE_NOT_FOUND,
+                                      &detail, NULL);
 }
 
 
@@ -540,10 +844,9 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 
 static ngx_int_t
 ngx_worksible_api_company_me(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref)
+    ngx_worksible_endpoint_t *ep)
 {
-    op->sql = "SELECT worksible_company_me($1)";
+    ep->op->sql = "SELECT worksible_company_me($1)";
 
     return NGX_OK;
 }
@@ -557,58 +860,60 @@ ngx_worksible_api_company_me(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_worksible_api_freelancers_list(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref)
+    ngx_worksible_endpoint_t *ep)
 {
     ngx_int_t     rc;
+    ngx_str_t    *status;
     const char  **s;
 
-    op->sql = "SELECT worksible_freelancers_list($1, $2, $3, $4, $5)";
+    static const char  *statuses[] = {
+        "invited", "active", "offboarded", NULL
+    };
 
-    rc = ngx_worksible_api_list_args(args, route->id_prefix, op, ref);
+    ep->op->sql = "SELECT worksible_freelancers_list($1, $2, $3, $4, $5)";
+
+    rc = ngx_worksible_api_list_args(ep);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    if (args[3].data == NULL) {
-        return ngx_worksible_pg_op_param(op, NULL);
+    status = &ep->args[3];
+
+    if (status->data == NULL) {
+        return ngx_worksible_pg_op_param(ep->op, NULL);
     }
 
-    for (s = ngx_worksible_freelancer_statuses; *s; s++) {
-        if (args[3].len == ngx_strlen(*s)
-            && ngx_strncmp(args[3].data, *s, args[3].len) == 0)
+    for (s = statuses; *s; s++) {
+        if (status->len == ngx_strlen(*s)
+            && ngx_strncmp(status->data, *s, status->len) == 0)
         {
-            return ngx_worksible_pg_op_param(op, &args[3]);
+            return ngx_worksible_pg_op_param(ep->op, status);
         }
     }
 
-    ref->err = NGX_WORKSIBLE_PARAMETER_INVALID;
-    ngx_str_set(&ref->param, "status");
-    ngx_str_set(&ref->detail,
+    ep->ref.err = NGX_WORKSIBLE_PARAMETER_INVALID;
+    ngx_str_set(&ep->ref.param, "status");
+    ngx_str_set(&ep->ref.detail,
                 "status must be one of invited, active, offboarded.");
 
     return NGX_DECLINED;
 }
 
 
-/*
- * The list parameters of API.md, args[0..2]: limit (1..100, default 20),
- * starting_after and ending_before (ids of the listed object, not both).
- * Adds them to op as $2, $3, $4.
- */
-
-static ngx_int_t
-ngx_worksible_api_list_args(ngx_str_t *args, const char *prefix,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref)
+ngx_int_t
+ngx_worksible_api_list_args(ngx_worksible_endpoint_t *ep)
 {
-    ngx_int_t   n;
-    ngx_str_t   limit;
-    ngx_uint_t  i;
+    ngx_int_t                 n;
+    ngx_str_t                 limit, *args;
+    ngx_uint_t                i;
+    ngx_worksible_refusal_t  *ref;
 
     static ngx_str_t  names[] = {
         ngx_string("starting_after"), ngx_string("ending_before")
     };
 
+    args = ep->args;
+    ref = &ep->ref;
     ref->err = NGX_WORKSIBLE_PARAMETER_INVALID;
 
     if (args[0].data != NULL) {
@@ -635,7 +940,8 @@ ngx_worksible_api_list_args(ngx_str_t *args, const char *prefix,
     }
 
     for (i = 1; i <= 2; i++) {
-        if (args[i].data != NULL && !ngx_worksible_id_valid(&args[i], prefix))
+        if (args[i].data != NULL
+            && !ngx_worksible_id_valid(&args[i], ep->route->id_prefix))
         {
             ref->param = names[i - 1];
             ngx_str_set(&ref->detail, "The cursor must be an id of an object "
@@ -646,10 +952,10 @@ ngx_worksible_api_list_args(ngx_str_t *args, const char *prefix,
 
     ref->err = NGX_WORKSIBLE_OK;
 
-    if (ngx_worksible_pg_op_param(op, &limit) != NGX_OK
-        || ngx_worksible_pg_op_param(op, args[1].data ? &args[1] : NULL)
+    if (ngx_worksible_pg_op_param(ep->op, &limit) != NGX_OK
+        || ngx_worksible_pg_op_param(ep->op, args[1].data ? &args[1] : NULL)
            != NGX_OK
-        || ngx_worksible_pg_op_param(op, args[2].data ? &args[2] : NULL)
+        || ngx_worksible_pg_op_param(ep->op, args[2].data ? &args[2] : NULL)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -663,10 +969,9 @@ ngx_worksible_api_list_args(ngx_str_t *args, const char *prefix,
 
 static ngx_int_t
 ngx_worksible_api_freelancer_get(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
-    ngx_worksible_pg_op_t *op, ngx_worksible_refusal_t *ref)
+    ngx_worksible_endpoint_t *ep)
 {
-    op->sql = "SELECT worksible_freelancer_get($1, $2)";
+    ep->op->sql = "SELECT worksible_freelancer_get($1, $2)";
 
-    return ngx_worksible_pg_op_param(op, id);
+    return ngx_worksible_pg_op_param(ep->op, &ep->id);
 }

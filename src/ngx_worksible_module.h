@@ -78,6 +78,8 @@ typedef struct {
     ngx_uint_t                 problem;       /* to send, or 0 */
     ngx_str_t                  scope;         /* insufficient_scope: needed */
     void                      *route;         /* the API endpoint */
+    ngx_str_t                  id;            /* its {id} */
+    ngx_str_t                  token;         /* a new key, for its response */
 
     unsigned                   auth_done:1;
     unsigned                   authenticated:1;

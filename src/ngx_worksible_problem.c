@@ -33,6 +33,12 @@ static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
 static ngx_worksible_problem_t  ngx_worksible_problems[] = {
     { 0, NULL, NULL, NULL },
 
+    { NGX_HTTP_BAD_REQUEST, "invalid_json", "Invalid JSON",
+      "The body must be a JSON object." },
+
+    { NGX_HTTP_BAD_REQUEST, "parameter_missing", "Missing parameter",
+      "A required parameter is missing." },
+
     { NGX_HTTP_BAD_REQUEST, "parameter_invalid", "Invalid parameter",
       "A parameter has an invalid value." },
 
@@ -69,6 +75,13 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
 
     { NGX_HTTP_NOT_ALLOWED, "method_not_allowed", "Method not allowed",
       "This endpoint does not support the method: see the Allow header." },
+
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large", "Body too large",
+      "The body is larger than this endpoint takes." },
+
+    { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
+      "Unsupported media type",
+      "Send the body as Content-Type: application/json." },
 
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "Internal error",
       "Something went wrong on our side; it is logged with this "
