@@ -91,6 +91,18 @@ static ngx_command_t  ngx_worksible_commands[] = {
       NULL },
 
     /*
+     * worksible_errors on|off;  default off; context: http, server,
+     * location. nginx's own error pages (400 for a malformed request, 413,
+     * 414, 502...) become RFC 9457 problems with X-Request-Id.
+     */
+    { ngx_string("worksible_errors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_worksible_loc_conf_t, errors),
+      NULL },
+
+    /*
      * worksible_scope SCOPE...;  context: http, server, location. Every
      * listed "resource:read|write" scope is required ("write" implies
      * "read").
@@ -218,6 +230,7 @@ ngx_worksible_create_loc_conf(ngx_conf_t *cf)
 
     lcf->auth = NGX_CONF_UNSET;
     lcf->api = NGX_CONF_UNSET;
+    lcf->errors = NGX_CONF_UNSET;
     lcf->scopes = NGX_CONF_UNSET_PTR;
 
     return lcf;
@@ -250,6 +263,7 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
+    ngx_conf_merge_value(conf->errors, prev->errors, 0);
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
 
     if (!conf->auth) {

@@ -53,6 +53,7 @@ typedef struct {
 typedef struct {
     ngx_flag_t                 auth;          /* worksible_auth */
     ngx_flag_t                 api;           /* worksible_api */
+    ngx_flag_t                 errors;        /* worksible_errors */
     ngx_array_t               *scopes;        /* worksible_scope, ngx_str_t */
 } ngx_worksible_loc_conf_t;
 
@@ -80,8 +81,10 @@ typedef struct {
     void                      *route;         /* the API endpoint */
     ngx_str_t                  id;            /* its {id} */
     ngx_str_t                  token;         /* a new key, for its response */
+    ngx_str_t                  error_body;    /* replaces nginx's error page */
 
     unsigned                   auth_done:1;
+    unsigned                   error_body_sent:1;
     unsigned                   authenticated:1;
 } ngx_worksible_ctx_t;
 

@@ -44,6 +44,8 @@ struct ngx_worksible_pg_pool_s {
     ngx_uint_t                  nwaiting;
     ngx_msec_t                  backoff;
     ngx_msec_t                  retry_at;     /* ngx_current_msec */
+    ngx_uint_t                  refused;      /* queue full, not logged */
+    time_t                      refused_logged;
     ngx_log_t                  *log;
 };
 
@@ -492,9 +494,19 @@ ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
     pool = op->pool;
 
     if (pool->nwaiting >= pool->conf->queue) {
-        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
-                      "worksible postgres queue full (%ui waiting)",
-                      pool->nwaiting);
+        pool->refused++;
+
+        /* at most one line a second, however hard the flood */
+
+        if (pool->refused_logged != ngx_time()) {
+            ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                          "worksible postgres queue full (%ui waiting): "
+                          "%ui queries refused", pool->nwaiting,
+                          pool->refused);
+            pool->refused_logged = ngx_time();
+            pool->refused = 0;
+        }
+
         return NGX_DECLINED;
     }
 

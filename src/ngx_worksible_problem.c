@@ -20,12 +20,20 @@ typedef struct {
 } ngx_worksible_problem_t;
 
 
+static ngx_int_t ngx_worksible_problem_body(ngx_http_request_t *r,
+    ngx_worksible_problem_t *p, ngx_str_t *detail, ngx_str_t *param,
+    ngx_str_t *body);
+static ngx_int_t ngx_worksible_error_page(ngx_http_request_t *r,
+    ngx_worksible_ctx_t *ctx);
 static u_char *ngx_worksible_request_id(ngx_http_request_t *r);
 static json_t *ngx_worksible_json_string(ngx_str_t *s);
 static ngx_int_t ngx_worksible_headers_filter(ngx_http_request_t *r);
+static ngx_int_t ngx_worksible_error_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
 
 
 static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 
 /* indexed by ngx_worksible_error_e */
@@ -94,17 +102,72 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
 };
 
 
+/*
+ * nginx's own error responses (worksible_errors), by status. The codes
+ * beyond API.md's name what nginx refused before any endpoint ran.
+ */
+
+static ngx_worksible_problem_t  ngx_worksible_nginx_errors[] = {
+
+    { NGX_HTTP_BAD_REQUEST, "invalid_request", "Invalid request",
+      "The request is not valid HTTP (a malformed or duplicate header, "
+      "an invalid path...)." },
+
+    { NGX_HTTP_FORBIDDEN, "forbidden", "Forbidden",
+      "Access to this path is denied." },
+
+    { NGX_HTTP_NOT_FOUND, "route_not_found", "Route not found",
+      "No endpoint has this path." },
+
+    { NGX_HTTP_NOT_ALLOWED, "method_not_allowed", "Method not allowed",
+      "This endpoint does not support the method." },
+
+    { NGX_HTTP_REQUEST_TIME_OUT, "request_timeout", "Request timeout",
+      "The request did not arrive in time." },
+
+    { NGX_HTTP_REQUEST_ENTITY_TOO_LARGE, "body_too_large", "Body too large",
+      "The body is larger than this server takes." },
+
+    { NGX_HTTP_REQUEST_URI_TOO_LARGE, "uri_too_long", "URI too long",
+      "The request URI is too long." },
+
+    { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited", "Rate limited",
+      "Too many requests: retry after the number of seconds in "
+      "Retry-After." },
+
+    { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "Internal error",
+      "Something went wrong on our side; it is logged with this "
+      "request_id." },
+
+    { NGX_HTTP_NOT_IMPLEMENTED, "not_implemented", "Not implemented",
+      "The server does not support this request's method or transfer "
+      "coding." },
+
+    { NGX_HTTP_BAD_GATEWAY, "bad_gateway", "Bad gateway",
+      "The service behind this endpoint did not answer properly." },
+
+    { NGX_HTTP_SERVICE_UNAVAILABLE, "service_unavailable",
+      "Service unavailable",
+      "The service is temporarily unavailable: retry after the number of "
+      "seconds in Retry-After." },
+
+    { NGX_HTTP_GATEWAY_TIME_OUT, "gateway_timeout", "Gateway timeout",
+      "The service behind this endpoint did not answer in time." },
+
+    { NGX_HTTP_VERSION_NOT_SUPPORTED, "http_version_not_supported",
+      "HTTP version not supported", "Use HTTP/1.0, HTTP/1.1 or HTTP/2." },
+
+    { 0, "http_error", "HTTP error", "The request failed." }
+};
+
+
 ngx_int_t
 ngx_worksible_problem_send(ngx_http_request_t *r, ngx_worksible_error_e err,
     ngx_str_t *detail, ngx_str_t *param)
 {
-    char                     *text;
-    u_char                   *body, *id;
-    size_t                    len;
-    json_t                   *o;
     ngx_int_t                 rc;
+    ngx_str_t                 body;
     ngx_worksible_problem_t  *p;
-    u_char                    type[128];
 
     p = &ngx_worksible_problems[err];
 
@@ -112,6 +175,29 @@ ngx_worksible_problem_send(ngx_http_request_t *r, ngx_worksible_error_e err,
     if (rc != NGX_OK) {
         return rc;
     }
+
+    if (ngx_worksible_problem_body(r, p, detail, param, &body) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/problem+json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    return ngx_worksible_json_send(r, p->status, body.data, body.len);
+}
+
+
+/* the RFC 9457 JSON of p for r, in r's pool */
+
+static ngx_int_t
+ngx_worksible_problem_body(ngx_http_request_t *r, ngx_worksible_problem_t *p,
+    ngx_str_t *detail, ngx_str_t *param, ngx_str_t *body)
+{
+    char    *text;
+    u_char  *id;
+    size_t   len;
+    json_t  *o;
+    u_char   type[128];
 
     id = ngx_worksible_request_id(r);
     if (id == NULL) {
@@ -143,26 +229,16 @@ ngx_worksible_problem_send(ngx_http_request_t *r, ngx_worksible_error_e err,
         return NGX_ERROR;
     }
 
-    len = ngx_strlen(text);
+    body->len = ngx_strlen(text);
+    body->data = ngx_pnalloc(r->pool, body->len);
 
-    body = ngx_pnalloc(r->pool, len);
-    if (body == NULL) {
-        free(text);
-        return NGX_ERROR;
+    if (body->data != NULL) {
+        ngx_memcpy(body->data, text, body->len);
     }
 
-    ngx_memcpy(body, text, len);
     free(text);
 
-    if (p->status >= NGX_HTTP_INTERNAL_SERVER_ERROR) {
-        r->keepalive = 0;
-    }
-
-    r->headers_out.status = p->status;
-    ngx_str_set(&r->headers_out.content_type, "application/problem+json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    return ngx_worksible_json_send(r, p->status, body, len);
+    return body->data ? NGX_OK : NGX_ERROR;
 }
 
 
@@ -277,21 +353,25 @@ ngx_worksible_headers_filter_init(ngx_conf_t *cf)
     ngx_http_next_header_filter = ngx_http_top_header_filter;
     ngx_http_top_header_filter = ngx_worksible_headers_filter;
 
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_worksible_error_body_filter;
+
     return NGX_OK;
 }
 
 
 /*
- * Every response of a location with worksible_auth or worksible_api gets
- * X-Request-Id (ours, always) and, unless a proxied service chose its own,
- * Cache-Control: no-store (API.md).
+ * Every response of a location with worksible_auth, worksible_api or
+ * worksible_errors gets X-Request-Id (ours, always) and, unless a proxied
+ * service chose its own, Cache-Control: no-store (API.md). With
+ * worksible_errors, nginx's own error pages become problem details.
  */
 
 static ngx_int_t
 ngx_worksible_headers_filter(ngx_http_request_t *r)
 {
-    u_char                    *id;
     ngx_str_t                  v;
+    ngx_worksible_ctx_t       *ctx;
     ngx_worksible_loc_conf_t  *lcf;
 
     if (r != r->main) {
@@ -300,19 +380,26 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
-    if (!lcf->auth && !lcf->api) {
+    if (!lcf->auth && !lcf->api && !lcf->errors) {
         return ngx_http_next_header_filter(r);
     }
 
-    id = ngx_worksible_request_id(r);
-    if (id == NULL) {
+    ctx = ngx_worksible_get_ctx(r);
+    if (ctx == NULL) {
         return NGX_ERROR;
     }
 
-    v.data = id;
+    v.data = ctx->request_id;
     v.len = NGX_WORKSIBLE_REQUEST_ID_LEN;
 
     if (ngx_worksible_header_add(r, "X-Request-Id", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (lcf->errors && r->err_status != 0 && !r->error_page
+        && r->headers_out.status >= NGX_HTTP_BAD_REQUEST
+        && ngx_worksible_error_page(r, ctx) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -325,4 +412,106 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
     }
 
     return ngx_http_next_header_filter(r);
+}
+
+
+/*
+ * An error page of nginx (ngx_http_special_response_handler, r->err_status
+ * set, no error_page of the operator's): its headers become those of a
+ * problem, its HTML body is replaced by ngx_worksible_error_body_filter.
+ */
+
+static ngx_int_t
+ngx_worksible_error_page(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
+{
+    ngx_worksible_problem_t  *p, other;
+
+    for (p = ngx_worksible_nginx_errors; p->status; p++) {
+        if (p->status == r->headers_out.status) {
+            break;
+        }
+    }
+
+    if (p->status == 0) {
+        other = *p;
+        other.status = r->headers_out.status;
+        p = &other;
+    }
+
+    if (ngx_worksible_problem_body(r, p, NULL, NULL, &ctx->error_body)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    if ((p->status == NGX_HTTP_SERVICE_UNAVAILABLE
+         || p->status == NGX_HTTP_TOO_MANY_REQUESTS)
+        && ngx_worksible_retry_after(r, 1) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&r->headers_out.content_type, "application/problem+json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type_lowcase = NULL;
+    r->headers_out.content_length_n = ctx->error_body.len;
+
+    if (r->headers_out.content_length) {
+        r->headers_out.content_length->hash = 0;
+        r->headers_out.content_length = NULL;
+    }
+
+    ngx_http_clear_accept_ranges(r);
+    ngx_http_clear_last_modified(r);
+    ngx_http_clear_etag(r);
+
+    return NGX_OK;
+}
+
+
+/* sends the problem instead of nginx's HTML error page, once */
+
+static ngx_int_t
+ngx_worksible_error_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    ngx_buf_t            *b;
+    ngx_chain_t          *cl, out;
+    ngx_worksible_ctx_t  *ctx;
+
+    if (r != r->main) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    if (ctx == NULL || ctx->error_body.data == NULL) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        cl->buf->pos = cl->buf->last;
+        cl->buf->file_pos = cl->buf->file_last;
+    }
+
+    if (ctx->error_body_sent) {
+        return NGX_OK;
+    }
+
+    ctx->error_body_sent = 1;
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_ERROR;
+    }
+
+    b->pos = ctx->error_body.data;
+    b->last = b->pos + ctx->error_body.len;
+    b->memory = 1;
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_next_body_filter(r, &out);
 }
