@@ -7,9 +7,9 @@
 # Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380.
 # The first start creates the cluster, the roles `worksible` (owner of the
 # schema, for operators and the CLI; BYPASSRLS so that its SECURITY DEFINER
-# functions can find a key before the company is known) and `worksible_api` (what nginx uses:
-# owns nothing, no BYPASSRLS), the database `worksible`, and a server secret
-# file of 64 hex characters. Authentication is `trust` on 127.0.0.1 only:
+# functions can find a key before the company is known) and
+# `worksible_api` (what nginx uses: owns nothing, no BYPASSRLS), the
+# database `worksible`, and a server secret file of 64 hex characters. Authentication is `trust` on 127.0.0.1 only:
 # a private development stack; production passes a password in the conninfo.
 # PostgreSQL refuses to run as root, so it runs as the `postgres` user.
 set -euo pipefail
@@ -28,8 +28,22 @@ pgdata=$dir/pg
 pgbin=/usr/lib/postgresql/15/bin
 
 as_pg() {
-    if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    if [ "$(id -u)" -eq 0 ]; then
+        (cd / && runuser -u postgres -- "$@")
+    else
+        "$@"
+    fi
 }
+
+# The postgres user must reach the data directory: when the checkout lies
+# under a directory it cannot traverse (/root, a 0700 home), the cluster
+# lives under /var/tmp instead, at a path made from the checkout's.
+mkdir -p "$dir"
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$dir"; then
+    pgdata=/var/tmp/worksible-$(printf '%s' "$top" | md5sum | cut -c1-12)/$name/pg
+    mkdir -p "$(dirname "$pgdata")"
+    chmod 755 "$(dirname "$(dirname "$pgdata")")" "$(dirname "$pgdata")"
+fi
 
 pg_init() {
     [ -f "$pgdata/PG_VERSION" ] && return 0
