@@ -9,14 +9,16 @@
 -- Every company table has FORCE ROW LEVEL SECURITY and a policy on
 -- current_setting('worksible.company_id').
 
--- worksible_id(prefix): prefix || '_' || ULID (48-bit Unix time in ms, then
--- 80 random bits, as 26 upper-case Crockford base32 characters; ulid/spec).
--- Time-sortable; the one source of row ids (API.md, Names).
-CREATE FUNCTION worksible_id(prefix text) RETURNS text
+-- worksible_id(prefix [, t]): prefix || '_' || ULID (48-bit Unix time of t
+-- in ms, now by default, then 80 random bits, as 26 upper-case Crockford
+-- base32 characters; ulid/spec). Time-sortable; the one source of row ids
+-- (API.md, Names).
+CREATE FUNCTION worksible_id(prefix text, t timestamptz DEFAULT clock_timestamp())
+RETURNS text
 LANGUAGE plpgsql VOLATILE PARALLEL SAFE AS $$
 DECLARE
     alphabet constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-    ms   bigint := floor(extract(epoch FROM clock_timestamp()) * 1000);
+    ms   bigint := floor(extract(epoch FROM t) * 1000);
     u    bytea := uuid_send(gen_random_uuid());
     -- bytes 6 and 8 of a v4 UUID carry version and variant: skip them
     bits bit(80) := ('x' || encode(substring(u FROM 1 FOR 6)

@@ -54,35 +54,34 @@ LANGUAGE sql STABLE SECURITY INVOKER AS $$
         'updated_at', worksible_ts(f.updated_at))
 $$;
 
--- worksible_freelancers_list(company id, limit, starting_after, ending_before,
---                            status) -> list object. GET /v1/freelancers.
---   {"object":"list","data":[freelancer...],"has_more":bool,"url":"/v1/freelancers"}
---   Newest first: created_at DESC, id DESC. Keyset pagination on
---   (created_at, id), Stripe semantics: starting_after = the page of older
---   objects right after that one; ending_before = the page of newer objects
---   right before it (still newest first); has_more = more objects exist past
---   this page in the direction of travel. NULL arguments mean absent:
---   limit 20, all statuses. The cursor object itself need not match status.
---   Errors (SQLSTATE WS400, DETAIL = param): a cursor that is not one of this
---   company's freelancers ('cursor not found'; another company's id is the
---   same as an unknown one); both cursors at once (DETAIL ending_before);
---   limit outside 1..100; status not invited|active|offboarded. The module
---   checks the last three first; these are the database's own guard.
-CREATE FUNCTION worksible_freelancers_list(p_company_id text, p_limit integer,
-                                           p_starting_after text, p_ending_before text,
-                                           p_status text)
+-- worksible_list(company, table, object function, url, limit,
+--                starting_after, ending_before, filters) -> the list object
+--   {"object":"list","data":[...],"has_more":bool,"url":url} of the
+--   company's rows of `table`, each built by `object`(row). Newest first:
+--   created_at DESC, id DESC, keyset pagination on (created_at, id) with
+--   Stripe semantics (starting_after: the page of older rows after that id;
+--   ending_before: the page of newer rows just before it, still newest
+--   first; has_more: more rows past this page in the direction of travel).
+--   filters: a JSON object of column -> text value, all equal (the module
+--   validates names and values). NULL arguments are absent: limit 20.
+--   Errors, SQLSTATE WS400 with DETAIL = the parameter: both cursors
+--   (ending_before), limit outside 1..100 (limit), a cursor that is not one
+--   of this company's rows of the table (starting_after | ending_before).
+CREATE FUNCTION worksible_list(p_company_id text, p_table regclass,
+                               p_object regproc, p_url text, p_limit integer,
+                               p_starting_after text, p_ending_before text,
+                               p_filters jsonb DEFAULT '{}')
 RETURNS json
-LANGUAGE plpgsql SECURITY INVOKER
--- plan each call with its values: a cached generic plan cannot fold the
--- "absent" branches and would filter the company's rows instead of seeking
--- the cursor in the index
-SET plan_cache_mode = force_custom_plan AS $$
+LANGUAGE plpgsql SECURITY INVOKER AS $$
 DECLARE
-    lim       integer := coalesce(p_limit, 20);
-    cur_ts    timestamptz;
-    cur_id    text;
-    page      freelancers[];
-    has_more  boolean;
+    lim     integer := coalesce(p_limit, 20);
+    cursor  text := coalesce(p_starting_after, p_ending_before);
+    cur_ts  timestamptz;
+    cur_id  text;
+    filter  text := '';
+    col     text;
+    val     text;
+    result  json;
 BEGIN
     PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
 
@@ -95,53 +94,68 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'WS400',
             MESSAGE = 'limit must be between 1 and 100', DETAIL = 'limit';
     END IF;
-    IF p_status IS NOT NULL AND p_status NOT IN ('invited', 'active', 'offboarded') THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'status must be invited, active or offboarded', DETAIL = 'status';
-    END IF;
 
-    IF coalesce(p_starting_after, p_ending_before) IS NOT NULL THEN
-        SELECT f.created_at, f.id INTO cur_ts, cur_id
-        FROM freelancers f
-        WHERE f.company_id = p_company_id
-          AND f.id = coalesce(p_starting_after, p_ending_before);
-        IF NOT FOUND THEN
+    FOR col, val IN SELECT key, value FROM jsonb_each_text(p_filters) LOOP
+        filter := filter || format(' AND t.%I = %L', col, val);
+    END LOOP;
+
+    IF cursor IS NOT NULL THEN
+        EXECUTE format('SELECT t.created_at, t.id FROM %s t
+                        WHERE t.company_id = $1 AND t.id = $2', p_table)
+            INTO cur_ts, cur_id USING p_company_id, cursor;
+        IF cur_id IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'WS400', MESSAGE = 'cursor not found',
                 DETAIL = CASE WHEN p_starting_after IS NOT NULL
                               THEN 'starting_after' ELSE 'ending_before' END;
         END IF;
     END IF;
 
-    IF p_ending_before IS NULL THEN
-        -- first page, or older than the cursor: walk down the index
-        SELECT array_agg(s.f ORDER BY (s.f).created_at DESC, (s.f).id DESC) INTO page
-        FROM (SELECT f
-              FROM freelancers f
-              WHERE f.company_id = p_company_id
-                AND (p_status IS NULL OR f.status = p_status)
-                AND (cur_id IS NULL OR (f.created_at, f.id) < (cur_ts, cur_id))
-              ORDER BY f.created_at DESC, f.id DESC
-              LIMIT lim + 1) s;
-    ELSE
-        -- newer than the cursor: walk up from it, the nearest first
-        SELECT array_agg(s.f ORDER BY (s.f).created_at, (s.f).id) INTO page
-        FROM (SELECT f
-              FROM freelancers f
-              WHERE f.company_id = p_company_id
-                AND (p_status IS NULL OR f.status = p_status)
-                AND (f.created_at, f.id) > (cur_ts, cur_id)
-              ORDER BY f.created_at, f.id
-              LIMIT lim + 1) s;
-    END IF;
+    -- $1 company, $2 cursor id, $3 cursor time, $4 limit, $5 url
+    EXECUTE format($q$
+        WITH page AS (
+            SELECT t AS r, t.created_at, t.id
+            FROM %1$s t
+            WHERE t.company_id = $1 %2$s
+              AND ($2::text IS NULL OR (t.created_at, t.id) %3$s ($3, $2))
+            ORDER BY t.created_at %4$s, t.id %4$s
+            LIMIT $4 + 1),
+        shown AS (
+            SELECT * FROM page ORDER BY created_at %4$s, id %4$s LIMIT $4)
+        SELECT json_build_object(
+            'object', 'list',
+            'data', (SELECT coalesce(json_agg(%5$s(s.r)
+                                              ORDER BY s.created_at DESC, s.id DESC),
+                                     '[]')
+                     FROM shown s),
+            'has_more', (SELECT count(*) FROM page) > $4,
+            'url', $5)$q$,
+        p_table, filter,
+        CASE WHEN p_ending_before IS NULL THEN '<' ELSE '>' END,
+        CASE WHEN p_ending_before IS NULL THEN 'DESC' ELSE 'ASC' END,
+        p_object)
+    INTO result USING p_company_id, cur_id, cur_ts, lim, p_url;
 
-    has_more := coalesce(cardinality(page), 0) > lim;
-    RETURN json_build_object(
-        'object', 'list',
-        'data', (SELECT coalesce(json_agg(worksible_freelancer_object(p)
-                                          ORDER BY p.created_at DESC, p.id DESC), '[]')
-                 FROM unnest(page[1:lim]) AS p),
-        'has_more', has_more,
-        'url', '/v1/freelancers');
+    RETURN result;
+END
+$$;
+
+-- worksible_freelancers_list(company id, limit, starting_after,
+--   ending_before, status) -> the list of the company's freelancers
+--   (worksible_list), status NULL or invited|active|offboarded (else WS400
+--   status). GET /v1/freelancers.
+CREATE FUNCTION worksible_freelancers_list(p_company_id text, p_limit integer,
+                                                      p_starting_after text, p_ending_before text,
+                                                      p_status text)
+RETURNS json
+LANGUAGE plpgsql SECURITY INVOKER AS $$
+BEGIN
+    IF p_status IS NOT NULL AND p_status NOT IN ('invited', 'active', 'offboarded') THEN
+        RAISE EXCEPTION USING ERRCODE = 'WS400',
+            MESSAGE = 'status must be invited, active or offboarded', DETAIL = 'status';
+    END IF;
+    RETURN worksible_list(p_company_id, 'freelancers', 'worksible_freelancer_object',
+                          '/v1/freelancers', p_limit, p_starting_after, p_ending_before,
+                          jsonb_strip_nulls(jsonb_build_object('status', p_status)));
 END
 $$;
 
@@ -161,12 +175,16 @@ BEGIN
 END
 $$;
 
-REVOKE ALL ON FUNCTION worksible_company_me(text),
+REVOKE ALL ON FUNCTION worksible_list(text, regclass, regproc, text, integer,
+                                      text, text, jsonb),
+                       worksible_company_me(text),
                        worksible_freelancer_object(freelancers),
                        worksible_freelancers_list(text, integer, text, text, text),
                        worksible_freelancer_get(text, text)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION worksible_company_me(text),
+GRANT EXECUTE ON FUNCTION worksible_list(text, regclass, regproc, text, integer,
+                                         text, text, jsonb),
+                          worksible_company_me(text),
                           worksible_freelancer_object(freelancers),
                           worksible_freelancers_list(text, integer, text, text, text),
                           worksible_freelancer_get(text, text)

@@ -22,28 +22,6 @@ SELECT NOT EXISTS (SELECT 1 FROM companies WHERE name = 'Northwind Studio') AS d
 
 \if :demo_load
 
--- An id whose ULID time is t (so ids sort like created_at); the rest as
--- worksible_id().
-CREATE FUNCTION pg_temp.demo_id(prefix text, t timestamptz) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    alphabet constant text := '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-    ms   bigint := floor(extract(epoch FROM t) * 1000);
-    u    bytea := uuid_send(gen_random_uuid());
-    bits bit(80) := ('x' || encode(substring(u FROM 1 FOR 6)
-                                   || substring(u FROM 10 FOR 4), 'hex'))::bit(80);
-    out  text := prefix || '_';
-BEGIN
-    FOR i IN REVERSE 9..0 LOOP
-        out := out || substr(alphabet, ((ms >> (i * 5)) & 31)::int + 1, 1);
-    END LOOP;
-    FOR i IN 0..15 LOOP
-        out := out || substr(alphabet, substring(bits FROM i * 5 + 1 FOR 5)::int + 1, 1);
-    END LOOP;
-    RETURN out;
-END
-$$;
-
 -- pick(key, m): a stable pseudo-random integer in 0..m-1
 CREATE FUNCTION pg_temp.pick(key text, m integer) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
@@ -52,7 +30,7 @@ $$;
 
 -- ---------------------------------------------------------------- companies
 CREATE TEMP TABLE d_company ON COMMIT DROP AS
-SELECT pg_temp.demo_id('cmp', created_at) AS id, name, plan, currency, created_at
+SELECT worksible_id('cmp', created_at) AS id, name, plan, currency, created_at
 FROM (VALUES
     ('Fernleaf Architects Ltd',  'trial',      'GBP', now() - interval '12 days'),
     ('Brightwater Analytics',    'core',       'USD', now() - interval '205 days'),
@@ -120,7 +98,7 @@ WITH v (name, country, currency, hourly_rate) AS (VALUES
                '[^a-z -]', '', 'g'), ' +', '.', 'g') AS local
     FROM numbered
 )
-SELECT n, pg_temp.demo_id('fl', created_at) AS id, name, country, currency,
+SELECT n, worksible_id('fl', created_at) AS id, name, country, currency,
        hourly_rate::bigint AS hourly_rate,
        local || '@' || (ARRAY['gmail.com', 'proton.me', 'outlook.com', 'fastmail.com',
                               'icloud.com', 'hey.com', 'posteo.net', 'mailbox.org'])
@@ -141,7 +119,7 @@ FROM d_fl;
 -- out of Northwind's lists).
 INSERT INTO freelancers (id, company_id, email, name, country, status, hourly_rate,
                          currency, created_at, updated_at)
-SELECT pg_temp.demo_id('fl', c.created_at + v.days * interval '1 day'), c.id, v.email,
+SELECT worksible_id('fl', c.created_at + v.days * interval '1 day'), c.id, v.email,
        v.name, v.country, v.status, v.hourly_rate, v.currency,
        c.created_at + v.days * interval '1 day', c.created_at + v.days * interval '1 day'
 FROM (VALUES
@@ -190,7 +168,7 @@ WITH v (name, description, status, budget, currency) AS (VALUES
                + interval '10 hours' AS created_at
     FROM v
 )
-SELECT n, pg_temp.demo_id('prj', created_at) AS id, name, description, status, budget,
+SELECT n, worksible_id('prj', created_at) AS id, name, description, status, budget,
        currency, created_at
 FROM numbered;
 
@@ -233,7 +211,7 @@ WITH pairs AS (
                 ELSE 'active' END AS status
     FROM typed
 )
-SELECT pg_temp.demo_id('ctr', created_at) AS id, fn || '/' || k AS ckey, freelancer_id,
+SELECT worksible_id('ctr', created_at) AS id, fn || '/' || k AS ckey, freelancer_id,
        project_id,
        project_name, type, rate::bigint AS rate, currency, status, start_date,
        CASE WHEN status = 'ended'
@@ -274,7 +252,7 @@ WITH weeks AS (
     FROM weeks
     WHERE period_start + 6 >= start_date
 )
-SELECT pg_temp.demo_id('ts', created_at) AS id, tkey, ckey, contract_id, rate, currency,
+SELECT worksible_id('ts', created_at) AS id, tkey, ckey, contract_id, rate, currency,
        start_date,
        period_start, period_end, status, created_at,
        CASE WHEN status <> 'draft'
@@ -396,7 +374,7 @@ WITH heads AS (
     FROM totals
     WHERE total IS NOT NULL  -- a month of sheets without entries bills nothing
 )
-SELECT pg_temp.demo_id('inv', created_at) AS id, s.*
+SELECT worksible_id('inv', created_at) AS id, s.*
 FROM (SELECT stated.*,
              CASE WHEN status = 'draft' THEN NULL ELSE finalized_at END AS final_at,
              least(now() - interval '1 hour',
@@ -448,7 +426,7 @@ SELECT :'nw', i.id, l.position, l.description, l.quantity, l.unit_amount,
 FROM d_line l JOIN d_inv i ON i.inv_key = l.inv_key;
 
 INSERT INTO payments (id, company_id, invoice_id, amount, currency, created_at)
-SELECT pg_temp.demo_id('pay', created_at), :'nw', invoice_id, amount, currency, created_at
+SELECT worksible_id('pay', created_at), :'nw', invoice_id, amount, currency, created_at
 FROM d_pay;
 
 -- ------------------------------------------------------------------ payouts
@@ -456,7 +434,7 @@ FROM d_pay;
 -- pending for the last twelve days, now and then failed at the bank.
 INSERT INTO payouts (id, company_id, freelancer_id, amount, currency, status, created_at,
                      updated_at)
-SELECT pg_temp.demo_id('po', created_at), :'nw', freelancer_id, total, currency, status,
+SELECT worksible_id('po', created_at), :'nw', freelancer_id, total, currency, status,
        created_at,
        CASE WHEN status = 'pending' THEN created_at
             ELSE least(now(), created_at + interval '1 day') END
