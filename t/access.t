@@ -214,3 +214,51 @@ came from 127\.0\.0\.1,
 [200, 403, 200, 403]
 --- response_body_like eval
 [qr/^backend/, qr/came from 2001:db9::5,/, qr/^backend/, qr/came from ::ffff:11\.1\.2\.3,/]
+
+
+
+=== TEST 10: beside auth_request: both must pass, whatever their order
+--- config
+    location /reports/ {
+        worksible_auth on;
+        auth_request /check;
+        proxy_pass http://127.0.0.1:1985;
+    }
+    location = /check {
+        internal;
+        if ($http_x_deny) { return 403; }
+        return 204;
+    }
+--- request eval
+["GET /reports/a", "GET /reports/a", "GET /reports/a"]
+--- more_headers eval
+["Authorization: Bearer $::reader", "Authorization: Bearer $::reader\nX-Deny: 1",
+ ""]
+--- error_code eval
+[200, 403, 401]
+--- response_body_like eval
+[qr/^backend/, qr/403 Forbidden/, qr/"code":"api_key_missing"/]
+
+
+
+=== TEST 11: behind limit_req, keyed on the client address
+--- http_config eval
+$::http . "    limit_req_zone \$binary_remote_addr zone=ip:1m rate=1r/m;\n"
+--- config
+    location /reports/ {
+        limit_req zone=ip burst=1 nodelay;
+        limit_req_status 429;
+        worksible_errors on;
+        worksible_auth on;
+        proxy_pass http://127.0.0.1:1985;
+    }
+--- request eval
+["GET /reports/a", "GET /reports/a", "GET /reports/a"]
+--- more_headers eval
+"Authorization: Bearer $::reader"
+--- error_code eval
+[200, 200, 429]
+--- response_headers_like eval
+["X-Request-Id: req_\\w{26}", "X-Request-Id: req_\\w{26}", "Retry-After: 1"]
+--- response_body_like eval
+[qr/^backend/, qr/^backend/, qr/^\{"type":"https:\/\/docs\.worksible\.com\/errors\/rate_limited"/]
