@@ -202,7 +202,6 @@ ngx_worksible_create_main_conf(ngx_conf_t *cf)
      *
      *     mcf->pg = NULL;
      *     mcf->pg_pool = NULL;
-     *     mcf->key_secret_file = { 0, NULL };
      *     mcf->nsecrets = 0;
      *     mcf->key_cache = NULL;
      */
@@ -417,15 +416,14 @@ ngx_worksible_key_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
-    mcf->key_secret_file = value[1];
-
-    if (ngx_conf_full_name(cf->cycle, &mcf->key_secret_file, 1) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
 
     ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = mcf->key_secret_file;
+    file.name = value[1];
     file.log = cf->log;
+
+    if (ngx_conf_full_name(cf->cycle, &file.name, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (file.fd == NGX_INVALID_FILE) {

@@ -36,7 +36,6 @@ typedef struct {
     ngx_worksible_pg_conf_t   *pg;            /* NULL: no worksible_postgres */
     ngx_worksible_pg_pool_t   *pg_pool;       /* this worker's, or NULL */
 
-    ngx_str_t                  key_secret_file;
     ngx_worksible_server_secret_t
                                secrets[NGX_WORKSIBLE_SERVER_SECRETS_MAX];
     ngx_uint_t                 nsecrets;      /* secrets[0]: the current */
