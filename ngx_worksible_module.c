@@ -35,6 +35,10 @@ static char *ngx_worksible_key_secret_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_worksible_key_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_worksible_redis(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_worksible_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -79,6 +83,28 @@ static ngx_command_t  ngx_worksible_commands[] = {
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_worksible_key_cache,
       NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_redis ADDRESS [password_file=FILE] [db=N] [timeout=TIME]
+     *     [connect_timeout=TIME];  context: http
+     */
+    { ngx_string("worksible_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_worksible_redis,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_rate_limit on|off [fail=open|closed];  default off
+     * (fail=closed); context: http, server, location
+     */
+    { ngx_string("worksible_rate_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_worksible_rate_limit,
+      NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
 
@@ -230,6 +256,8 @@ ngx_worksible_create_loc_conf(ngx_conf_t *cf)
     lcf->auth = NGX_CONF_UNSET;
     lcf->api = NGX_CONF_UNSET;
     lcf->errors = NGX_CONF_UNSET;
+    lcf->rate_limit = NGX_CONF_UNSET;
+    lcf->rate_limit_open = NGX_CONF_UNSET;
     lcf->scopes = NGX_CONF_UNSET_PTR;
 
     return lcf;
@@ -263,6 +291,8 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_value(conf->errors, prev->errors, 0);
+    ngx_conf_merge_value(conf->rate_limit, prev->rate_limit, 0);
+    ngx_conf_merge_value(conf->rate_limit_open, prev->rate_limit_open, 0);
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
 
     if (!conf->auth) {
@@ -275,6 +305,13 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"worksible_auth\" needs \"worksible_postgres\" "
                            "and \"worksible_key_secret_file\" in http{}");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->rate_limit && mcf->redis_conf == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"worksible_rate_limit\" needs "
+                           "\"worksible_redis\" in http{}");
         return NGX_CONF_ERROR;
     }
 
@@ -355,6 +392,7 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
     ngx_http_core_main_conf_t  *cmcf;
+    ngx_worksible_main_conf_t  *mcf;
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -364,6 +402,9 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
     }
 
     *h = ngx_worksible_auth_handler;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
+    ngx_worksible_ratelimit_sha(mcf->ratelimit_sha);
 
     return ngx_worksible_headers_filter_init(cf);
 }
@@ -478,6 +519,82 @@ ngx_worksible_key_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+/* worksible_redis: see ngx_worksible_redis_conf_parse() */
+
+static char *
+ngx_worksible_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_main_conf_t  *mcf = conf;
+
+    ngx_str_t  *value;
+
+    if (mcf->redis_conf != NULL) {
+        return "is duplicate";
+    }
+
+    mcf->redis_conf = ngx_pcalloc(cf->pool,
+                                  sizeof(ngx_worksible_redis_conf_t));
+    if (mcf->redis_conf == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    return ngx_worksible_redis_conf_parse(cf, &value[1], cf->args->nelts - 1,
+                                          mcf->redis_conf);
+}
+
+
+/* worksible_rate_limit on|off [fail=open|closed] */
+
+static char *
+ngx_worksible_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_loc_conf_t  *lcf = conf;
+
+    ngx_str_t  *value;
+
+    if (lcf->rate_limit != NGX_CONF_UNSET) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "on") == 0) {
+        lcf->rate_limit = 1;
+
+    } else if (ngx_strcmp(value[1].data, "off") == 0) {
+        lcf->rate_limit = 0;
+
+    } else {
+        goto invalid;
+    }
+
+    lcf->rate_limit_open = 0;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strcmp(value[2].data, "fail=open") == 0) {
+            lcf->rate_limit_open = 1;
+
+        } else if (ngx_strcmp(value[2].data, "fail=closed") != 0) {
+            goto invalid;
+        }
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid worksible_rate_limit \"%V%s%V\" (on|off "
+                       "[fail=open|closed])", &value[1],
+                       cf->args->nelts == 3 ? " " : "",
+                       cf->args->nelts == 3 ? &value[2] : &value[0]);
+
+    return NGX_CONF_ERROR;
+}
+
+
 /* worksible_scope: each argument is "resource:read" or "resource:write" */
 
 static char *
@@ -560,7 +677,18 @@ ngx_worksible_init_process(ngx_cycle_t *cycle)
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_worksible_module);
 
-    if (mcf == NULL || mcf->pg == NULL) {
+    if (mcf == NULL) {
+        return NGX_OK;
+    }
+
+    if (mcf->redis_conf != NULL) {
+        mcf->redis = ngx_worksible_redis_create(mcf->redis_conf, cycle);
+        if (mcf->redis == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (mcf->pg == NULL) {
         return NGX_OK;
     }
 
@@ -582,6 +710,10 @@ ngx_worksible_exit_process(ngx_cycle_t *cycle)
 
     if (mcf != NULL && mcf->pg_pool != NULL) {
         ngx_worksible_pg_pool_close(mcf->pg_pool);
+    }
+
+    if (mcf != NULL && mcf->redis != NULL) {
+        ngx_worksible_redis_close(mcf->redis);
     }
 }
 
@@ -612,24 +744,37 @@ ngx_worksible_get_ctx(ngx_http_request_t *r)
 
 
 ngx_int_t
-ngx_worksible_pg_run(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
+ngx_worksible_cleanup_arm(ngx_http_request_t *r)
 {
     ngx_worksible_ctx_t  *ctx;
 
     ctx = ngx_worksible_get_ctx(r);
     if (ctx == NULL) {
-        ngx_worksible_pg_op_free(op);
         return NGX_ERROR;
     }
 
     if (ctx->cleanup == NULL) {
         ctx->cleanup = ngx_http_cleanup_add(r, 0);
         if (ctx->cleanup == NULL) {
-            ngx_worksible_pg_op_free(op);
             return NGX_ERROR;
         }
 
+        ctx->cleanup->handler = ngx_worksible_request_cleanup;
         ctx->cleanup->data = ctx;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_pg_run(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
+{
+    ngx_worksible_ctx_t  *ctx;
+
+    if (ngx_worksible_cleanup_arm(r) != NGX_OK) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_ERROR;
     }
 
     op->data = r;
@@ -639,8 +784,8 @@ ngx_worksible_pg_run(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
         return NGX_DECLINED;
     }
 
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
     ctx->op = op;
-    ctx->cleanup->handler = ngx_worksible_request_cleanup;
 
     return NGX_OK;
 }
@@ -654,11 +799,10 @@ ngx_worksible_pg_done(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
 
     ctx->op = NULL;
-    ctx->cleanup->handler = NULL;
 }
 
 
-/* the request ends before its query: the query must not call it back */
+/* the request ends before its store calls: they must not call it back */
 
 static void
 ngx_worksible_request_cleanup(void *data)
@@ -668,5 +812,10 @@ ngx_worksible_request_cleanup(void *data)
     if (ctx->op != NULL) {
         ngx_worksible_pg_op_detach(ctx->op);
         ctx->op = NULL;
+    }
+
+    if (ctx->redis_op != NULL) {
+        ngx_worksible_redis_detach(ctx->redis_op);
+        ctx->redis_op = NULL;
     }
 }

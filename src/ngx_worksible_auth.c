@@ -49,8 +49,12 @@ enum {
 };
 
 
+static ngx_int_t ngx_worksible_auth_key(ngx_http_request_t *r,
+    ngx_worksible_ctx_t *ctx);
 static ngx_int_t ngx_worksible_auth_token(ngx_http_request_t *r,
     ngx_worksible_key_t *key);
+static ngx_worksible_error_e ngx_worksible_auth_scopes(ngx_http_request_t *r,
+    ngx_worksible_ctx_t *ctx);
 static void ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op);
 static ngx_worksible_error_e ngx_worksible_auth_row(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op, ngx_worksible_key_record_t *rec);
@@ -79,13 +83,9 @@ static u_char  ngx_worksible_auth_dummy[NGX_WORKSIBLE_KEY_HASH_LEN];
 ngx_int_t
 ngx_worksible_auth_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                    rc;
-    ngx_str_t                    key_id;
-    ngx_worksible_ctx_t         *ctx;
-    ngx_worksible_pg_op_t       *op;
-    ngx_worksible_loc_conf_t    *lcf;
-    ngx_worksible_main_conf_t   *mcf;
-    ngx_worksible_key_record_t   rec;
+    ngx_int_t                  rc;
+    ngx_worksible_ctx_t       *ctx;
+    ngx_worksible_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
@@ -102,23 +102,82 @@ ngx_worksible_auth_handler(ngx_http_request_t *r)
         return ctx->problem ? ngx_worksible_auth_refuse(r, ctx) : NGX_OK;
     }
 
-    if (ctx->op != NULL) {
+    if (ctx->op != NULL || ctx->redis_op != NULL) {
         return NGX_AGAIN;
     }
 
+    if (!ctx->key_done) {
+        rc = ngx_worksible_auth_key(r, ctx);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    /* charged: every request whose key and address passed (API.md) */
+
+    if (ctx->problem == NGX_WORKSIBLE_OK && lcf->rate_limit && !ctx->rl_done) {
+        rc = ngx_worksible_ratelimit_start(r);
+
+        if (rc == NGX_AGAIN) {
+            r->read_event_handler = ngx_http_test_reading;
+            r->write_event_handler = ngx_http_request_empty_handler;
+            return NGX_AGAIN;
+        }
+
+        if (rc == NGX_ERROR) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->rl_done = 1;
+
+        if (rc == NGX_DECLINED) {
+            ctx->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
+            ctx->redis_failed = 1;
+        }
+    }
+
+    if (ctx->problem == NGX_WORKSIBLE_OK && ctx->rl.set && !ctx->rl.allowed) {
+        ctx->problem = NGX_WORKSIBLE_RATE_LIMITED;
+    }
+
+    if (ctx->problem == NGX_WORKSIBLE_OK) {
+        ctx->problem = ngx_worksible_auth_scopes(r, ctx);
+    }
+
+    ctx->auth_done = 1;
+
+    return ctx->problem ? ngx_worksible_auth_refuse(r, ctx) : NGX_OK;
+}
+
+
+/*
+ * The key: NGX_OK with ctx->key_done set (ctx->problem says whether the
+ * key may be used), NGX_AGAIN while PostgreSQL looks it up, or an HTTP
+ * status for a failure of our own.
+ */
+
+static ngx_int_t
+ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
+{
+    ngx_int_t                    rc;
+    ngx_str_t                    key_id;
+    ngx_worksible_pg_op_t       *op;
+    ngx_worksible_main_conf_t   *mcf;
+    ngx_worksible_key_record_t   rec;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
     if (r->headers_in.authorization == NULL) {
-        ctx->auth_done = 1;
+        ctx->key_done = 1;
         ctx->problem = NGX_WORKSIBLE_API_KEY_MISSING;
-        return ngx_worksible_auth_refuse(r, ctx);
+        return NGX_OK;
     }
 
     if (ngx_worksible_auth_token(r, &ctx->key) != NGX_OK) {
-        ctx->auth_done = 1;
+        ctx->key_done = 1;
         ctx->problem = NGX_WORKSIBLE_API_KEY_INVALID;
-        return ngx_worksible_auth_refuse(r, ctx);
+        return NGX_OK;
     }
-
-    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     if (mcf->key_cache != NULL) {
         rc = ngx_worksible_cache_get(mcf->key_cache, ctx->key.key_id,
@@ -129,10 +188,9 @@ ngx_worksible_auth_handler(ngx_http_request_t *r)
         }
 
         if (rc == NGX_OK) {
-            ctx->auth_done = 1;
+            ctx->key_done = 1;
             ctx->problem = ngx_worksible_auth_verify(r, ctx, &rec, 1);
-
-            return ctx->problem ? ngx_worksible_auth_refuse(r, ctx) : NGX_OK;
+            return NGX_OK;
         }
     }
 
@@ -155,9 +213,9 @@ ngx_worksible_auth_handler(ngx_http_request_t *r)
     rc = ngx_worksible_pg_run(r, op);
 
     if (rc == NGX_DECLINED) {
-        ctx->auth_done = 1;
+        ctx->key_done = 1;
         ctx->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
-        return ngx_worksible_auth_refuse(r, ctx);
+        return NGX_OK;
     }
 
     if (rc != NGX_OK) {
@@ -227,7 +285,7 @@ ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op)
 
     ngx_worksible_pg_done(r);
 
-    ctx->auth_done = 1;
+    ctx->key_done = 1;
     ctx->problem = ngx_worksible_auth_row(r, op, &rec);
 
     if (ctx->problem == NGX_WORKSIBLE_OK) {
@@ -408,9 +466,7 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
     ngx_worksible_key_record_t *rec, ngx_uint_t cached)
 {
     u_char                         *stored;
-    ngx_str_t                      *scope;
     ngx_uint_t                      i, known;
-    ngx_worksible_loc_conf_t       *lcf;
     ngx_worksible_main_conf_t      *mcf;
     ngx_worksible_server_secret_t  *secret;
     u_char                          hash[NGX_WORKSIBLE_KEY_HASH_LEN];
@@ -466,6 +522,8 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
     ctx->identity.company_id = rec->company_id;
     ctx->identity.plan = rec->plan;
     ctx->identity.scopes = rec->scopes;
+    ctx->rate_limit = rec->rate_limit;
+    ctx->rate_window = rec->rate_window;
     ctx->authenticated = 1;
 
     if (secret != &mcf->secrets[0]) {
@@ -477,16 +535,31 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
         ngx_worksible_auth_touch(mcf, &rec->api_key_id);
     }
 
+    return NGX_WORKSIBLE_OK;
+}
+
+
+/* worksible_scope of the location against the key's scopes */
+
+static ngx_worksible_error_e
+ngx_worksible_auth_scopes(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
+{
+    ngx_str_t                 *scope;
+    ngx_uint_t                 i;
+    ngx_worksible_loc_conf_t  *lcf;
+
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
-    if (lcf->scopes) {
-        scope = lcf->scopes->elts;
+    if (lcf->scopes == NULL) {
+        return NGX_WORKSIBLE_OK;
+    }
 
-        for (i = 0; i < lcf->scopes->nelts; i++) {
-            if (!ngx_worksible_scope_held(&rec->scopes, &scope[i])) {
-                ctx->scope = scope[i];
-                return NGX_WORKSIBLE_INSUFFICIENT_SCOPE;
-            }
+    scope = lcf->scopes->elts;
+
+    for (i = 0; i < lcf->scopes->nelts; i++) {
+        if (!ngx_worksible_scope_held(&ctx->identity.scopes, &scope[i])) {
+            ctx->scope = scope[i];
+            return NGX_WORKSIBLE_INSUFFICIENT_SCOPE;
         }
     }
 
@@ -892,8 +965,13 @@ ngx_worksible_auth_refuse(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
 
     case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
         mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
-        rc = ngx_worksible_retry_after(r,
-                                 ngx_worksible_pg_retry_after(mcf->pg_pool));
+        rc = ngx_worksible_retry_after(r, ctx->redis_failed
+                               ? ngx_worksible_redis_retry_after(mcf->redis)
+                               : ngx_worksible_pg_retry_after(mcf->pg_pool));
+        break;
+
+    case NGX_WORKSIBLE_RATE_LIMITED:
+        rc = ngx_worksible_retry_after(r, ctx->rl.t);
         break;
 
     default:

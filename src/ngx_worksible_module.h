@@ -25,6 +25,8 @@
 #include "ngx_worksible_cache.h"
 #include "ngx_worksible_key.h"
 #include "ngx_worksible_pg.h"
+#include "ngx_worksible_ratelimit.h"
+#include "ngx_worksible_redis.h"
 
 
 #define NGX_WORKSIBLE_REQUEST_ID_LEN  (sizeof("req_") - 1 + 26)
@@ -42,6 +44,11 @@ typedef struct {
 
     ngx_shm_zone_t            *key_cache;     /* NULL: no worksible_key_cache */
 
+    ngx_worksible_redis_conf_t *redis_conf;   /* NULL: no worksible_redis */
+    ngx_worksible_redis_t     *redis;         /* this worker's, or NULL */
+    u_char                     ratelimit_sha[41];
+    time_t                     ratelimit_warned;
+
     /* this worker's keys used for the first time this minute */
     u_char                   (*touched)[NGX_WORKSIBLE_OBJECT_ID_MAX];
     ngx_uint_t                 ntouched;
@@ -53,6 +60,8 @@ typedef struct {
     ngx_flag_t                 auth;          /* worksible_auth */
     ngx_flag_t                 api;           /* worksible_api */
     ngx_flag_t                 errors;        /* worksible_errors */
+    ngx_flag_t                 rate_limit;    /* worksible_rate_limit */
+    ngx_flag_t                 rate_limit_open;   /* fail=open */
     ngx_array_t               *scopes;        /* worksible_scope, ngx_str_t */
 } ngx_worksible_loc_conf_t;
 
@@ -71,9 +80,13 @@ typedef struct {
 
     ngx_worksible_key_t        key;           /* points into the header */
     ngx_worksible_identity_t   identity;
+    ngx_uint_t                 rate_limit;    /* the plan's q ... */
+    ngx_uint_t                 rate_window;   /* ... per w seconds */
+    ngx_worksible_ratelimit_t  rl;
 
     ngx_worksible_pg_op_t     *op;            /* in flight, or NULL */
-    ngx_http_cleanup_t        *cleanup;       /* detaches op */
+    ngx_worksible_redis_op_t  *redis_op;      /* in flight, or NULL */
+    ngx_http_cleanup_t        *cleanup;       /* detaches both */
 
     ngx_uint_t                 problem;       /* to send, or 0 */
     ngx_str_t                  scope;         /* insufficient_scope: needed */
@@ -82,7 +95,10 @@ typedef struct {
     ngx_str_t                  token;         /* a new key, for its response */
     ngx_str_t                  error_body;    /* replaces nginx's error page */
 
-    unsigned                   auth_done:1;
+    unsigned                   key_done:1;    /* the key is checked */
+    unsigned                   rl_done:1;     /* the limiter answered */
+    unsigned                   redis_failed:1;
+    unsigned                   auth_done:1;   /* the access phase decided */
     unsigned                   error_body_sent:1;
     unsigned                   authenticated:1;
 } ngx_worksible_ctx_t;
@@ -90,6 +106,9 @@ typedef struct {
 
 /* the module's ctx of r, made on first use; NULL only when out of memory */
 ngx_worksible_ctx_t *ngx_worksible_get_ctx(ngx_http_request_t *r);
+
+/* makes sure r's cleanup will detach its store calls; NGX_ERROR: memory */
+ngx_int_t ngx_worksible_cleanup_arm(ngx_http_request_t *r);
 
 /*
  * Starts op for r (query and parameters set): detached by r's cleanup if r

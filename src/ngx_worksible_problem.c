@@ -91,6 +91,10 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
       "Unsupported media type",
       "Send the body as Content-Type: application/json." },
 
+    { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited", "Rate limited",
+      "Your company's plan allows no more requests now: retry after the "
+      "number of seconds in Retry-After." },
+
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "Internal error",
       "Something went wrong on our side; it is logged with this "
       "request_id." },
@@ -400,6 +404,10 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
         && r->headers_out.status >= NGX_HTTP_BAD_REQUEST
         && ngx_worksible_error_page(r, ctx) != NGX_OK)
     {
+        return NGX_ERROR;
+    }
+
+    if (ngx_worksible_ratelimit_headers(r) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -164,6 +164,9 @@ sub free_port {
     ok_rc($r, 0, '--help');
     like($r->{out}, qr/\Ausage: worksible /, '--help: usage on stdout');
     like($r->{out}, qr/key create --company ID/, '--help: lists key create');
+    like($r->{out}, qr/^  plan set NAME \[--api-access on\|off\] \[--limit N\] \[--window SECONDS\]$/m,
+         '--help: lists plan set');
+    like($r->{out}, qr/^  plan list$/m, '--help: lists plan list');
     is($r->{err}, '', '--help: nothing on stderr');
 
     $r = run('key', 'create', '-h');
@@ -421,6 +424,52 @@ for my $ip ('10.0.0.0/33', '::/129', '10.0.0.1/', '010.0.0.1', '256.1.1.1',
                  qr/--allow-ip: '\Q$ip\E' is not a CIDR block/ ];
 }
 
+# plan set and plan list: refused before connecting
+push @bad,
+    [ ['plan'], qr/'plan' needs a subcommand/ ],
+    [ ['plan', 'frob'], qr/unknown command plan 'frob'/ ],
+    [ ['plan', 'set', '--limit', '5', '--window', '60'],
+      qr/'plan set' needs a plan name/ ],
+    [ ['plan', 'set', 'a', 'b', '--limit', '5'],
+      qr/unexpected argument 'b' for 'plan set'/ ],
+    [ ['plan', 'set', 'growth'],
+      qr/'plan set' needs at least one of --api-access, --limit, --window/ ],
+    [ ['plan', 'set', 'cli_nothing'], qr/needs at least one of/ ],
+    [ ['plan', 'set', 'growth', '--name', 'x'],
+      qr/--name is not valid for 'plan set'/ ],
+    [ ['plan', 'set', 'growth', '--limit', '5', '--limit', '6'],
+      qr/--limit given twice/ ],
+    [ ['plan', 'set', 'growth', '--limit', '-1'], qr/--limit needs a value/ ],
+    [ ['plan', 'set', 'growth', '--window'], qr/--window needs a value/ ],
+    [ ['plan', 'list', '--limit', '5'],
+      qr/--limit is not valid for 'plan list'/ ],
+    [ ['plan', 'list', 'extra'], qr/unexpected argument 'extra'/ ];
+
+for my $n ('Upper', 'growtH', '1abc', '_abc', 'a-b', 'a b', 'a' x 33, '',
+           "caf\x{c3}\x{a9}")
+{
+    push @bad, [ ['plan', 'set', '--limit', '5', '--window', '60', $n],
+                 qr/plan name '.*' is not valid/ ];
+}
+
+for my $v ('0', '-1', '+1', '01', '1e3', 'abc', '', ' 5', '5 ', '1.5',
+           '0x10', '1000000001', '99999999999999999999')
+{
+    push @bad, [ ['plan', 'set', 'growth', "--limit=$v"],
+                 qr/--limit: '\Q$v\E' is not a whole number of requests from 1 to 1000000000/ ];
+}
+
+for my $v ('0', '-1', '01', '1e3', 'abc', '86401', '100000')
+{
+    push @bad, [ ['plan', 'set', 'growth', "--window=$v"],
+                 qr/--window: '\Q$v\E' is not a whole number of seconds from 1 to 86400/ ];
+}
+
+for my $v ('yes', 'ON', 'true', '1', '') {
+    push @bad, [ ['plan', 'set', 'growth', "--api-access=$v"],
+                 qr/--api-access: '\Q$v\E' is not on or off/ ];
+}
+
 {
     local $ENV{WORKSIBLE_KEY_SECRET_FILE};
     delete $ENV{WORKSIBLE_KEY_SECRET_FILE};
@@ -649,6 +698,199 @@ my (@tokens, $key1, $key2);
          'key list: shows revoked');
 }
 
+# --- plan set / plan list -------------------------------------------------
+
+my @plan_keys = qw(object name api_access rate_limit rate_window created_at
+                   updated_at);
+my %plans = (
+    trial      => [ 0,    60, 60 ],
+    core       => [ 0,    60, 60 ],
+    growth     => [ 1,   600, 60 ],
+    scale      => [ 1,  3000, 60 ],
+    enterprise => [ 1, 10000, 60 ],
+);
+
+# plan_row($name): "api_access|rate_limit|rate_window" as stored
+sub plan_row {
+    my ($name) = @_;
+    return sql("SELECT concat_ws('|', api_access, rate_limit, rate_window) "
+               . "FROM plans WHERE name = '$name'");
+}
+
+# plan_line($name): the text line of a plan of %plans
+sub plan_line {
+    my ($name) = @_;
+    my ($access, $limit, $window) = @{ $plans{$name} };
+    return sprintf "%s api_access=%s limit=%d window=%d", $name,
+        $access ? 'on' : 'off', $limit, $window;
+}
+
+# plan_order(): the names of %plans ordered by rate_limit, then name
+sub plan_order {
+    return sort { $plans{$a}[1] <=> $plans{$b}[1] || $a cmp $b } keys %plans;
+}
+
+{
+    my $r = cli('plan', 'list', '--json');
+    ok_rc($r, 0, 'plan list --json (seeded)');
+    my $v = decode($r->{out}, 'plan list --json (seeded)');
+    is_deeply([ map { $_->{name} } @$v ],
+              [ qw(core trial growth scale enterprise) ],
+              'plan list: the seeded plans by rate_limit, then name');
+
+    # a new plan without --api-access: off
+    $r = cli('plan', 'set', 'cli_basic', '--limit', '100', '--window', '30');
+    ok_rc($r, 0, 'plan set new');
+    is($r->{out}, "cli_basic api_access=off limit=100 window=30\n",
+       'plan set new: prints the plan');
+    is($r->{err}, '', 'plan set new: nothing on stderr');
+    is(plan_row('cli_basic'), 'f|100|30', 'plan set new: stored, api off');
+    is(sql("SELECT created_at = updated_at FROM plans "
+           . "WHERE name = 'cli_basic'"), 't',
+       'plan set new: created_at = updated_at');
+    $plans{cli_basic} = [ 0, 100, 30 ];
+
+    # a new plan with --api-access on, --json: the plan object, exactly
+    $r = cli('plan', 'set', 'cli_pro', '--api-access', 'on', '--limit=1',
+             '--window=86400', '--json');
+    ok_rc($r, 0, 'plan set new --json');
+    like($r->{out}, qr/\A\{"object":"plan","name":"cli_pro","api_access":true,
+                       "rate_limit":1,"rate_window":86400,
+                       "created_at":"[^"]+","updated_at":"[^"]+"\}\n\z/x,
+         'plan set --json: one line, members in order');
+    $v = decode($r->{out}, 'plan set --json');
+    is_deeply([ sort keys %$v ], [ sort @plan_keys ],
+              'plan set --json: exactly the plan members');
+    is($v->{object}, 'plan', 'plan set --json: object');
+    is($v->{name}, 'cli_pro', 'plan set --json: name');
+    ok(JSON::PP::is_bool($v->{api_access}) && $v->{api_access},
+       'plan set --json: api_access true (a JSON boolean)');
+    ok(!ref $v->{rate_limit} && $r->{out} =~ /"rate_limit":1,/,
+       'plan set --json: rate_limit a JSON number');
+    is($v->{rate_window}, 86400, 'plan set --json: rate_window');
+    like($v->{created_at}, $ts, 'plan set --json: created_at RFC 3339 UTC');
+    like($v->{updated_at}, $ts, 'plan set --json: updated_at RFC 3339 UTC');
+    is($v->{created_at},
+       sql("SELECT worksible_ts(created_at) FROM plans "
+           . "WHERE name = 'cli_pro'"), 'plan set --json: created_at stored');
+    is(plan_row('cli_pro'), 't|1|86400', 'plan set new --json: stored');
+
+    # updates: one field at a time keeps the others and bumps updated_at
+    sql("UPDATE plans SET created_at = created_at - interval '1 day', "
+        . "updated_at = updated_at - interval '1 day' "
+        . "WHERE name = 'cli_pro'");
+    my $created = sql("SELECT created_at FROM plans WHERE name = 'cli_pro'");
+
+    $r = cli('plan', 'set', 'cli_pro', '--limit', '1000000000');
+    ok_rc($r, 0, 'plan set --limit only');
+    is($r->{out}, "cli_pro api_access=on limit=1000000000 window=86400\n",
+       'plan set --limit only: keeps api_access and window');
+    is(plan_row('cli_pro'), 't|1000000000|86400',
+       'plan set --limit only: stored');
+    is(sql("SELECT concat_ws('|', created_at = '$created', "
+           . "updated_at > created_at, updated_at > now() - interval '1 hour') "
+           . "FROM plans WHERE name = 'cli_pro'"), 't|t|t',
+       'plan set update: created_at kept, updated_at = now()');
+
+    $r = cli('plan', 'set', 'cli_pro', '--window', '1');
+    ok_rc($r, 0, 'plan set --window only');
+    is(plan_row('cli_pro'), 't|1000000000|1',
+       'plan set --window only: keeps api_access and limit');
+
+    $r = cli('--json', 'plan', 'set', 'cli_pro', '--api-access=off');
+    ok_rc($r, 0, 'plan set --api-access only');
+    $v = decode($r->{out}, 'plan set --api-access only');
+    ok(JSON::PP::is_bool($v->{api_access}) && !$v->{api_access},
+       'plan set --api-access off: false');
+    isnt($v->{updated_at}, $v->{created_at},
+         'plan set update --json: updated_at moved');
+    is(plan_row('cli_pro'), 'f|1000000000|1',
+       'plan set --api-access only: keeps limit and window');
+
+    # --limit and --window on an existing plan: api_access kept
+    $r = cli('plan', 'set', 'cli_pro', '--api-access', 'on', '--limit', '250',
+             '--window', '60');
+    ok_rc($r, 0, 'plan set every option on an existing plan');
+    $r = cli('plan', 'set', 'cli_pro', '--limit', '300', '--window', '120');
+    ok_rc($r, 0, 'plan set --limit --window on an existing plan');
+    is($r->{out}, "cli_pro api_access=on limit=300 window=120\n",
+       'plan set --limit --window: keeps api_access of an existing plan');
+    is(sql("SELECT count(*) FROM plans WHERE name = 'cli_pro'"), '1',
+       'plan set: still one row');
+    $plans{cli_pro} = [ 1, 300, 120 ];
+
+    # a seeded plan
+    $r = cli('plan', 'set', 'trial', '--limit', '30');
+    ok_rc($r, 0, 'plan set on a seeded plan');
+    is($r->{out}, "trial api_access=off limit=30 window=60\n",
+       'plan set on a seeded plan: printed');
+    $plans{trial}[1] = 30;
+
+    # same limit as another plan: ordered by name
+    ok_rc(cli('plan', 'set', 'cli_a_60', '--limit', '60', '--window', '60'),
+          0, 'plan set with the limit of core');
+    $plans{cli_a_60} = [ 0, 60, 60 ];
+
+    # 32 characters, the longest name
+    my $long = 'z' . ('9_' x 15) . 'x';
+    ok_rc(cli('plan', 'set', $long, '--limit', '7', '--window', '7'), 0,
+          'plan set with a 32-character name');
+    $plans{$long} = [ 0, 7, 7 ];
+}
+
+{
+    # a new plan needs --limit and --window: exit 2, nothing stored
+    my $before = sql('SELECT count(*) FROM plans');
+    fails(cli('plan', 'set', 'cli_new', '--window', '60'), 2,
+          qr/^worksible: plan 'cli_new' does not exist: creating it needs --limit$/,
+          'plan set new without --limit');
+    fails(cli('plan', 'set', 'cli_new', '--limit', '5', '--api-access', 'on'),
+          2,
+          qr/^worksible: plan 'cli_new' does not exist: creating it needs --window$/,
+          'plan set new without --window');
+    fails(cli('plan', 'set', 'cli_new', '--api-access', 'on'), 2,
+          qr/^worksible: plan 'cli_new' does not exist: creating it needs --limit and --window$/,
+          'plan set new with --api-access only');
+    is(sql('SELECT count(*) FROM plans'), $before,
+       'plan set refused: no plan stored');
+    is(plan_row('cli_pro'), 't|300|120', 'plan set refused: others intact');
+}
+
+{
+    my @order = plan_order();
+
+    my $r = cli('plan', 'list');
+    ok_rc($r, 0, 'plan list');
+    is($r->{err}, '', 'plan list: nothing on stderr');
+    is($r->{out}, join('', map { plan_line($_) . "\n" } @order),
+       'plan list: one line per plan, by rate_limit then name');
+
+    $r = cli('plan', 'list', '--json');
+    ok_rc($r, 0, 'plan list --json');
+    like($r->{out}, qr/\A\[[^\n]*\]\n\z/, 'plan list --json: one line');
+    my $v = decode($r->{out}, 'plan list --json');
+    is(ref $v, 'ARRAY', 'plan list --json: an array');
+    is_deeply([ map { $_->{name} } @$v ], \@order,
+              'plan list --json: every plan, seeded and new, in order');
+    is_deeply([ map { [ $_->{api_access} ? 1 : 0, $_->{rate_limit},
+                        $_->{rate_window} ] } @$v ],
+              [ map { $plans{$_} } @order ], 'plan list --json: the values');
+    ok(!grep({ join(',', sort keys %$_) ne join(',', sort @plan_keys) } @$v),
+       'plan list --json: plan objects, exactly their members');
+    ok(!grep({ $_->{object} ne 'plan' || $_->{created_at} !~ $ts
+               || $_->{updated_at} !~ $ts } @$v),
+       'plan list --json: object and timestamps');
+    like($r->{out}, qr/^\[\{"object":"plan","name":"\Q$order[0]\E",/,
+         'plan list --json: members in order');
+
+    # the libpq environment instead of --db
+    local $ENV{PGDATABASE} = $db;
+    $r = run('plan', 'list');
+    ok_rc($r, 0, 'plan list without --db');
+    is(scalar(() = $r->{out} =~ /\n/g), scalar @order,
+       'plan list without --db: the plans');
+}
+
 # --- database unreachable --------------------------------------------------
 
 {
@@ -656,6 +898,16 @@ my (@tokens, $key1, $key2);
     fails(run('--db', "host=127.0.0.1 port=$port dbname=x", 'key', 'list',
               '--company', $growth), 1,
           qr/^worksible: database: /, '--db on a closed port');
+
+    fails(run('--db', "host=127.0.0.1 port=$port dbname=x", 'plan', 'set',
+              'cli_down', '--limit', '5', '--window', '60'), 1,
+          qr/^worksible: database: /, 'plan set on a closed port');
+    fails(run('--db', "host=127.0.0.1 port=$port dbname=x", 'plan', 'set',
+              'growth', '--api-access', 'off'), 1,
+          qr/^worksible: database: /, 'plan set update on a closed port');
+    fails(run('--db', "host=127.0.0.1 port=$port dbname=x", 'plan', 'list',
+              '--json'), 1,
+          qr/^worksible: database: /, 'plan list on a closed port');
 
     local $ENV{PGPORT} = $port;
     local $ENV{PGDATABASE} = 'x';

@@ -27,6 +27,7 @@ export TEST_NGINX_LOAD_MODULES=$build/ngx_worksible_module.so
 export TEST_NGINX_PORT=1984
 export TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=55433 dbname=worksible user=worksible_api"
 export TEST_NGINX_KEY_SECRET_FILE=$WORKSIBLE_KEY_SECRET_FILE
+export TEST_NGINX_REDIS=127.0.0.1:56380
 export TEST_NGINX_NO_SHUFFLE=1
 
 if [ "${WORKSIBLE_ASAN:-0}" = 1 ]; then

@@ -6,11 +6,16 @@
  *   worksible key create --company ID --scopes "a:read b:write" ...
  *   worksible key revoke KEY_ID
  *   worksible key list --company ID
+ *   worksible plan set NAME [--api-access on|off] [--limit N]
+ *                           [--window SECONDS]
+ *   worksible plan list
  *
  * Blocking libpq is fine here: this is not the nginx worker. API keys are
  * made and hashed by src/ngx_worksible_key.c, exactly as the module
- * verifies them. Exit status: 0 success, 1 the work failed, 2 bad
- * arguments; every failure writes one line "worksible: ..." to stderr.
+ * verifies them. Plans (table plans, no row-level security) are changed by
+ * the owner role; a changed plan reaches a key within the key cache's ttl.
+ * Exit status: 0 success, 1 the work failed, 2 bad arguments; every
+ * failure writes one line "worksible: ..." to stderr.
  */
 
 #include <stdio.h>
@@ -56,6 +61,9 @@
 #define WORKSIBLE_OPT_EXPIRES_AT       0x0200
 #define WORKSIBLE_OPT_ALLOW_IP         0x0400
 #define WORKSIBLE_OPT_KEY_SECRET_FILE  0x0800
+#define WORKSIBLE_OPT_API_ACCESS       0x1000
+#define WORKSIBLE_OPT_LIMIT            0x2000
+#define WORKSIBLE_OPT_WINDOW           0x4000
 
 #define WORKSIBLE_OPT_GLOBAL                                                  \
     (WORKSIBLE_OPT_DB | WORKSIBLE_OPT_JSON | WORKSIBLE_OPT_HELP)
@@ -64,12 +72,23 @@
 #define WORKSIBLE_SECRET_FILE_MAX      1024
 #define WORKSIBLE_MIGRATION_MAX        (64 * 1024 * 1024)
 #define WORKSIBLE_KEY_TRIES            5
+#define WORKSIBLE_PLAN_NAME_MAX        32     /* ^[a-z][a-z0-9_]{0,31}$ */
+#define WORKSIBLE_RATE_LIMIT_MAX       1000000000L   /* requests */
+#define WORKSIBLE_RATE_WINDOW_MAX      86400L        /* seconds, one day */
 
 /* pg_advisory_lock key of `worksible migrate`: "wksbmigr" in ASCII */
 #define WORKSIBLE_MIGRATE_LOCK         "8605515385046812018"
 
 #define WORKSIBLE_CROCKFORD            "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 #define WORKSIBLE_ULID_LEN             26
+
+/* the plan object of `plan set` and `plan list`, of the row p of plans */
+#define WORKSIBLE_PLAN_OBJECT                                                 \
+    "json_build_object('object', 'plan', 'name', p.name,"                     \
+    " 'api_access', p.api_access, 'rate_limit', p.rate_limit,"                \
+    " 'rate_window', p.rate_window,"                                          \
+    " 'created_at', worksible_ts(p.created_at),"                              \
+    " 'updated_at', worksible_ts(p.updated_at))::text"
 
 
 typedef struct {
@@ -82,6 +101,9 @@ typedef struct {
     const char    *scopes;
     const char    *expires_at;
     const char    *key_secret_file;
+    const char    *api_access;
+    const char    *limit;
+    const char    *window;
     const char   **allow_ip;        /* argv pointers, nallow_ip of them */
     int            nallow_ip;
     const char   **words;           /* command words and operands */
@@ -103,6 +125,7 @@ typedef struct {
     const char            *group;   /* "key" */
     const char            *verb;    /* "create", or NULL */
     int                    operands;
+    const char            *operand; /* "a key id (key_...)", for messages */
     unsigned               allowed;
     unsigned               required;
     worksible_handler_pt   handler;
@@ -133,6 +156,8 @@ static int worksible_cmd_company_create(worksible_args_t *args);
 static int worksible_cmd_key_create(worksible_args_t *args);
 static int worksible_cmd_key_revoke(worksible_args_t *args);
 static int worksible_cmd_key_list(worksible_args_t *args);
+static int worksible_cmd_plan_set(worksible_args_t *args);
+static int worksible_cmd_plan_list(worksible_args_t *args);
 
 static PGconn *worksible_connect(const char *db);
 static int worksible_check_db(const char *db);
@@ -159,6 +184,9 @@ static long worksible_sql_line(const char *sql, size_t len, long position);
 static int worksible_check_name(const char *opt, const char *s);
 static int worksible_check_id(const char *opt, const char *s,
     const char *prefix);
+static int worksible_check_plan_name(const char *s);
+static int worksible_parse_count(const char *opt, const char *s, long max,
+    const char *unit);
 static int worksible_parse_scopes(const char *s, char **literal);
 static int worksible_scope_valid(const char *s, size_t len);
 static int worksible_parse_rfc3339(const char *s, char *canon, size_t size,
@@ -175,6 +203,7 @@ static int worksible_read_secret(const char *path,
 static int worksible_print_json(json_t *json, int wipe);
 static int worksible_print_key_line(const char *object_text,
     const char *state);
+static int worksible_print_plan(const char *object_text, int json);
 static int worksible_flush(void);
 
 
@@ -196,32 +225,44 @@ static const worksible_option_t  worksible_options[] = {
     { "--allow-ip", WORKSIBLE_OPT_ALLOW_IP, 1, 0 },
     { "--key-secret-file", WORKSIBLE_OPT_KEY_SECRET_FILE, 1,
       offsetof(worksible_args_t, key_secret_file) },
+    { "--api-access", WORKSIBLE_OPT_API_ACCESS, 1,
+      offsetof(worksible_args_t, api_access) },
+    { "--limit", WORKSIBLE_OPT_LIMIT, 1, offsetof(worksible_args_t, limit) },
+    { "--window", WORKSIBLE_OPT_WINDOW, 1,
+      offsetof(worksible_args_t, window) },
     { NULL, 0, 0, 0 }
 };
 
 
 static const worksible_command_t  worksible_commands[] = {
-    { "migrate", NULL, 0, WORKSIBLE_OPT_DIR, 0, worksible_cmd_migrate },
+    { "migrate", NULL, 0, NULL, WORKSIBLE_OPT_DIR, 0,
+      worksible_cmd_migrate },
 
-    { "company", "create", 0,
+    { "company", "create", 0, NULL,
       WORKSIBLE_OPT_NAME | WORKSIBLE_OPT_PLAN | WORKSIBLE_OPT_CURRENCY,
       WORKSIBLE_OPT_NAME | WORKSIBLE_OPT_PLAN,
       worksible_cmd_company_create },
 
-    { "key", "create", 0,
+    { "key", "create", 0, NULL,
       WORKSIBLE_OPT_COMPANY | WORKSIBLE_OPT_SCOPES | WORKSIBLE_OPT_NAME
       | WORKSIBLE_OPT_EXPIRES_AT | WORKSIBLE_OPT_ALLOW_IP
       | WORKSIBLE_OPT_KEY_SECRET_FILE,
       WORKSIBLE_OPT_COMPANY | WORKSIBLE_OPT_SCOPES,
       worksible_cmd_key_create },
 
-    { "key", "revoke", 1, WORKSIBLE_OPT_COMPANY, 0,
+    { "key", "revoke", 1, "a key id (key_...)", WORKSIBLE_OPT_COMPANY, 0,
       worksible_cmd_key_revoke },
 
-    { "key", "list", 0, WORKSIBLE_OPT_COMPANY, WORKSIBLE_OPT_COMPANY,
+    { "key", "list", 0, NULL, WORKSIBLE_OPT_COMPANY, WORKSIBLE_OPT_COMPANY,
       worksible_cmd_key_list },
 
-    { NULL, NULL, 0, 0, 0, NULL }
+    { "plan", "set", 1, "a plan name",
+      WORKSIBLE_OPT_API_ACCESS | WORKSIBLE_OPT_LIMIT | WORKSIBLE_OPT_WINDOW,
+      0, worksible_cmd_plan_set },
+
+    { "plan", "list", 0, NULL, 0, 0, worksible_cmd_plan_list },
+
+    { NULL, NULL, 0, NULL, 0, 0, NULL }
 };
 
 
@@ -409,7 +450,7 @@ worksible_find_command(worksible_args_t *args)
     int                         operands;
     unsigned                    bad;
     const worksible_option_t   *opt;
-    const worksible_command_t  *cmd;
+    const worksible_command_t  *cmd, *group;
     static char                 buf[64];
 
     if (args->nwords == 0) {
@@ -438,9 +479,15 @@ worksible_find_command(worksible_args_t *args)
     }
 
     if (cmd->group == NULL) {
-        if (strcmp(args->words[0], "key") == 0
-            || strcmp(args->words[0], "company") == 0)
-        {
+        for (group = worksible_commands; group->group != NULL; group++) {
+            if (group->verb != NULL
+                && strcmp(group->group, args->words[0]) == 0)
+            {
+                break;
+            }
+        }
+
+        if (group->group != NULL) {
             worksible_error("unknown command %s %s (see worksible --help)",
                             args->words[0], worksible_quote(args->words[1]));
 
@@ -466,7 +513,7 @@ worksible_find_command(worksible_args_t *args)
     }
 
     if (operands < cmd->operands) {
-        worksible_error("'%s' needs a key id (key_...)", buf);
+        worksible_error("'%s' needs %s", buf, cmd->operand);
         return NULL;
     }
 
@@ -520,11 +567,21 @@ worksible_usage(FILE *out)
 "  key list --company ID\n"
 "      List a company's keys, newest first, one per line: id, prefix,\n"
 "      state, created_at, expires_at, scopes, name (tab-separated).\n"
+"  plan set NAME [--api-access on|off] [--limit N] [--window SECONDS]\n"
+"      Create or update a plan; print it. A new plan needs --limit and\n"
+"      --window (--api-access: off unless given); an update changes only\n"
+"      the options given, at least one. NAME: ^[a-z][a-z0-9_]{0,31}$.\n"
+"      N: 1 to 1000000000 requests per window; SECONDS: 1 to 86400.\n"
+"      A changed plan applies to a key within the key cache's ttl.\n"
+"  plan list\n"
+"      List the plans by limit, then name, one per line:\n"
+"      NAME api_access=on|off limit=N window=SECONDS.\n"
 "\n"
 "Global options (anywhere on the line):\n"
 "  --db CONNINFO  libpq connection string or URI; default: the libpq\n"
 "                 environment (PGHOST, PGPORT, PGUSER, PGDATABASE, ...)\n"
-"  --json         print JSON (api_key objects as the API shows them)\n"
+"  --json         print JSON (api_key objects as the API shows them,\n"
+"                 plan objects)\n"
 "  -h, --help     print this help\n"
 "\n"
 "Exit status: 0 success, 1 the work failed, 2 bad arguments.\n",
@@ -1833,6 +1890,223 @@ done:
 
 
 /*
+ * worksible plan set NAME [--api-access on|off] [--limit N]
+ * [--window SECONDS]: creates or updates one row of plans in one
+ * transaction and prints it (NAME api_access=on limit=N window=S, or
+ * --json the plan object). With both --limit and --window it is an upsert
+ * (a new plan gets api_access off unless --api-access is given; an
+ * existing one keeps it), so a concurrent create cannot fail it; with
+ * fewer it updates an existing plan only. An update keeps what is not
+ * given and sets updated_at = now(). Returns 0; 1 for a database failure
+ * (plans has no row-level security, but only the owner role may write
+ * it); 2 for bad arguments, no option at all, or a plan that does not
+ * exist and lacks --limit or --window.
+ */
+
+static int
+worksible_cmd_plan_set(worksible_args_t *args)
+{
+    int          rc, create;
+    PGconn      *conn;
+    PGresult    *res;
+    const char  *name, *values[4];
+
+    name = args->words[2];
+
+    if (worksible_check_plan_name(name) != 0) {
+        return WORKSIBLE_EXIT_USAGE;
+    }
+
+    if (!(args->seen & (WORKSIBLE_OPT_API_ACCESS | WORKSIBLE_OPT_LIMIT
+                        | WORKSIBLE_OPT_WINDOW)))
+    {
+        worksible_error("'plan set' needs at least one of --api-access, "
+                        "--limit, --window");
+        return WORKSIBLE_EXIT_USAGE;
+    }
+
+    values[0] = name;
+    values[1] = NULL;
+
+    if (args->api_access != NULL) {
+        if (strcmp(args->api_access, "on") == 0) {
+            values[1] = "t";
+
+        } else if (strcmp(args->api_access, "off") == 0) {
+            values[1] = "f";
+
+        } else {
+            worksible_error("--api-access: %s is not on or off",
+                            worksible_quote(args->api_access));
+            return WORKSIBLE_EXIT_USAGE;
+        }
+    }
+
+    if ((args->limit != NULL
+         && worksible_parse_count("--limit", args->limit,
+                                  WORKSIBLE_RATE_LIMIT_MAX, "requests")
+            != 0)
+        || (args->window != NULL
+            && worksible_parse_count("--window", args->window,
+                                     WORKSIBLE_RATE_WINDOW_MAX, "seconds")
+               != 0))
+    {
+        return WORKSIBLE_EXIT_USAGE;
+    }
+
+    values[2] = args->limit;
+    values[3] = args->window;
+    create = (args->limit != NULL && args->window != NULL);
+
+    if (args->db != NULL && worksible_check_db(args->db) != 0) {
+        return WORKSIBLE_EXIT_USAGE;
+    }
+
+    conn = worksible_connect(args->db);
+    if (conn == NULL) {
+        return WORKSIBLE_EXIT_FAILED;
+    }
+
+    rc = WORKSIBLE_EXIT_FAILED;
+    res = NULL;
+
+    if (worksible_command(conn, "BEGIN") != 0) {
+        goto done;
+    }
+
+    res = worksible_exec(conn, create
+              ? "INSERT INTO plans AS p"
+                " (name, api_access, rate_limit, rate_window)"
+                " VALUES ($1, coalesce($2::boolean, false), $3::integer,"
+                " $4::integer)"
+                " ON CONFLICT (name) DO UPDATE"
+                " SET api_access = coalesce($2::boolean, p.api_access),"
+                " rate_limit = excluded.rate_limit,"
+                " rate_window = excluded.rate_window, updated_at = now()"
+                " RETURNING " WORKSIBLE_PLAN_OBJECT
+              : "UPDATE plans AS p"
+                " SET api_access = coalesce($2::boolean, p.api_access),"
+                " rate_limit = coalesce($3::integer, p.rate_limit),"
+                " rate_window = coalesce($4::integer, p.rate_window),"
+                " updated_at = now()"
+                " WHERE p.name = $1"
+                " RETURNING " WORKSIBLE_PLAN_OBJECT,
+              4, values, NULL, NULL);
+    if (res == NULL) {
+        goto done;
+    }
+
+    if (PQntuples(res) != 1) {
+        worksible_error("plan %s does not exist: creating it needs %s",
+                        worksible_quote(name),
+                        (args->limit == NULL && args->window == NULL)
+                        ? "--limit and --window"
+                        : (args->limit == NULL) ? "--limit" : "--window");
+        rc = WORKSIBLE_EXIT_USAGE;
+        goto done;
+    }
+
+    if (worksible_command(conn, "COMMIT") != 0) {
+        goto done;
+    }
+
+    rc = worksible_print_plan(PQgetvalue(res, 0, 0), args->json);
+
+done:
+
+    if (res != NULL) {
+        PQclear(res);
+    }
+
+    if (rc != WORKSIBLE_EXIT_OK) {
+        worksible_rollback(conn);
+    }
+
+    PQfinish(conn);
+
+    return rc;
+}
+
+
+/*
+ * worksible plan list: prints every plan ordered by rate_limit, then name
+ * (byte order), one line each (NAME api_access=on|off limit=N window=S),
+ * or --json a JSON array of plan objects. Returns 0, or 1 for a database
+ * failure.
+ */
+
+static int
+worksible_cmd_plan_list(worksible_args_t *args)
+{
+    int        rc, i, n;
+    json_t    *json, *item;
+    PGconn    *conn;
+    PGresult  *res;
+
+    if (args->db != NULL && worksible_check_db(args->db) != 0) {
+        return WORKSIBLE_EXIT_USAGE;
+    }
+
+    conn = worksible_connect(args->db);
+    if (conn == NULL) {
+        return WORKSIBLE_EXIT_FAILED;
+    }
+
+    rc = WORKSIBLE_EXIT_FAILED;
+    json = NULL;
+
+    res = worksible_exec(conn, "SELECT " WORKSIBLE_PLAN_OBJECT
+                               " FROM plans p"
+                               " ORDER BY p.rate_limit, p.name COLLATE \"C\"",
+                         0, NULL, NULL, NULL);
+    if (res == NULL) {
+        goto done;
+    }
+
+    n = PQntuples(res);
+
+    if (!args->json) {
+        for (i = 0; i < n; i++) {
+            if (worksible_print_plan(PQgetvalue(res, i, 0), 0) != 0) {
+                goto done;
+            }
+        }
+
+        rc = WORKSIBLE_EXIT_OK;
+        goto done;
+    }
+
+    json = json_array();
+    if (json == NULL) {
+        worksible_error("out of memory");
+        goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        item = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+
+        if (item == NULL || json_array_append_new(json, item) != 0) {
+            worksible_error("bad plan object from the database");
+            goto done;
+        }
+    }
+
+    rc = worksible_print_json(json, 0);
+
+done:
+
+    if (res != NULL) {
+        PQclear(res);
+    }
+
+    PQfinish(conn);
+    json_decref(json);
+
+    return rc;
+}
+
+
+/*
  * Connects with PQconnectdbParams and expand_dbname, so that db may be a
  * conninfo string, a URI or a database name (NULL: the libpq environment,
  * PGHOST, PGPORT, ...). Adds connect_timeout=5 (unless the conninfo or
@@ -2216,6 +2490,84 @@ bad:
 
     worksible_error("%s: %s is not a %s_ id (%s_ and 26 characters)", opt,
                     worksible_quote(s), prefix, prefix);
+
+    return -1;
+}
+
+
+/*
+ * Checks a plan name against ^[a-z][a-z0-9_]{0,31}$, the CHECK of
+ * plans.name. Returns 0, or -1 after printing the problem naming the
+ * value.
+ */
+
+static int
+worksible_check_plan_name(const char *s)
+{
+    size_t  i;
+
+    if (s[0] < 'a' || s[0] > 'z') {
+        goto bad;
+    }
+
+    for (i = 1; s[i] != '\0'; i++) {
+        if (i == WORKSIBLE_PLAN_NAME_MAX
+            || !((s[i] >= 'a' && s[i] <= 'z')
+                 || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+        {
+            goto bad;
+        }
+    }
+
+    return 0;
+
+bad:
+
+    worksible_error("plan name %s is not valid (a lower-case letter, then "
+                    "at most %d lower-case letters, digits or _)",
+                    worksible_quote(s), WORKSIBLE_PLAN_NAME_MAX - 1);
+
+    return -1;
+}
+
+
+/*
+ * Checks a count option: decimal digits only (no sign, space or leading
+ * zero), from 1 to max. unit names what is counted, for the message.
+ * Returns 0, or -1 after printing the problem naming the value.
+ */
+
+static int
+worksible_parse_count(const char *opt, const char *s, long max,
+    const char *unit)
+{
+    long    v;
+    size_t  i;
+
+    v = 0;
+
+    if (s[0] < '1' || s[0] > '9') {
+        goto bad;
+    }
+
+    for (i = 0; s[i] != '\0'; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            goto bad;
+        }
+
+        v = v * 10 + (s[i] - '0');
+
+        if (v > max) {
+            goto bad;
+        }
+    }
+
+    return 0;
+
+bad:
+
+    worksible_error("%s: %s is not a whole number of %s from 1 to %ld", opt,
+                    worksible_quote(s), unit, max);
 
     return -1;
 }
@@ -2778,6 +3130,51 @@ worksible_print_key_line(const char *object_text, const char *state)
     json_decref(obj);
 
     return worksible_flush();
+}
+
+
+/*
+ * Prints one plan from its plan object text: with json set the object on
+ * one line, else "NAME api_access=on|off limit=N window=SECONDS". Returns
+ * 0 or 1.
+ */
+
+static int
+worksible_print_plan(const char *object_text, int json)
+{
+    int          rc;
+    json_t      *obj, *access, *limit, *window;
+    const char  *name;
+
+    obj = json_loads(object_text, 0, NULL);
+
+    name = json_string_value(json_object_get(obj, "name"));
+    access = json_object_get(obj, "api_access");
+    limit = json_object_get(obj, "rate_limit");
+    window = json_object_get(obj, "rate_window");
+
+    if (name == NULL || !json_is_boolean(access) || !json_is_integer(limit)
+        || !json_is_integer(window))
+    {
+        worksible_error("bad plan object from the database");
+        json_decref(obj);
+        return WORKSIBLE_EXIT_FAILED;
+    }
+
+    if (json) {
+        rc = worksible_print_json(obj, 0);
+
+    } else {
+        printf("%s api_access=%s limit=%" JSON_INTEGER_FORMAT
+               " window=%" JSON_INTEGER_FORMAT "\n",
+               name, json_is_true(access) ? "on" : "off",
+               json_integer_value(limit), json_integer_value(window));
+        rc = worksible_flush();
+    }
+
+    json_decref(obj);
+
+    return rc;
 }
 
 

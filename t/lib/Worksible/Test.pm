@@ -17,7 +17,7 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(
-    psql psql_value cli company api_key freelancers http_config
+    psql psql_value cli company api_key freelancers plan redis_cli http_config
     use_default_http_config nginx_start nginx_stop nginx_reload http
     stack json
 );
@@ -93,6 +93,27 @@ sub api_key {
     return json()->decode($out);
 }
 
+# plan(limit => 3, window => 60): a new plan with API access, its name
+sub plan {
+    my (%o) = @_;
+    my $name = 'p' . $$ . '_' . int(rand(1e6));
+    psql("INSERT INTO plans (name, api_access, rate_limit, rate_window)
+          VALUES ('$name', true, $o{limit}, $o{window})");
+    return $name;
+}
+
+# redis_cli(args...): the test Redis's answer, chomped
+sub redis_cli {
+    my @args = @_;
+    my ($host, $port) = split /:/, $ENV{TEST_NGINX_REDIS};
+    open my $fh, '-|', 'redis-cli', '-h', $host, '-p', $port, @args or die;
+    local $/;
+    my $out = <$fh> // '';
+    close $fh;
+    chomp $out;
+    return $out;
+}
+
 # freelancers($company, n, status => 'active'): n rows, one second apart
 # going back from now, newest first; returns their ids newest first
 sub freelancers {
@@ -118,9 +139,11 @@ SQL
 sub http_config {
     my (%o) = @_;
     my $pg = $o{postgres} // qq{"$ENV{TEST_NGINX_PG_CONNINFO}" pool=2 connect_timeout=1s query_timeout=2s};
+    my $redis = $o{redis} // "$ENV{TEST_NGINX_REDIS} timeout=300ms";
     return <<CONF;
     worksible_postgres $pg;
     worksible_key_secret_file $ENV{TEST_NGINX_KEY_SECRET_FILE};
+    worksible_redis $redis;
 CONF
 }
 

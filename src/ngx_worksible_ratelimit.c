@@ -1,0 +1,282 @@
+/*
+ * Fleet-wide rate limits (see ngx_worksible_ratelimit.h).
+ *
+ * GCRA: a plan of q requests per w seconds emits one request every
+ * T = w/q seconds and tolerates a burst of q. Redis keeps, per company,
+ * the theoretical arrival time (TAT). A request at `now` is allowed when
+ * max(TAT, now) + T - q*T <= now; then TAT moves to max(TAT, now) + T.
+ * A refused request changes nothing (it is not charged). All in
+ * microseconds of Redis's clock, so that many nginx servers agree.
+ *
+ * The answer: r, the requests allowed right now; t, whole seconds
+ * (rounded up) until one more request's worth returns, so that within t no
+ * more than r requests can pass (for a refused request: until the next one
+ * may, which is also its Retry-After); and the Unix time at which the whole
+ * budget is back.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_sha1.h>
+
+#include "ngx_worksible_module.h"
+#include "ngx_worksible_problem.h"
+#include "ngx_worksible_ratelimit.h"
+
+
+/* fail=open warns at most once in this many seconds, per worker */
+#define NGX_WORKSIBLE_RATELIMIT_WARN_EVERY  10
+
+
+static void ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op,
+    redisReply *reply);
+static ngx_int_t ngx_worksible_ratelimit_unavailable(ngx_http_request_t *r);
+
+
+/*
+ * KEYS[1]: the company's TAT; ARGV: q, w. Returns {allowed, r, t, reset}.
+ */
+static const char  ngx_worksible_ratelimit_script[] =
+    "local q = tonumber(ARGV[1])\n"
+    "local w = tonumber(ARGV[2])\n"
+    "local time = redis.call('TIME')\n"
+    "local now = tonumber(time[1]) * 1000000 + tonumber(time[2])\n"
+    "local T = math.max(1, math.floor(w * 1000000 / q))\n"
+    "local burst = q * T\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1])) or now\n"
+    "if tat < now then tat = now end\n"
+    "local new_tat = tat + T\n"
+    "if new_tat - burst > now then\n"
+    "  return {0, 0, math.ceil((new_tat - burst - now) / 1000000),\n"
+    "          math.ceil(tat / 1000000)}\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',\n"
+    "           math.ceil((new_tat - now) / 1000))\n"
+    "local r = math.floor((now + burst - new_tat) / T)\n"
+    "local t = math.ceil((new_tat - burst + (r + 1) * T - now) / 1000000)\n"
+    "return {1, r, t, math.ceil(new_tat / 1000000)}\n";
+
+
+void
+ngx_worksible_ratelimit_sha(u_char *hex)
+{
+    u_char      sha[20];
+    ngx_sha1_t  ctx;
+
+    ngx_sha1_init(&ctx);
+    ngx_sha1_update(&ctx, ngx_worksible_ratelimit_script,
+                    sizeof(ngx_worksible_ratelimit_script) - 1);
+    ngx_sha1_final(sha, &ctx);
+
+    *ngx_hex_dump(hex, sha, sizeof(sha)) = '\0';
+}
+
+
+ngx_int_t
+ngx_worksible_ratelimit_start(ngx_http_request_t *r)
+{
+    u_char                     *p;
+    ngx_str_t                   key, args[2];
+    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_redis_op_t   *op;
+    ngx_worksible_main_conf_t  *mcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    /* a hash tag, so that a Redis Cluster can shard by company */
+
+    key.len = sizeof("worksible:rl:{}") - 1 + ctx->identity.company_id.len;
+    key.data = ngx_pnalloc(r->pool, key.len + 2 * NGX_INT_T_LEN + 2);
+    if (key.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_sprintf(key.data, "worksible:rl:{%V}", &ctx->identity.company_id);
+
+    args[0].data = p;
+    args[0].len = ngx_sprintf(p, "%ui", ctx->rate_limit) - p;
+    p += args[0].len;
+    args[1].data = p;
+    args[1].len = ngx_sprintf(p, "%ui", ctx->rate_window) - p;
+
+    op = ngx_worksible_redis_eval(mcf->redis, ngx_worksible_ratelimit_script,
+                                  (char *) mcf->ratelimit_sha, &key, args, 2,
+                                  ngx_worksible_ratelimit_done, r);
+    if (op == NULL) {
+        return ngx_worksible_ratelimit_unavailable(r);
+    }
+
+    if (ngx_worksible_cleanup_arm(r) != NGX_OK) {
+        ngx_worksible_redis_detach(op);
+        return NGX_ERROR;
+    }
+
+    ctx->redis_op = op;
+
+    return NGX_AGAIN;
+}
+
+
+static void
+ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op, redisReply *reply)
+{
+    ngx_uint_t                  i;
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_ratelimit_t  *rl;
+
+    r = op->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    ngx_http_set_log_request(c->log, r);
+
+    ctx->redis_op = NULL;
+    ctx->rl_done = 1;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 4)
+    {
+        for (i = 0; i < 4; i++) {
+            if (reply->element[i]->type != REDIS_REPLY_INTEGER
+                || reply->element[i]->integer < 0)
+            {
+                reply = NULL;
+                break;
+            }
+        }
+    }
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements == 4)
+    {
+        rl = &ctx->rl;
+        rl->allowed = reply->element[0]->integer ? 1 : 0;
+        rl->remaining = (ngx_uint_t) reply->element[1]->integer;
+        rl->t = (time_t) reply->element[2]->integer;
+        rl->reset = (time_t) reply->element[3]->integer;
+        rl->limit = ctx->rate_limit;
+        rl->window = ctx->rate_window;
+        rl->set = 1;
+
+    } else {
+        if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "worksible rate limit script failed: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        if (ngx_worksible_ratelimit_unavailable(r) == NGX_DECLINED) {
+            ctx->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
+            ctx->redis_failed = 1;
+        }
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * Redis could not decide. fail=open: NGX_OK, the request passes without
+ * rate-limit headers (a warning at most every 10 s); fail=closed:
+ * NGX_DECLINED, the request gets 503.
+ */
+
+static ngx_int_t
+ngx_worksible_ratelimit_unavailable(ngx_http_request_t *r)
+{
+    ngx_worksible_loc_conf_t   *lcf;
+    ngx_worksible_main_conf_t  *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    if (!lcf->rate_limit_open) {
+        return NGX_DECLINED;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    if (ngx_time() - mcf->ratelimit_warned
+        >= NGX_WORKSIBLE_RATELIMIT_WARN_EVERY)
+    {
+        mcf->ratelimit_warned = ngx_time();
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "worksible redis unavailable: requests pass without "
+                      "rate limits (fail=open)");
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_ratelimit_headers(ngx_http_request_t *r)
+{
+    size_t                      len;
+    ngx_str_t                   v;
+    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_ratelimit_t  *rl;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    if (ctx == NULL || !ctx->rl.set) {
+        return NGX_OK;
+    }
+
+    rl = &ctx->rl;
+    len = ctx->identity.plan.len + 4 * NGX_INT_T_LEN + 32;
+
+    v.data = ngx_pnalloc(r->pool, len);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    v.len = ngx_sprintf(v.data, "\"%V\";q=%ui;w=%ui", &ctx->identity.plan,
+                        rl->limit, rl->window) - v.data;
+
+    if (ngx_worksible_header_add(r, "RateLimit-Policy", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    v.data = ngx_pnalloc(r->pool, len);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    v.len = ngx_sprintf(v.data, "\"%V\";r=%ui;t=%T", &ctx->identity.plan,
+                        rl->remaining, rl->t) - v.data;
+
+    if (ngx_worksible_header_add(r, "RateLimit", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    v.data = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
+    if (v.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    v.len = ngx_sprintf(v.data, "%ui", rl->limit) - v.data;
+
+    if (ngx_worksible_header_add(r, "X-RateLimit-Limit", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    v.data += v.len;
+    v.len = ngx_sprintf(v.data, "%ui", rl->remaining) - v.data;
+
+    if (ngx_worksible_header_add(r, "X-RateLimit-Remaining", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    v.data += v.len;
+    v.len = ngx_sprintf(v.data, "%T", rl->reset) - v.data;
+
+    return ngx_worksible_header_add(r, "X-RateLimit-Reset", &v);
+}

@@ -1,0 +1,98 @@
+/*
+ * Redis on nginx's event loop: one hiredis async connection per worker,
+ * commands pipelined on it, a timeout per command (hiredis 0.14 has no
+ * timers), and a circuit breaker: after a failure (timeout, refused
+ * connection, LOADING) commands fail at once until a background probe
+ * (connect, AUTH, SELECT, PING) finds Redis back.
+ *
+ * hiredis 0.14 facts this file lives with (STYLE.md): it closes the fd
+ * itself, reads 16 KB per call (events are level-triggered here), calls
+ * pending callbacks with a NULL reply when freed, and resolves host names
+ * with a blocking getaddrinfo() (the address is resolved at configuration
+ * time; a unix socket needs nothing). It has no TLS: reach Redis over
+ * loopback, a unix socket or a private network.
+ */
+
+#ifndef _NGX_WORKSIBLE_REDIS_H_INCLUDED_
+#define _NGX_WORKSIBLE_REDIS_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+
+#define NGX_WORKSIBLE_REDIS_MAX_ARGS  8
+
+
+typedef struct ngx_worksible_redis_s     ngx_worksible_redis_t;
+typedef struct ngx_worksible_redis_op_s  ngx_worksible_redis_op_t;
+
+/* reply NULL: no answer (timeout, Redis down); freed after the call */
+typedef void (*ngx_worksible_redis_handler_pt)(ngx_worksible_redis_op_t *op,
+    redisReply *reply);
+
+
+/* from the worksible_redis directive */
+typedef struct {
+    ngx_str_t                       display;      /* for the log */
+    char                           *addr;         /* numeric, or NULL */
+    int                             port;
+    char                           *unix_path;    /* or NULL */
+    ngx_str_t                       password;     /* len 0: no AUTH */
+    ngx_uint_t                      db;
+    ngx_msec_t                      timeout;
+    ngx_msec_t                      connect_timeout;
+} ngx_worksible_redis_conf_t;
+
+
+struct ngx_worksible_redis_op_s {
+    ngx_worksible_redis_t          *redis;
+    ngx_event_t                     timer;
+    ngx_worksible_redis_handler_pt  handler;
+    void                           *data;         /* NULL once detached */
+    const char                     *script;       /* EVAL for NOSCRIPT */
+    int                             argc;
+    const char                     *argv[NGX_WORKSIBLE_REDIS_MAX_ARGS];
+    size_t                          argvlen[NGX_WORKSIBLE_REDIS_MAX_ARGS];
+    unsigned                        done:1;
+};
+
+
+/*
+ * Parses "ADDRESS [password_file=FILE] [db=N] [timeout=TIME]
+ * [connect_timeout=TIME]" (the worksible_redis directive): ADDRESS is
+ * host[:port] (6379), resolved now, or unix:/path. Defaults: db 0,
+ * timeout 100ms, connect_timeout 1s. NGX_CONF_OK or an error for nginx -t.
+ */
+char *ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
+    ngx_uint_t nargs, ngx_worksible_redis_conf_t *conf);
+
+/* this worker's connection (init_process), connecting; NULL: no memory */
+ngx_worksible_redis_t *ngx_worksible_redis_create(
+    ngx_worksible_redis_conf_t *conf, ngx_cycle_t *cycle);
+
+/* closes it (exit_process); pending commands get a NULL reply */
+void ngx_worksible_redis_close(ngx_worksible_redis_t *redis);
+
+/*
+ * EVALSHA sha 1 key args... (re-sent as EVAL script on NOSCRIPT). The
+ * strings must live until the reply. Returns the op, whose handler is
+ * called once, later (reply, or NULL after conf->timeout), or NULL at once
+ * when Redis is known to be down (the breaker is open) or on no memory.
+ */
+ngx_worksible_redis_op_t *ngx_worksible_redis_eval(
+    ngx_worksible_redis_t *redis, const char *script, const char *sha,
+    ngx_str_t *key, ngx_str_t *args, int nargs,
+    ngx_worksible_redis_handler_pt handler, void *data);
+
+/* the requester went away: the handler will not be called */
+void ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op);
+
+/* seconds until the next probe of a Redis that is down, at least 1 */
+time_t ngx_worksible_redis_retry_after(ngx_worksible_redis_t *redis);
+
+
+#endif /* _NGX_WORKSIBLE_REDIS_H_INCLUDED_ */

@@ -1,0 +1,147 @@
+# Rate limits across connections and servers, and Redis failing: 50
+# requests at once, two nginx instances on one Redis, Redis stopped and
+# started, and a Redis that accepts but never answers (SIGSTOP).
+
+use strict;
+use warnings;
+
+use IO::Select;
+use IO::Socket::INET;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use Worksible::Test qw(company api_key plan http_config nginx_start
+    nginx_stop http redis_cli stack);
+
+my $top = $ENV{WORKSIBLE_TOP};
+
+my $server = '
+        location /closed/ { worksible_auth on; worksible_rate_limit on;
+                            proxy_pass http://127.0.0.1:1998; }
+        location /open/ { worksible_auth on;
+                          worksible_rate_limit on fail=open;
+                          proxy_pass http://127.0.0.1:1998; }';
+my $http = http_config(redis => "$ENV{TEST_NGINX_REDIS} timeout=300ms") . '
+    server { listen 127.0.0.1:1998; location / { return 200 "ok\n"; } }';
+
+sub key_on {
+    my ($limit) = @_;
+    my $plan = plan(limit => $limit, window => 60);
+    return api_key(company(plan => $plan), 'company:read')->{key};
+}
+
+# n requests at once, each on its own connection: the statuses
+sub burst {
+    my ($port, $key, $n) = @_;
+    my @socks;
+    for (1 .. $n) {
+        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
+        push @socks, $s;
+    }
+    print $_ "GET /closed/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        . "Authorization: Bearer $key\r\n\r\n" for @socks;
+    my %status;
+    for my $s (@socks) {
+        local $/;
+        my $raw = <$s> // '';
+        my ($code) = $raw =~ m{^HTTP/1\.1 (\d+)};
+        $status{ $code // 0 }++;
+    }
+    return \%status;
+}
+
+my $prefix = nginx_start(name => 'ratelimit', port => 1996, workers => 2,
+    http => $http, server => $server);
+
+# --- 50 at once on a plan of 5 ----------------------------------------------
+
+my $five = key_on(5);
+my $st = burst(1996, $five, 50);
+is($st->{200}, 5, '50 requests at once on a plan of 5: exactly 5 pass');
+is($st->{429}, 45, 'and 45 are limited');
+
+# --- two servers, one Redis, one budget --------------------------------------
+
+nginx_stop();
+my $four = key_on(4);
+
+# the second instance, started by hand beside the first
+my $second = "$top/t/servroot_ratelimit2";
+system('rm', '-rf', $second);
+system('cp', '-r', $prefix, $second) == 0 or die;
+system('sed', '-i', 's/listen 127.0.0.1:1996;/listen 127.0.0.1:1997;/; s/listen 127.0.0.1:1998;/listen 127.0.0.1:1999;/',
+       "$second/conf/nginx.conf") == 0 or die;
+unlink "$second/logs/nginx.pid";
+system($ENV{TEST_NGINX_BINARY}, '-p', $second, '-c', 'conf/nginx.conf') == 0 or die;
+
+nginx_start(name => 'ratelimit', port => 1996, workers => 2,
+    http => $http, server => $server);
+sleep 0.3;
+
+my @seen;
+for my $port (1996, 1997, 1996, 1997, 1996, 1997) {
+    push @seen, http('GET', '/closed/x', { Authorization => "Bearer $four" }, port => $port)->{status};
+}
+is_deeply(\@seen, [200, 200, 200, 200, 429, 429],
+          'two nginx servers on one Redis share one budget of 4');
+
+my $pid2 = Worksible::Test::slurp("$second/logs/nginx.pid");
+chomp $pid2;
+kill 'QUIT', $pid2;
+sleep 0.5;
+unlike(Worksible::Test::slurp("$second/logs/error.log") // '',
+       qr/\[(alert|emerg)\]|exited on signal/, 'the second server had no alert');
+
+# --- Redis stopped ------------------------------------------------------------
+
+my $key = key_on(1000);
+my $res = http('GET', '/closed/x', { Authorization => "Bearer $key" });
+is($res->{status}, 200, 'Redis up: 200');
+like($res->{headers}{ratelimit} // '', qr/;r=999;t=\d+$/, 'with RateLimit');
+
+stack('redis-stop');
+
+$res = http('GET', '/closed/x', { Authorization => "Bearer $key" }, timeout => 5);
+is($res->{status}, 503, 'Redis down, fail=closed: 503');
+like($res->{headers}{'retry-after'} // '', qr/^\d+$/, 'with Retry-After');
+like($res->{body} // '', qr/"code":"service_unavailable"/, 'service_unavailable');
+
+$res = http('GET', '/open/x', { Authorization => "Bearer $key" }, timeout => 5);
+is($res->{status}, 200, 'Redis down, fail=open: 200');
+ok(!exists $res->{headers}{ratelimit}, 'without rate-limit headers');
+
+stack('redis-start');
+
+my $deadline = time + 10;
+do { sleep 0.2; $res = http('GET', '/closed/x', { Authorization => "Bearer $key" }) }
+    until ($res->{status} == 200 && $res->{headers}{ratelimit}) || time > $deadline;
+is($res->{status}, 200, 'Redis back: 200 again, without restarting nginx');
+like($res->{headers}{ratelimit} // '', qr/;r=\d+;t=\d+$/, 'and the headers are back');
+
+# --- a Redis that accepts but never answers ----------------------------------
+
+my $rpid = Worksible::Test::slurp("$top/build/test/redis.pid");
+chomp $rpid;
+kill 'STOP', $rpid;
+
+my $t0 = time;
+$res = http('GET', '/closed/x', { Authorization => "Bearer $key" }, timeout => 5);
+my $took = time - $t0;
+is($res->{status}, 503, 'Redis stopped with SIGSTOP, fail=closed: 503');
+cmp_ok($took, '<', 3, 'bounded by the timeout, not the client');
+
+$res = http('GET', '/open/x', { Authorization => "Bearer $key" }, timeout => 5);
+is($res->{status}, 200, 'fail=open: 200');
+
+kill 'CONT', $rpid;
+
+$deadline = time + 10;
+do { sleep 0.2; $res = http('GET', '/closed/x', { Authorization => "Bearer $key" }) }
+    until ($res->{status} == 200 && $res->{headers}{ratelimit}) || time > $deadline;
+is($res->{status}, 200, 'Redis answering again: 200 with headers');
+
+my $log = Worksible::Test::slurp("$prefix/logs/error.log");
+my @warns = $log =~ /requests pass without rate limits/g;
+cmp_ok(scalar @warns, '<=', 4, 'fail=open warned at most once per 10 s per worker');
+
+nginx_stop();
+done_testing();
