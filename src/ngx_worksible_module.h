@@ -7,7 +7,10 @@
  *   ngx_worksible_auth.c     access phase: API key, expiry, plan,
  *                            IP allowlist, scopes; last_used_at batches
  *   ngx_worksible_cache.c    shared-memory key cache
- *   ngx_worksible_api.c      content handler: routes of the REST API
+ *   ngx_worksible_redis.c    per-worker hiredis connection, breaker
+ *   ngx_worksible_ratelimit.c  GCRA rate limits and their headers
+ *   ngx_worksible_api.c      content handler: routes, queries, bodies
+ *   ngx_worksible_api_keys.c the /v1/api_keys endpoints
  *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
  *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
  *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)

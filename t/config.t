@@ -56,6 +56,16 @@ my @cases = (
       1, qr/"worksible_api" needs "worksible_auth on"/, 'worksible_api with auth off' ],
     [ "worksible_auth maybe;",
       1, qr/invalid value "maybe"/, 'a bad flag' ],
+    [ "worksible_redis 127.0.0.1:6379 timeout=never;",
+      1, qr/invalid worksible_redis parameter "timeout=never"/, 'a bad Redis timeout' ],
+    [ "worksible_redis no-such-host.invalid;",
+      1, qr/worksible_redis "no-such-host.invalid" not resolved/, 'an unresolvable Redis' ],
+    [ "worksible_redis 127.0.0.1 password_file=$prefix/conf/missing;",
+      1, qr/open\(\) ".*missing" failed/, 'a missing Redis password file' ],
+    [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; location / { worksible_auth on; worksible_rate_limit on; } }",
+      1, qr/"worksible_rate_limit" needs "worksible_redis"/, 'rate limits without Redis' ],
+    [ "worksible_redis 127.0.0.1; server { listen 127.0.0.1:1989; location / { worksible_rate_limit on fail=maybe; } }",
+      1, qr/invalid worksible_rate_limit "on fail=maybe"/, 'a bad fail mode' ],
 );
 
 for my $c (@cases) {

@@ -139,6 +139,25 @@ do { sleep 0.2; $res = http('GET', '/closed/x', { Authorization => "Bearer $key"
     until ($res->{status} == 200 && $res->{headers}{ratelimit}) || time > $deadline;
 is($res->{status}, 200, 'Redis answering again: 200 with headers');
 
+# --- Redis forgot the script (restart, SCRIPT FLUSH): EVAL reloads it --------
+
+is(redis_cli('SCRIPT', 'FLUSH'), 'OK', 'the script cache is flushed');
+$res = http('GET', '/closed/x', { Authorization => "Bearer $key" });
+is($res->{status}, 200, 'NOSCRIPT is answered by sending the script: 200');
+like($res->{headers}{ratelimit} // '', qr/;r=\d+;t=\d+$/, 'with headers');
+
+# --- an operator changes the plan ----------------------------------------------
+
+my $plan = plan(limit => 1000, window => 60);
+my $changing = api_key(company(plan => $plan), 'company:read')->{key};
+$res = http('GET', '/closed/x', { Authorization => "Bearer $changing" });
+like($res->{headers}{'ratelimit-policy'} // '', qr/;q=1000;w=60$/, 'the plan as it was');
+my ($code) = Worksible::Test::cli('plan', 'set', $plan, '--limit', '2', '--window', '10');
+is($code, 0, 'worksible plan set changes it');
+$res = http('GET', '/closed/x', { Authorization => "Bearer $changing" });
+like($res->{headers}{'ratelimit-policy'} // '', qr/;q=2;w=10$/,
+     'the next request uses it (no key cache here; with one, within its ttl)');
+
 my $log = Worksible::Test::slurp("$prefix/logs/error.log");
 my @warns = $log =~ /requests pass without rate limits/g;
 cmp_ok(scalar @warns, '<=', 4, 'fail=open warned at most once per 10 s per worker');

@@ -110,7 +110,7 @@ sub redis_cli {
     local $/;
     my $out = <$fh> // '';
     close $fh;
-    chomp $out;
+    $out =~ s/\s+\z//;
     return $out;
 }
 
