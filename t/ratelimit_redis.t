@@ -59,6 +59,16 @@ my $st = burst(1996, $five, 50);
 is($st->{200}, 5, '50 requests at once on a plan of 5: exactly 5 pass');
 is($st->{429}, 45, 'and 45 are limited');
 
+# T = 12 s: the 5 charged requests moved the company's TAT 60 s ahead; the
+# 45 refused ones must not have moved it further
+my $pttl = 0;
+for my $k (split /\n/, redis_cli('--scan', '--pattern', 'worksible:rl:*')) {
+    my $t = redis_cli('PTTL', $k);
+    $pttl = $t if $t > $pttl;
+}
+cmp_ok($pttl, '<=', 60_000, 'limited requests are not charged (the budget is 60 s ahead, no more)');
+cmp_ok($pttl, '>', 55_000, 'and the 5 charged ones are');
+
 # --- two servers, one Redis, one budget --------------------------------------
 
 nginx_stop();
@@ -122,6 +132,15 @@ like($res->{headers}{ratelimit} // '', qr/;r=\d+;t=\d+$/, 'and the headers are b
 my $rpid = Worksible::Test::slurp("$top/build/test/redis.pid");
 chomp $rpid;
 kill 'STOP', $rpid;
+
+# clients that leave while their command waits: nothing calls them back
+for (1 .. 5) {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1996') or die;
+    print $s "GET /closed/x HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $key\r\n\r\n";
+    sleep 0.02;
+    close $s;
+}
+sleep 0.5;
 
 my $t0 = time;
 $res = http('GET', '/closed/x', { Authorization => "Bearer $key" }, timeout => 5);
