@@ -62,11 +62,13 @@ $$;
 --   Stripe semantics (starting_after: the page of older rows after that id;
 --   ending_before: the page of newer rows just before it, still newest
 --   first; has_more: more rows past this page in the direction of travel).
---   filters: a JSON object of column -> text value, all equal (the module
+--   filters: a JSON object of column -> text value, all equal, and the
+--   ranges "created_at[gte|gt|lte|lt]" -> an RFC 3339 time (the module
 --   validates names and values). NULL arguments are absent: limit 20.
 --   Errors, SQLSTATE WS400 with DETAIL = the parameter: both cursors
 --   (ending_before), limit outside 1..100 (limit), a cursor that is not one
---   of this company's rows of the table (starting_after | ending_before).
+--   of this company's rows of the table (starting_after | ending_before), a
+--   time PostgreSQL cannot read (created_at[...]).
 CREATE FUNCTION worksible_list(p_company_id text, p_table regclass,
                                p_object regproc, p_url text, p_limit integer,
                                p_starting_after text, p_ending_before text,
@@ -96,7 +98,21 @@ BEGIN
     END IF;
 
     FOR col, val IN SELECT key, value FROM jsonb_each_text(p_filters) LOOP
-        filter := filter || format(' AND t.%I = %L', col, val);
+        IF col LIKE 'created\_at[%]' THEN
+            BEGIN
+                filter := filter || format(' AND t.created_at %s %L::timestamptz',
+                    CASE col WHEN 'created_at[gte]' THEN '>='
+                             WHEN 'created_at[gt]' THEN '>'
+                             WHEN 'created_at[lte]' THEN '<='
+                             ELSE '<' END,
+                    val::timestamptz);
+            EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+                RAISE EXCEPTION USING ERRCODE = 'WS400',
+                    MESSAGE = 'This is not a time', DETAIL = col;
+            END;
+        ELSE
+            filter := filter || format(' AND t.%I = %L', col, val);
+        END IF;
     END LOOP;
 
     IF cursor IS NOT NULL THEN
@@ -104,7 +120,7 @@ BEGIN
                         WHERE t.company_id = $1 AND t.id = $2', p_table)
             INTO cur_ts, cur_id USING p_company_id, cursor;
         IF cur_id IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'WS400', MESSAGE = 'cursor not found',
+            RAISE EXCEPTION USING ERRCODE = 'WS400', MESSAGE = 'No object with this id is in the list',
                 DETAIL = CASE WHEN p_starting_after IS NOT NULL
                               THEN 'starting_after' ELSE 'ending_before' END;
         END IF;

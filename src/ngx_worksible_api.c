@@ -49,10 +49,6 @@ static ngx_int_t ngx_worksible_api_created(ngx_http_request_t *r,
 
 static ngx_int_t ngx_worksible_api_company_me(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep);
-static ngx_int_t ngx_worksible_api_freelancers_list(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep);
-static ngx_int_t ngx_worksible_api_freelancer_get(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep);
 
 
 static ngx_worksible_route_t  ngx_worksible_routes[] = {
@@ -60,39 +56,96 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
     { NGX_HTTP_GET, ngx_string("/v1/companies/me"),
       ngx_string("company:read"), "company", NULL, 0,
       { NULL },
-      ngx_worksible_api_company_me },
+      ngx_worksible_api_company_me, NULL },
+
+    { NGX_HTTP_PATCH, ngx_string("/v1/companies/me"),
+      ngx_string("company:write"), "company", NULL, 1,
+      { NULL },
+      ngx_worksible_company_update, &ngx_worksible_company_resource },
 
     { NGX_HTTP_GET, ngx_string("/v1/freelancers"),
       ngx_string("freelancers:read"), "freelancer", "fl", 0,
-      { "limit", "starting_after", "ending_before", "status", NULL },
-      ngx_worksible_api_freelancers_list },
+      { NGX_WORKSIBLE_API_LIST_ARGS, "status", NULL },
+      ngx_worksible_resource_list, &ngx_worksible_freelancers_resource },
+
+    { NGX_HTTP_POST, ngx_string("/v1/freelancers"),
+      ngx_string("freelancers:write"), "freelancer", "fl", 1,
+      { NULL },
+      ngx_worksible_resource_create, &ngx_worksible_freelancers_resource },
 
     { NGX_HTTP_GET, ngx_string("/v1/freelancers/{id}"),
       ngx_string("freelancers:read"), "freelancer", "fl", 0,
       { NULL },
-      ngx_worksible_api_freelancer_get },
+      ngx_worksible_resource_get, &ngx_worksible_freelancers_resource },
+
+    { NGX_HTTP_PATCH, ngx_string("/v1/freelancers/{id}"),
+      ngx_string("freelancers:write"), "freelancer", "fl", 1,
+      { NULL },
+      ngx_worksible_resource_update, &ngx_worksible_freelancers_resource },
+
+    { NGX_HTTP_GET, ngx_string("/v1/projects"),
+      ngx_string("projects:read"), "project", "prj", 0,
+      { NGX_WORKSIBLE_API_LIST_ARGS, "status", NULL },
+      ngx_worksible_resource_list, &ngx_worksible_projects_resource },
+
+    { NGX_HTTP_POST, ngx_string("/v1/projects"),
+      ngx_string("projects:write"), "project", "prj", 1,
+      { NULL },
+      ngx_worksible_resource_create, &ngx_worksible_projects_resource },
+
+    { NGX_HTTP_GET, ngx_string("/v1/projects/{id}"),
+      ngx_string("projects:read"), "project", "prj", 0,
+      { NULL },
+      ngx_worksible_resource_get, &ngx_worksible_projects_resource },
+
+    { NGX_HTTP_PATCH, ngx_string("/v1/projects/{id}"),
+      ngx_string("projects:write"), "project", "prj", 1,
+      { NULL },
+      ngx_worksible_resource_update, &ngx_worksible_projects_resource },
+
+    { NGX_HTTP_GET, ngx_string("/v1/contracts"),
+      ngx_string("contracts:read"), "contract", "ctr", 0,
+      { NGX_WORKSIBLE_API_LIST_ARGS, "status", "type", "project_id",
+        "freelancer_id", NULL },
+      ngx_worksible_resource_list, &ngx_worksible_contracts_resource },
+
+    { NGX_HTTP_POST, ngx_string("/v1/contracts"),
+      ngx_string("contracts:write"), "contract", "ctr", 1,
+      { NULL },
+      ngx_worksible_resource_create, &ngx_worksible_contracts_resource },
+
+    { NGX_HTTP_GET, ngx_string("/v1/contracts/{id}"),
+      ngx_string("contracts:read"), "contract", "ctr", 0,
+      { NULL },
+      ngx_worksible_resource_get, &ngx_worksible_contracts_resource },
+
+    { NGX_HTTP_PATCH, ngx_string("/v1/contracts/{id}"),
+      ngx_string("contracts:write"), "contract", "ctr", 1,
+      { NULL },
+      ngx_worksible_resource_update, &ngx_worksible_contracts_resource },
 
     { NGX_HTTP_GET, ngx_string("/v1/api_keys"),
       ngx_string("api_keys:read"), "API key", "key", 0,
       { "limit", "starting_after", "ending_before", NULL },
-      ngx_worksible_api_keys_list },
+      ngx_worksible_api_keys_list, NULL },
 
     { NGX_HTTP_POST, ngx_string("/v1/api_keys"),
       ngx_string("api_keys:write"), "API key", "key", 1,
       { NULL },
-      ngx_worksible_api_keys_create },
+      ngx_worksible_api_keys_create, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/api_keys/{id}"),
       ngx_string("api_keys:read"), "API key", "key", 0,
       { NULL },
-      ngx_worksible_api_keys_get },
+      ngx_worksible_api_keys_get, NULL },
 
     { NGX_HTTP_POST, ngx_string("/v1/api_keys/{id}/revoke"),
       ngx_string("api_keys:write"), "API key", "key", 0,
       { NULL },
-      ngx_worksible_api_keys_revoke },
+      ngx_worksible_api_keys_revoke, NULL },
 
-    { 0, ngx_null_string, ngx_null_string, NULL, NULL, 0, { NULL }, NULL }
+    { 0, ngx_null_string, ngx_null_string, NULL, NULL, 0, { NULL }, NULL,
+      NULL }
 };
 
 
@@ -708,7 +761,6 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 
             ref.detail.len = ngx_sprintf(ref.detail.data, "%s.", text)
                              - ref.detail.data;
-            ref.detail.data[0] = ngx_toupper(ref.detail.data[0]);
 
             return ngx_worksible_api_refuse(r, &ref);
         }
@@ -852,54 +904,6 @@ ngx_worksible_api_company_me(ngx_http_request_t *r,
 }
 
 
-/*
- * GET /v1/freelancers?limit&starting_after&ending_before&status:
- * worksible_freelancers_list(company, limit, starting_after, ending_before,
- * status)
- */
-
-static ngx_int_t
-ngx_worksible_api_freelancers_list(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep)
-{
-    ngx_int_t     rc;
-    ngx_str_t    *status;
-    const char  **s;
-
-    static const char  *statuses[] = {
-        "invited", "active", "offboarded", NULL
-    };
-
-    ep->op->sql = "SELECT worksible_freelancers_list($1, $2, $3, $4, $5)";
-
-    rc = ngx_worksible_api_list_args(ep);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    status = &ep->args[3];
-
-    if (status->data == NULL) {
-        return ngx_worksible_pg_op_param(ep->op, NULL);
-    }
-
-    for (s = statuses; *s; s++) {
-        if (status->len == ngx_strlen(*s)
-            && ngx_strncmp(status->data, *s, status->len) == 0)
-        {
-            return ngx_worksible_pg_op_param(ep->op, status);
-        }
-    }
-
-    ep->ref.err = NGX_WORKSIBLE_PARAMETER_INVALID;
-    ngx_str_set(&ep->ref.param, "status");
-    ngx_str_set(&ep->ref.detail,
-                "status must be one of invited, active, offboarded.");
-
-    return NGX_DECLINED;
-}
-
-
 ngx_int_t
 ngx_worksible_api_list_args(ngx_worksible_endpoint_t *ep)
 {
@@ -965,13 +969,80 @@ ngx_worksible_api_list_args(ngx_worksible_endpoint_t *ep)
 }
 
 
-/* GET /v1/freelancers/{id}: worksible_freelancer_get(company, id) */
-
-static ngx_int_t
-ngx_worksible_api_freelancer_get(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep)
+ngx_uint_t
+ngx_worksible_api_rfc3339(ngx_str_t *s)
 {
-    ep->op->sql = "SELECT worksible_freelancer_get($1, $2)";
+    u_char      *p, *last;
+    const char  *t;
 
-    return ngx_worksible_pg_op_param(ep->op, &ep->id);
+    static const char  shape[] = "dddd-dd-ddTdd:dd:dd";
+
+    p = s->data;
+    last = p + s->len;
+
+    for (t = shape; *t; t++, p++) {
+        if (p == last) {
+            return 0;
+        }
+
+        if (*t == 'T' && *p == 't') {
+            *p = 'T';
+        }
+
+        if (*t == 'd' ? (*p < '0' || *p > '9') : *p != (u_char) *t) {
+            return 0;
+        }
+    }
+
+    if (p < last && *p == '.') {
+        for (p++, t = (const char *) p; p < last && *p >= '0' && *p <= '9';
+             p++)
+        {
+            /* void */
+        }
+
+        if ((const char *) p == t) {
+            return 0;
+        }
+    }
+
+    if (p < last && (*p == 'Z' || *p == 'z')) {
+        *p = 'Z';
+        return p + 1 == last;
+    }
+
+    return last - p == 6 && (*p == '+' || *p == '-')
+           && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9'
+           && p[3] == ':'
+           && p[4] >= '0' && p[4] <= '9' && p[5] >= '0' && p[5] <= '9';
+}
+
+
+ngx_int_t
+ngx_worksible_api_refusal(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, ngx_worksible_error_e err,
+    const char *param, ngx_int_t index, const char *detail)
+{
+    size_t  len;
+
+    len = ngx_min(ngx_strlen(param), 64);
+
+    ep->ref.err = err;
+    ep->ref.param.data = ngx_pnalloc(r->pool, len + NGX_INT_T_LEN + 2);
+
+    if (ep->ref.param.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ep->ref.param.len = (index >= 0)
+                        ? ngx_sprintf(ep->ref.param.data, "%*s[%i]", len,
+                                      param, index)
+                          - ep->ref.param.data
+                        : ngx_sprintf(ep->ref.param.data, "%*s", len, param)
+                          - ep->ref.param.data;
+
+    ep->ref.detail.data = (u_char *) detail;
+    ep->ref.detail.len = ngx_strlen(detail);
+
+    return NGX_DECLINED;
 }

@@ -16,11 +16,50 @@
 #include "ngx_worksible_problem.h"
 
 
-#define NGX_WORKSIBLE_API_MAX_ARGS  4
+#define NGX_WORKSIBLE_API_MAX_ARGS  12
+
+/* args[] of a list: limit, the cursors, the created_at ranges, filters */
+#define NGX_WORKSIBLE_API_LIST_ARGS                                           \
+    "limit", "starting_after", "ending_before", "created_at[gte]",            \
+    "created_at[gt]", "created_at[lte]", "created_at[lt]"
+#define NGX_WORKSIBLE_API_FILTER_ARG  7
 
 
 typedef struct ngx_worksible_route_s     ngx_worksible_route_t;
 typedef struct ngx_worksible_endpoint_s  ngx_worksible_endpoint_t;
+
+
+typedef enum {
+    NGX_WORKSIBLE_FIELD_TEXT = 0,     /* a string of 1..max characters */
+    NGX_WORKSIBLE_FIELD_ENUM,         /* one of values */
+    NGX_WORKSIBLE_FIELD_MONEY,        /* integer minor units 0..2^53-1 */
+    NGX_WORKSIBLE_FIELD_CURRENCY,     /* ISO 4217: [A-Z]{3} */
+    NGX_WORKSIBLE_FIELD_COUNTRY,      /* ISO 3166-1 alpha-2: [A-Z]{2} */
+    NGX_WORKSIBLE_FIELD_EMAIL,
+    NGX_WORKSIBLE_FIELD_DATE,         /* RFC 3339 full-date, YYYY-MM-DD */
+    NGX_WORKSIBLE_FIELD_ID            /* values[0] "_" ULID */
+} ngx_worksible_field_type_e;
+
+
+/* a member of a resource's body, or a filter of its list */
+typedef struct {
+    const char                 *name;
+    ngx_worksible_field_type_e  type;
+    ngx_uint_t                  required;     /* on create */
+    ngx_uint_t                  nullable;     /* null clears it */
+    size_t                      max;          /* TEXT: characters */
+    const char                **values;       /* ENUM; ID: its prefix */
+} ngx_worksible_field_t;
+
+
+/* a resource of API.md served by the generic endpoints */
+typedef struct {
+    const char                 *object;       /* "freelancer" */
+    const char                 *table;        /* "freelancers" */
+    const char                 *url;          /* "/v1/freelancers" */
+    ngx_worksible_field_t      *fields;       /* of its body */
+    ngx_worksible_field_t      *filters;      /* of its list, in order */
+} ngx_worksible_resource_t;
 
 
 /* a client error found before any query runs */
@@ -48,6 +87,7 @@ struct ngx_worksible_route_s {
     ngx_uint_t                  body;         /* takes a JSON object */
     const char                 *params[NGX_WORKSIBLE_API_MAX_ARGS + 1];
     ngx_worksible_endpoint_pt   endpoint;
+    ngx_worksible_resource_t   *resource;     /* generic endpoints */
 };
 
 
@@ -81,9 +121,41 @@ ngx_int_t ngx_worksible_api_handler(ngx_http_request_t *r);
  */
 ngx_int_t ngx_worksible_api_list_args(ngx_worksible_endpoint_t *ep);
 
+/*
+ * Sets ep->ref: err naming param, or "param[index]" for index >= 0 (cut to
+ * 64 bytes), with detail. Returns NGX_DECLINED, or NGX_ERROR.
+ */
+ngx_int_t ngx_worksible_api_refusal(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, ngx_worksible_error_e err,
+    const char *param, ngx_int_t index, const char *detail);
+
+/*
+ * 1 when s has the shape of an RFC 3339 date-time (section 5.6),
+ * YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); "t" and "z" are made
+ * upper case in place. PostgreSQL checks the calendar.
+ */
+ngx_uint_t ngx_worksible_api_rfc3339(ngx_str_t *s);
+
 /* sends 404 resource_not_found, "No such <route->object>." */
 ngx_int_t ngx_worksible_api_not_found(ngx_http_request_t *r,
     ngx_worksible_route_t *route);
+
+/* the generic endpoints of a resource (ngx_worksible_resources.c) */
+ngx_int_t ngx_worksible_resource_list(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
+ngx_int_t ngx_worksible_resource_get(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
+ngx_int_t ngx_worksible_resource_create(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
+ngx_int_t ngx_worksible_resource_update(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
+ngx_int_t ngx_worksible_company_update(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
+
+extern ngx_worksible_resource_t  ngx_worksible_company_resource;
+extern ngx_worksible_resource_t  ngx_worksible_freelancers_resource;
+extern ngx_worksible_resource_t  ngx_worksible_projects_resource;
+extern ngx_worksible_resource_t  ngx_worksible_contracts_resource;
 
 /* the api_keys endpoints (ngx_worksible_api_keys.c) */
 ngx_int_t ngx_worksible_api_keys_list(ngx_http_request_t *r,

@@ -25,10 +25,6 @@ static ngx_int_t ngx_worksible_api_keys_scopes(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep, json_t *scopes, ngx_str_t *out);
 static ngx_int_t ngx_worksible_api_keys_allowlist(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep, json_t *list, ngx_str_t *out);
-static ngx_uint_t ngx_worksible_api_keys_rfc3339(ngx_str_t *s);
-static ngx_int_t ngx_worksible_api_keys_refuse(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep, ngx_worksible_error_e err,
-    const char *param, ngx_int_t index, const char *detail);
 
 
 /* GET /v1/api_keys: worksible_api_keys_list(company, limit, after, before) */
@@ -105,7 +101,7 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
             && ngx_strcmp(member, "expires_at") != 0
             && ngx_strcmp(member, "ip_allowlist") != 0)
         {
-            return ngx_worksible_api_keys_refuse(r, ep,
+            return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_UNKNOWN, member, -1,
                        "API keys take name, scopes, expires_at and "
                        "ip_allowlist.");
@@ -120,7 +116,7 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
                                json_string_length(v))
                > NGX_WORKSIBLE_API_KEY_NAME_MAX)
         {
-            return ngx_worksible_api_keys_refuse(r, ep,
+            return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, "name", -1,
                        "name must be a string of at most 200 characters.");
         }
@@ -157,9 +153,9 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
         }
 
         if (values[6].data == NULL
-            || !ngx_worksible_api_keys_rfc3339(&values[6]))
+            || !ngx_worksible_api_rfc3339(&values[6]))
         {
-            return ngx_worksible_api_keys_refuse(r, ep,
+            return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, "expires_at", -1,
                        "expires_at must be an RFC 3339 time such as "
                        "2027-01-31T12:00:00Z.");
@@ -232,7 +228,7 @@ ngx_worksible_api_keys_scopes(ngx_http_request_t *r,
     ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
 
     if (scopes == NULL || json_is_null(scopes)) {
-        return ngx_worksible_api_keys_refuse(r, ep,
+        return ngx_worksible_api_refusal(r, ep,
                    NGX_WORKSIBLE_PARAMETER_MISSING, "scopes", -1,
                    "scopes is required: an array such as "
                    "[\"freelancers:read\"].");
@@ -241,7 +237,7 @@ ngx_worksible_api_keys_scopes(ngx_http_request_t *r,
     n = json_is_array(scopes) ? json_array_size(scopes) : 0;
 
     if (n == 0 || n > NGX_WORKSIBLE_API_KEY_SCOPES_MAX) {
-        return ngx_worksible_api_keys_refuse(r, ep,
+        return ngx_worksible_api_refusal(r, ep,
                    NGX_WORKSIBLE_PARAMETER_INVALID, "scopes", -1,
                    "scopes must be an array of 1 to 64 scopes.");
     }
@@ -258,13 +254,13 @@ ngx_worksible_api_keys_scopes(ngx_http_request_t *r,
         s.len = json_is_string(v) ? json_string_length(v) : 0;
 
         if (s.data == NULL || !ngx_worksible_scope_valid(&s)) {
-            return ngx_worksible_api_keys_refuse(r, ep,
+            return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, "scopes", i,
                        "A scope is \"resource:read\" or \"resource:write\".");
         }
 
         if (!ngx_worksible_scope_held(&ctx->identity.scopes, &s)) {
-            return ngx_worksible_api_keys_refuse(r, ep,
+            return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_INSUFFICIENT_SCOPE, "scopes", i,
                        "An API key cannot grant a scope it does not hold.");
         }
@@ -315,7 +311,7 @@ ngx_worksible_api_keys_allowlist(ngx_http_request_t *r,
     n = json_is_array(list) ? json_array_size(list) : (size_t) -1;
 
     if (n > NGX_WORKSIBLE_API_KEY_CIDRS_MAX) {
-        return ngx_worksible_api_keys_refuse(r, ep,
+        return ngx_worksible_api_refusal(r, ep,
                    NGX_WORKSIBLE_PARAMETER_INVALID, "ip_allowlist", -1,
                    "ip_allowlist must be an array of at most 100 CIDR "
                    "blocks.");
@@ -339,7 +335,7 @@ ngx_worksible_api_keys_allowlist(ngx_http_request_t *r,
                                         sizeof(why))
                != 0)
         {
-            return ngx_worksible_api_keys_refuse(r, ep,
+            return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, "ip_allowlist", i,
                        "An allowlist entry is an IPv4 or IPv6 address or "
                        "CIDR block, such as 203.0.113.0/24, without host "
@@ -356,91 +352,4 @@ ngx_worksible_api_keys_allowlist(ngx_http_request_t *r,
     out->len = p - out->data;
 
     return NGX_OK;
-}
-
-
-/*
- * 1 when s has the shape of an RFC 3339 date-time (section 5.6):
- * YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); "t" and "z" are made
- * upper case. PostgreSQL checks the calendar.
- */
-
-static ngx_uint_t
-ngx_worksible_api_keys_rfc3339(ngx_str_t *s)
-{
-    u_char      *p, *last;
-    const char  *t;
-
-    static const char  shape[] = "dddd-dd-ddTdd:dd:dd";
-
-    p = s->data;
-    last = p + s->len;
-
-    for (t = shape; *t; t++, p++) {
-        if (p == last) {
-            return 0;
-        }
-
-        if (*t == 'T' && *p == 't') {
-            *p = 'T';
-        }
-
-        if (*t == 'd' ? (*p < '0' || *p > '9') : *p != (u_char) *t) {
-            return 0;
-        }
-    }
-
-    if (p < last && *p == '.') {
-        for (p++, t = (const char *) p; p < last && *p >= '0' && *p <= '9';
-             p++)
-        {
-            /* void */
-        }
-
-        if ((const char *) p == t) {
-            return 0;
-        }
-    }
-
-    if (p < last && (*p == 'Z' || *p == 'z')) {
-        *p = 'Z';
-        return p + 1 == last;
-    }
-
-    return last - p == 6 && (*p == '+' || *p == '-')
-           && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9'
-           && p[3] == ':'
-           && p[4] >= '0' && p[4] <= '9' && p[5] >= '0' && p[5] <= '9';
-}
-
-
-/* sets ep->ref: param, or "param[index]" for index >= 0; NGX_DECLINED */
-
-static ngx_int_t
-ngx_worksible_api_keys_refuse(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep, ngx_worksible_error_e err,
-    const char *param, ngx_int_t index, const char *detail)
-{
-    size_t  len;
-
-    len = ngx_min(ngx_strlen(param), 64);
-
-    ep->ref.err = err;
-    ep->ref.param.data = ngx_pnalloc(r->pool, len + NGX_INT_T_LEN + 2);
-
-    if (ep->ref.param.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    ep->ref.param.len = (index >= 0)
-                        ? ngx_sprintf(ep->ref.param.data, "%*s[%i]", len,
-                                      param, index)
-                          - ep->ref.param.data
-                        : ngx_sprintf(ep->ref.param.data, "%*s", len, param)
-                          - ep->ref.param.data;
-
-    ep->ref.detail.data = (u_char *) detail;
-    ep->ref.detail.len = ngx_strlen(detail);
-
-    return NGX_DECLINED;
 }

@@ -156,7 +156,7 @@ qr/^\{"object" : "freelancer", "id" : "$::ids[1]", "email" : "[^"]+", "name" : "
 --- error_code eval
 [405, 405]
 --- response_headers eval
-["Allow: GET, HEAD", "Allow: GET, HEAD"]
+["Allow: GET, HEAD, PATCH", "Allow: GET, HEAD, POST"]
 --- response_body_like eval
 [(qr/"code":"method_not_allowed"/) x 2]
 

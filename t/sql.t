@@ -359,15 +359,15 @@ is(api("SELECT count(*) FROM worksible_key_lookup('zzzzzzzzzzzz')"), '0',
         sprintf 'SELECT worksible_freelancers_list(%s, %s, %s, %s, %s)',
             map { defined $_ && /^\d+$/ ? $_ : q_($_) } @_;
     };
-    is($err_of->($call->($A, 5, $b_ids[0], undef, undef)), 'WS400|cursor not found|starting_after',
+    is($err_of->($call->($A, 5, $b_ids[0], undef, undef)), 'WS400|No object with this id is in the list|starting_after',
        'starting_after = another company\'s id -> WS400, DETAIL starting_after');
-    is($err_of->($call->($A, 5, undef, $b_ids[0], undef)), 'WS400|cursor not found|ending_before',
+    is($err_of->($call->($A, 5, undef, $b_ids[0], undef)), 'WS400|No object with this id is in the list|ending_before',
        'ending_before = another company\'s id -> WS400, DETAIL ending_before');
     is($err_of->($call->($A, 5, 'fl_00000000000000000000000000', undef, undef)),
-       'WS400|cursor not found|starting_after', 'unknown cursor: the same error');
-    is($err_of->($call->($A, 5, "x'--", undef, undef)), 'WS400|cursor not found|starting_after',
+       'WS400|No object with this id is in the list|starting_after', 'unknown cursor: the same error');
+    is($err_of->($call->($A, 5, "x'--", undef, undef)), 'WS400|No object with this id is in the list|starting_after',
        'malformed cursor: the same error');
-    is($err_of->($call->($B, 5, $all[0], undef, undef)), 'WS400|cursor not found|starting_after',
+    is($err_of->($call->($B, 5, $all[0], undef, undef)), 'WS400|No object with this id is in the list|starting_after',
        'and the other way round (B with A\'s id)');
     like($err_of->($call->($A, 5, $all[0], $all[1], undef)), qr/^WS400\|.*\|ending_before$/,
          'both cursors -> WS400, param ending_before');
