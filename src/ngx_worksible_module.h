@@ -11,6 +11,7 @@
  *   ngx_worksible_ratelimit.c  GCRA rate limits and their headers
  *   ngx_worksible_api.c      content handler: routes, queries, bodies
  *   ngx_worksible_api_keys.c the /v1/api_keys endpoints
+ *   ngx_worksible_resources.c  the other resources' generic endpoints
  *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
  *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
  *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)

@@ -201,3 +201,23 @@ Location: /v1/freelancers/fl_\w{26}
 --- response_headers eval
 ["WWW-Authenticate: Bearer realm=\"worksible\", error=\"insufficient_scope\", scope=\"freelancers:write\"",
  "WWW-Authenticate: Bearer realm=\"worksible\", error=\"insufficient_scope\", scope=\"projects:write\""]
+
+
+
+=== TEST 10: another company's project: not in lists, not readable, not writable
+--- request eval
+["GET /v1/projects/$::other_prj", "PATCH /v1/projects/$::other_prj\n{\"name\":\"Mine\"}",
+ "GET /v1/projects?limit=100"]
+--- error_code eval
+[404, 404, 200]
+--- response_body_unlike eval
+[qr/"id" : "\Q$::other_prj\E"/, qr/Theirs/, qr/\Q$::other_prj\E/]
+
+
+
+=== TEST 11: bytes that are not UTF-8 are invalid JSON
+--- request eval
+"POST /v1/projects\n{\"name\":\"\xff\xfe\"}"
+--- error_code: 400
+--- response_body_like eval
+$::problem->(400, 'invalid_json')

@@ -9,8 +9,9 @@ use Worksible::Test qw(company api_key use_default_http_config);
 
 my $company = company(plan => 'growth', name => 'Scopes Co');
 our %key = map { $_ => api_key($company, $_)->{key} }
-    qw(company:read freelancers:read freelancers:write api_keys:read
-       api_keys:write reports:read);
+    qw(company:read company:write freelancers:read freelancers:write
+       projects:read projects:write contracts:read contracts:write
+       api_keys:read api_keys:write reports:read);
 
 # [method, path, scope needed]
 our @endpoints = (
@@ -21,6 +22,17 @@ our @endpoints = (
     ['GET', '/v1/api_keys/key_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'api_keys:read'],
     ['POST', '/v1/api_keys', 'api_keys:write'],
     ['POST', '/v1/api_keys/key_01ARZ3NDEKTSV4RRFFQ69G5FAV/revoke', 'api_keys:write'],
+    ['PATCH', '/v1/companies/me', 'company:write'],
+    ['POST', '/v1/freelancers', 'freelancers:write'],
+    ['PATCH', '/v1/freelancers/fl_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'freelancers:write'],
+    ['GET', '/v1/projects', 'projects:read'],
+    ['POST', '/v1/projects', 'projects:write'],
+    ['GET', '/v1/projects/prj_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'projects:read'],
+    ['PATCH', '/v1/projects/prj_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'projects:write'],
+    ['GET', '/v1/contracts', 'contracts:read'],
+    ['POST', '/v1/contracts', 'contracts:write'],
+    ['GET', '/v1/contracts/ctr_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'contracts:read'],
+    ['PATCH', '/v1/contracts/ctr_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'contracts:write'],
 );
 
 # every endpoint with every key: allowed (not 403) exactly when the key's
@@ -35,7 +47,7 @@ sub held {
 our (@requests, @headers, @codes);
 for my $e (@endpoints) {
     for my $k (sort keys %key) {
-        push @requests, "$e->[0] $e->[1]" . ($e->[0] eq 'POST' ? "\n{}" : '');
+        push @requests, "$e->[0] $e->[1]" . ($e->[0] =~ /POST|PATCH/ ? "\n{}" : '');
         push @headers, "Authorization: Bearer $key{$k}\nContent-Type: application/json";
         push @codes, held($k, $e->[2]) ? qr/^(?:200|400|404)$/ : qr/^403$/;
     }
