@@ -44,6 +44,8 @@ static ngx_int_t ngx_worksible_api_unavailable(ngx_http_request_t *r);
 static void ngx_worksible_api_done(ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_respond(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_api_constraint(ngx_http_request_t *r,
+    PGresult *res, ngx_worksible_refusal_t *ref);
 static ngx_int_t ngx_worksible_api_created(ngx_http_request_t *r,
     ngx_worksible_route_t *route, ngx_str_t *body, ngx_str_t *key);
 
@@ -742,6 +744,13 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
         param = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
         text = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
 
+        if (state && (state[0] == '2') && (state[1] == '2' || state[1] == '3')
+            && ngx_worksible_api_constraint(r, res, &ref) == NGX_OK)
+        {
+            /* a rule of the schema the C checks did not foresee */
+            return ngx_worksible_api_refuse(r, &ref);
+        }
+
         if (state && param && text && ngx_strncmp(state, "WS4", 3) == 0) {
             ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
 
@@ -796,6 +805,67 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     }
 
     return ngx_worksible_json_send(r, NGX_HTTP_OK, body.data, body.len);
+}
+
+
+/*
+ * A data exception or integrity violation (SQLSTATE classes 22 and 23)
+ * that got past the checks: 400 parameter_invalid naming the column, from
+ * the error's column or from a constraint named <table>_<column>_<kind>
+ * (PostgreSQL's default names). Logged, as it means a check is missing.
+ * NGX_DECLINED when no column can be named.
+ */
+
+static ngx_int_t
+ngx_worksible_api_constraint(ngx_http_request_t *r, PGresult *res,
+    ngx_worksible_refusal_t *ref)
+{
+    char                   *column, *constraint, *table, *end;
+    size_t                  n;
+    ngx_str_t               msg;
+    ngx_worksible_ctx_t    *ctx;
+
+    column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
+    constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    table = PQresultErrorField(res, PG_DIAG_TABLE_NAME);
+
+    ngx_memzero(ref, sizeof(ngx_worksible_refusal_t));
+
+    if (column != NULL) {
+        ref->param.data = (u_char *) column;
+        ref->param.len = ngx_strlen(column);
+
+    } else if (constraint != NULL && table != NULL
+               && (n = ngx_strlen(table)) < ngx_strlen(constraint)
+               && ngx_strncmp(constraint, table, n) == 0
+               && constraint[n] == '_')
+    {
+        ref->param.data = (u_char *) constraint + n + 1;
+        end = strrchr((char *) ref->param.data, '_');
+        ref->param.len = end ? (size_t) (end - (char *) ref->param.data)
+                             : ngx_strlen((char *) ref->param.data);
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+    ref->param.data = ngx_pstrdup(r->pool, &ref->param);
+    if (ref->param.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ref->err = NGX_WORKSIBLE_PARAMETER_INVALID;
+    ngx_str_set(&ref->detail, "The value breaks a rule of this field.");
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    msg = ngx_worksible_pg_message(PQresultErrorMessage(res));
+
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "worksible: a body passed the checks but not the schema, "
+                  "request_id %*s: %V", (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
+                  ctx->request_id, &msg);
+
+    return NGX_OK;
 }
 
 

@@ -221,3 +221,15 @@ Location: /v1/freelancers/fl_\w{26}
 --- error_code: 400
 --- response_body_like eval
 $::problem->(400, 'invalid_json')
+
+
+
+=== TEST 12: a rule only the schema knows (a Unicode space in an email) is still 400 naming the field
+--- request
+POST /v1/freelancers
+{"email":"a\u2003b@example.com","name":"A","country":"GB"}
+--- error_code: 400
+--- response_body_like eval
+$::problem->(400, 'parameter_invalid', 'email')
+--- error_log
+a body passed the checks but not the schema
