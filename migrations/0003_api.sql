@@ -175,24 +175,35 @@ BEGIN
 END
 $$;
 
--- worksible_freelancer_get(company id, freelancer id) -> the freelancer
---   object, or NULL when the id is unknown, malformed or another company's
---   (the module answers 404 resource_not_found). GET /v1/freelancers/{id}.
-CREATE FUNCTION worksible_freelancer_get(p_company_id text, p_id text) RETURNS json
+-- worksible_get(company, table, object function, id) -> the object of the
+--   company's row of `table` with that id, built by `object`(row), or NULL
+--   when the id is unknown, malformed or another company's (the module
+--   answers 404 resource_not_found). GET /v1/<resource>/{id}.
+CREATE FUNCTION worksible_get(p_company_id text, p_table regclass,
+                              p_object regproc, p_id text)
+RETURNS json
 LANGUAGE plpgsql SECURITY INVOKER AS $$
 DECLARE
     result json;
 BEGIN
     PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
-    SELECT worksible_freelancer_object(f) INTO result
-    FROM freelancers f
-    WHERE f.company_id = p_company_id AND f.id = p_id;
+    EXECUTE format('SELECT %s(t) FROM %s t WHERE t.company_id = $1 AND t.id = $2',
+                   p_object, p_table)
+        INTO result USING p_company_id, p_id;
     RETURN result;
 END
 $$;
 
+-- worksible_freelancer_get(company id, freelancer id): worksible_get for
+--   freelancers.
+CREATE FUNCTION worksible_freelancer_get(p_company_id text, p_id text) RETURNS json
+LANGUAGE sql SECURITY INVOKER AS $$
+    SELECT worksible_get(p_company_id, 'freelancers', 'worksible_freelancer_object', p_id)
+$$;
+
 REVOKE ALL ON FUNCTION worksible_list(text, regclass, regproc, text, integer,
                                       text, text, jsonb),
+                       worksible_get(text, regclass, regproc, text),
                        worksible_company_me(text),
                        worksible_freelancer_object(freelancers),
                        worksible_freelancers_list(text, integer, text, text, text),
@@ -200,6 +211,7 @@ REVOKE ALL ON FUNCTION worksible_list(text, regclass, regproc, text, integer,
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION worksible_list(text, regclass, regproc, text, integer,
                                          text, text, jsonb),
+                          worksible_get(text, regclass, regproc, text),
                           worksible_company_me(text),
                           worksible_freelancer_object(freelancers),
                           worksible_freelancers_list(text, integer, text, text, text),

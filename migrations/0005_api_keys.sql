@@ -1,5 +1,5 @@
--- The api_keys endpoints (GET/POST /v1/api_keys, GET /v1/api_keys/{id},
--- POST /v1/api_keys/{id}/revoke).
+-- The api_keys endpoints (GET/POST /v1/api_keys,
+-- POST /v1/api_keys/{id}/revoke; GET /v1/api_keys/{id} is worksible_get).
 
 -- worksible_api_keys_list(company, limit, starting_after, ending_before):
 --   GET /v1/api_keys, as worksible_list.
@@ -9,19 +9,6 @@ RETURNS json
 LANGUAGE sql SECURITY INVOKER AS $$
     SELECT worksible_list(p_company_id, 'api_keys', 'worksible_api_key_object',
                           '/v1/api_keys', p_limit, p_starting_after, p_ending_before)
-$$;
-
--- worksible_api_key_get(company, id) -> the api_key object, or NULL.
-CREATE FUNCTION worksible_api_key_get(p_company_id text, p_id text) RETURNS json
-LANGUAGE plpgsql SECURITY INVOKER AS $$
-DECLARE
-    result json;
-BEGIN
-    PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
-    SELECT worksible_api_key_object(k) INTO result
-    FROM api_keys k WHERE k.company_id = p_company_id AND k.id = p_id;
-    RETURN result;
-END
 $$;
 
 -- worksible_api_key_create(company, key_id, hash (64 hex), secret_version,
@@ -92,13 +79,11 @@ $$;
 
 REVOKE ALL ON FUNCTION
     worksible_api_keys_list(text, integer, text, text),
-    worksible_api_key_get(text, text),
     worksible_api_key_create(text, text, text, smallint, text, text, text, text),
     worksible_api_key_revoke(text, text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
     worksible_api_keys_list(text, integer, text, text),
-    worksible_api_key_get(text, text),
     worksible_api_key_create(text, text, text, smallint, text, text, text, text),
     worksible_api_key_revoke(text, text)
     TO worksible_api;

@@ -164,19 +164,6 @@ BEGIN
 END
 $$;
 
--- worksible_project_get(company, id) -> the project object, or NULL.
-CREATE FUNCTION worksible_project_get(p_company_id text, p_id text) RETURNS json
-LANGUAGE plpgsql SECURITY INVOKER AS $$
-DECLARE
-    result json;
-BEGIN
-    PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
-    SELECT worksible_project_object(r) INTO result
-    FROM projects r WHERE r.company_id = p_company_id AND r.id = p_id;
-    RETURN result;
-END
-$$;
-
 -- The contract object {"object":"contract","id","project_id",
 --   "freelancer_id","type","rate","currency","status","start_date",
 --   "end_date","created_at","updated_at"}; dates as YYYY-MM-DD.
@@ -256,19 +243,6 @@ BEGIN
 END
 $$;
 
--- worksible_contract_get(company, id) -> the contract object, or NULL.
-CREATE FUNCTION worksible_contract_get(p_company_id text, p_id text) RETURNS json
-LANGUAGE plpgsql SECURITY INVOKER AS $$
-DECLARE
-    result json;
-BEGIN
-    PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
-    SELECT worksible_contract_object(c) INTO result
-    FROM contracts c WHERE c.company_id = p_company_id AND c.id = p_id;
-    RETURN result;
-END
-$$;
-
 GRANT SELECT ON currencies, countries TO worksible_api;
 GRANT EXECUTE ON FUNCTION
     worksible_check(boolean, text, text),
@@ -278,8 +252,6 @@ GRANT EXECUTE ON FUNCTION
     worksible_freelancer_write(text, text, jsonb),
     worksible_project_object(projects),
     worksible_project_write(text, text, jsonb),
-    worksible_project_get(text, text),
     worksible_contract_object(contracts),
-    worksible_contract_write(text, text, jsonb),
-    worksible_contract_get(text, text)
+    worksible_contract_write(text, text, jsonb)
     TO worksible_api;

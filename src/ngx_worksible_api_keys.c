@@ -39,13 +39,14 @@ ngx_worksible_api_keys_list(ngx_http_request_t *r,
 }
 
 
-/* GET /v1/api_keys/{id}: worksible_api_key_get(company, id) */
+/* GET /v1/api_keys/{id}: worksible_get(company, api_keys, ..., id) */
 
 ngx_int_t
 ngx_worksible_api_keys_get(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
-    ep->op->sql = "SELECT worksible_api_key_get($1, $2)";
+    ep->op->sql = "SELECT worksible_get($1, 'api_keys', "
+                  "'worksible_api_key_object', $2)";
 
     return ngx_worksible_pg_op_param(ep->op, &ep->id);
 }

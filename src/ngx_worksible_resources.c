@@ -5,7 +5,7 @@
  * database and writes in one transaction (migrations/0006_resources.sql):
  *
  *   worksible_<object>_write(company, id or NULL, fields jsonb)
- *   worksible_<object>_get(company, id)
+ *   worksible_get(company, table, worksible_<object>_object, id)
  *   worksible_list(company, table, worksible_<object>_object, url, ...)
  */
 
@@ -244,7 +244,7 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
 }
 
 
-/* GET <url>/{id}: worksible_<object>_get(company, id), NULL: 404 */
+/* GET <url>/{id}: worksible_get(company, table, object function, id) */
 
 ngx_int_t
 ngx_worksible_resource_get(ngx_http_request_t *r,
@@ -254,7 +254,8 @@ ngx_worksible_resource_get(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    return ngx_worksible_resource_sql(ep, "SELECT worksible_%s_get($1, $2)");
+    return ngx_worksible_resource_sql(ep,
+               "SELECT worksible_get($1, '%2$s', 'worksible_%1$s_object', $2)");
 }
 
 

@@ -14,11 +14,7 @@ our $growth = company(plan => 'growth', name => 'Keys Growth');
 our $growth_admin = api_key($growth, 'api_keys:write freelancers:read')->{key};
 our $foreign = api_key($growth, 'company:read');
 
-our $problem = sub {
-    my ($status, $code, $param) = @_;
-    $param = defined $param ? '"' . quotemeta($param) . '"' : 'null';
-    qr/^\{"type":"https:\/\/docs\.worksible\.com\/errors\/$code","title":"[^"]+","status":$status,"detail":"(?:[^"\\]|\\.)+","code":"$code","param":$param,"request_id":"req_\w{26}"\}$/;
-};
+our $problem = \&Worksible::Test::problem;
 
 our $count = sub { psql_value("SELECT count(*) FROM api_keys WHERE company_id = '$ent'") };
 our $before = $count->();

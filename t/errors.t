@@ -9,10 +9,7 @@ use Worksible::Test qw(company api_key use_default_http_config);
 
 our $key = api_key(company(plan => 'growth'), 'company:read')->{key};
 
-our $problem = sub {
-    my ($status, $code) = @_;
-    qr/^\{"type":"https:\/\/docs\.worksible\.com\/errors\/$code","title":"[^"]+","status":$status,"detail":"(?:[^"\\]|\\.)+","code":"$code","param":null,"request_id":"req_\w{26}"\}$/;
-};
+our $problem = \&Worksible::Test::problem;
 
 use_default_http_config();
 no_shuffle();

@@ -23,11 +23,7 @@ our $other_prj = psql_value("SELECT worksible_project_write('$other', NULL, '{\"
 our ($fl) = freelancers($company, 1);
 our $prj = psql_value("SELECT worksible_project_write('$company', NULL, '{\"name\":\"Ours\",\"budget\":500000,\"currency\":\"JPY\"}')::json->>'id'");
 
-our $problem = sub {
-    my ($status, $code, $param) = @_;
-    $param = defined $param ? '"' . quotemeta($param) . '"' : 'null';
-    qr/^\{"type":"https:\/\/docs\.worksible\.com\/errors\/$code","title":"[^"]+","status":$status,"detail":"(?:[^"\\]|\\.)+","code":"$code","param":$param,"request_id":"req_\w{26}"\}$/;
-};
+our $problem = \&Worksible::Test::problem;
 
 our $rows = sub { psql_value("SELECT count(*) FROM $_[0] WHERE company_id = '$company'") };
 our %before = map { $_ => $rows->($_) } qw(freelancers projects contracts);

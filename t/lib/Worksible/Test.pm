@@ -17,7 +17,8 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(
-    psql psql_value cli company api_key freelancers plan redis_cli http_config
+    psql psql_value cli company api_key freelancers plan redis_cli problem
+    http_config
     use_default_http_config nginx_start nginx_stop nginx_reload http
     stack json
 );
@@ -25,6 +26,14 @@ our @EXPORT_OK = qw(
 my $top = $ENV{WORKSIBLE_TOP} or die "WORKSIBLE_TOP is not set: run make test\n";
 
 sub json { JSON::PP->new->utf8->canonical }
+
+# problem($status, $code, $param): the regex of a whole RFC 9457 body of
+# ours (API.md, Errors); $param undef: "param":null
+sub problem {
+    my ($status, $code, $param) = @_;
+    $param = defined $param ? '"' . quotemeta($param) . '"' : 'null';
+    return qr/^\{"type":"https:\/\/docs\.worksible\.com\/errors\/$code","title":"[^"]+","status":$status,"detail":"(?:[^"\\]|\\.)+","code":"$code","param":$param,"request_id":"req_[0-9A-HJKMNP-TV-Z]{26}"\}$/;
+}
 
 # psql($sql) as the owner role: the rows as arrayrefs of text (undef: NULL)
 sub psql {
