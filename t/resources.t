@@ -42,7 +42,7 @@ add_block_preprocessor(sub {
 run_tests();
 
 is($rows->('freelancers'), $before{freelancers} + 1, 'one freelancer was created, no more');
-is($rows->('projects'), $before{projects} + 1, 'one project was created, no more');
+is($rows->('projects'), $before{projects} + 2, 'two projects were created, no more');
 is($rows->('contracts'), $before{contracts} + 1, 'one contract was created, no more');
 
 __DATA__
@@ -229,3 +229,12 @@ POST /v1/freelancers
 $::problem->(400, 'parameter_invalid', 'email')
 --- error_log
 a body passed the checks but not the schema
+
+
+
+=== TEST 13: a body larger than client_body_buffer_size (read back from its temporary file)
+--- request eval
+"POST /v1/projects\n{\"name\":\"Big body\"," . (" " x 40000) . "\"description\":\"" . ("\x{e2}\x{82}\x{ac}" x 5000) . "\"}"
+--- error_code: 201
+--- response_body_like chomp
+^\{"object":"project","id":"prj_\w{26}","name":"Big body","description":"(?:\x{e2}\x{82}\x{ac}){5000}"
