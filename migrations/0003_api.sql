@@ -106,7 +106,8 @@ BEGIN
                              WHEN 'created_at[lte]' THEN '<='
                              ELSE '<' END,
                     val::timestamptz);
-            EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+            EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
+                        OR invalid_time_zone_displacement_value THEN
                 RAISE EXCEPTION USING ERRCODE = 'WS400',
                     MESSAGE = 'This is not a time', DETAIL = col;
             END;

@@ -32,13 +32,19 @@ BEGIN
     IF p_expires_at IS NOT NULL THEN
         BEGIN
             expires := p_expires_at::timestamptz;
-        EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
+        EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
+                    OR invalid_time_zone_displacement_value THEN
             RAISE EXCEPTION USING ERRCODE = 'WS400',
                 MESSAGE = 'expires_at is not a time', DETAIL = 'expires_at';
         END;
         IF expires <= now() THEN
             RAISE EXCEPTION USING ERRCODE = 'WS400',
                 MESSAGE = 'expires_at is not in the future', DETAIL = 'expires_at';
+        END IF;
+        -- RFC 3339 years have four digits
+        IF expires >= '10000-01-01T00:00:00Z' THEN
+            RAISE EXCEPTION USING ERRCODE = 'WS400',
+                MESSAGE = 'expires_at is after 9999-12-31T23:59:59Z', DETAIL = 'expires_at';
         END IF;
     END IF;
 

@@ -216,10 +216,10 @@ BEGIN
 
     PERFORM worksible_check(EXISTS (SELECT 1 FROM projects
                                     WHERE company_id = p_company_id AND id = c.project_id),
-                            'project_id', 'no such project');
+                            'project_id', 'No such project');
     PERFORM worksible_check(EXISTS (SELECT 1 FROM freelancers
                                     WHERE company_id = p_company_id AND id = c.freelancer_id),
-                            'freelancer_id', 'no such freelancer');
+                            'freelancer_id', 'No such freelancer');
     PERFORM worksible_check_money(c.rate, 'rate', c.currency);
     PERFORM worksible_check(c.end_date IS NULL OR c.start_date IS NULL
                             OR c.end_date >= c.start_date,

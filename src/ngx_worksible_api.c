@@ -38,6 +38,7 @@ static ngx_int_t ngx_worksible_api_run(ngx_http_request_t *r,
     json_t *body);
 static ngx_int_t ngx_worksible_api_refuse(ngx_http_request_t *r,
     ngx_worksible_refusal_t *ref);
+static size_t ngx_worksible_api_cut(ngx_str_t *s, size_t max);
 static ngx_int_t ngx_worksible_api_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allow);
 static ngx_int_t ngx_worksible_api_unavailable(ngx_http_request_t *r);
@@ -235,6 +236,7 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
 static ngx_worksible_error_e
 ngx_worksible_api_media_type(ngx_http_request_t *r)
 {
+    u_char     *p, *last;
     ngx_str_t  *type;
 
     static ngx_str_t  json = ngx_string("application/json");
@@ -258,6 +260,26 @@ ngx_worksible_api_media_type(ngx_http_request_t *r)
             && type->data[json.len] != ' ' && type->data[json.len] != '\t'))
     {
         return NGX_WORKSIBLE_UNSUPPORTED_MEDIA_TYPE;
+    }
+
+    /* a charset, if any, must be UTF-8 (RFC 8259, section 8.1) */
+
+    p = ngx_strlcasestrn(type->data + json.len, type->data + type->len,
+                         (u_char *) "charset=", sizeof("charset=") - 2);
+
+    if (p != NULL) {
+        p += sizeof("charset=") - 1;
+        last = type->data + type->len;
+
+        if (p < last && *p == '"') {
+            p++;
+        }
+
+        if (last - p < 5 || ngx_strncasecmp(p, (u_char *) "utf-8", 5) != 0
+            || (last - p > 5 && p[5] != '"' && p[5] != ';' && p[5] != ' '))
+        {
+            return NGX_WORKSIBLE_UNSUPPORTED_MEDIA_TYPE;
+        }
     }
 
     return NGX_WORKSIBLE_OK;
@@ -607,7 +629,7 @@ ngx_worksible_api_args(ngx_http_request_t *r, ngx_worksible_route_t *route,
         if (route->params[i] == NULL) {
             ref->err = NGX_WORKSIBLE_PARAMETER_UNKNOWN;
             ref->param = name;
-            ref->param.len = ngx_min(name.len, 64);   /* echo a little */
+            ref->param.len = ngx_worksible_api_cut(&name, 64);
             return NGX_DECLINED;
         }
 
@@ -1042,7 +1064,8 @@ ngx_worksible_api_list_args(ngx_worksible_endpoint_t *ep)
 ngx_uint_t
 ngx_worksible_api_rfc3339(ngx_str_t *s)
 {
-    u_char      *p, *last;
+    u_char      *p, *last, *d;
+    ngx_int_t    hour, minute, second;
     const char  *t;
 
     static const char  shape[] = "dddd-dd-ddTdd:dd:dd";
@@ -1064,6 +1087,19 @@ ngx_worksible_api_rfc3339(ngx_str_t *s)
         }
     }
 
+    /* hour 00-23, minute 00-59, second 00-59 or a leap second at 23:59 */
+
+    d = s->data;
+    hour = ngx_atoi(d + 11, 2);
+    minute = ngx_atoi(d + 14, 2);
+    second = ngx_atoi(d + 17, 2);
+
+    if (ngx_strncmp(d, "0000", 4) == 0 || hour > 23 || minute > 59
+        || second > 60 || (second == 60 && (hour != 23 || minute != 59)))
+    {
+        return 0;
+    }
+
     if (p < last && *p == '.') {
         for (p++, t = (const char *) p; p < last && *p >= '0' && *p <= '9';
              p++)
@@ -1071,7 +1107,7 @@ ngx_worksible_api_rfc3339(ngx_str_t *s)
             /* void */
         }
 
-        if ((const char *) p == t) {
+        if ((const char *) p == t || p - (u_char *) t > 6) {
             return 0;
         }
     }
@@ -1081,10 +1117,13 @@ ngx_worksible_api_rfc3339(ngx_str_t *s)
         return p + 1 == last;
     }
 
+    /* PostgreSQL reads offsets up to 15:59 (RFC 3339 allows 23:59) */
+
     return last - p == 6 && (*p == '+' || *p == '-')
-           && p[1] >= '0' && p[1] <= '9' && p[2] >= '0' && p[2] <= '9'
+           && p[1] >= '0' && p[1] <= '1' && p[2] >= '0' && p[2] <= '9'
+           && (p[1] == '0' || p[2] <= '5')
            && p[3] == ':'
-           && p[4] >= '0' && p[4] <= '9' && p[5] >= '0' && p[5] <= '9';
+           && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' && p[5] <= '9';
 }
 
 
@@ -1093,9 +1132,12 @@ ngx_worksible_api_refusal(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep, ngx_worksible_error_e err,
     const char *param, ngx_int_t index, const char *detail)
 {
-    size_t  len;
+    size_t     len;
+    ngx_str_t  s;
 
-    len = ngx_min(ngx_strlen(param), 64);
+    s.data = (u_char *) param;
+    s.len = ngx_strlen(param);
+    len = ngx_worksible_api_cut(&s, 64);
 
     ep->ref.err = err;
     ep->ref.param.data = ngx_pnalloc(r->pool, len + NGX_INT_T_LEN + 2);
@@ -1115,4 +1157,23 @@ ngx_worksible_api_refusal(ngx_http_request_t *r,
     ep->ref.detail.len = ngx_strlen(detail);
 
     return NGX_DECLINED;
+}
+
+
+/* s's length cut to at most max bytes, never inside a UTF-8 character */
+
+static size_t
+ngx_worksible_api_cut(ngx_str_t *s, size_t max)
+{
+    size_t  len;
+
+    if (s->len <= max) {
+        return s->len;
+    }
+
+    for (len = max; len > 0 && (s->data[len] & 0xc0) == 0x80; len--) {
+        /* void */
+    }
+
+    return len;
 }

@@ -430,9 +430,14 @@ ngx_worksible_resource_field(ngx_worksible_field_t *f, json_t *v)
 
     case NGX_WORKSIBLE_FIELD_TEXT:
         n = ngx_utf8_length((u_char *) s, len);
-        return (n == 0 || n > f->max || ngx_strlchr((u_char *) s,
-                                              (u_char *) s + len, '\0'))
-               ? "The text is empty, too long or holds a NUL." : NULL;
+
+        for (i = 0; i < (json_int_t) len && (u_char) s[i] <= ' '; i++) {
+            /* void */
+        }
+
+        return (i == (json_int_t) len || n > f->max
+                || ngx_strlchr((u_char *) s, (u_char *) s + len, '\0'))
+               ? "The text is blank, too long or holds a NUL." : NULL;
 
     case NGX_WORKSIBLE_FIELD_ENUM:
         for (e = f->values; *e; e++) {

@@ -177,3 +177,17 @@ $::problem->(403, 'plan_not_eligible', 'ip_allowlist')
 --- response_headers eval
 ["WWW-Authenticate: Bearer realm=\"worksible\", error=\"insufficient_scope\", scope=\"api_keys:write\"",
  "Allow: POST", "Allow: GET, HEAD, POST"]
+
+
+
+=== TEST 10: an expiry past year 9999, or an offset PostgreSQL cannot read
+--- request eval
+["POST /v1/api_keys\n{\"scopes\":[\"company:read\"],\"expires_at\":\"9999-12-31T23:59:59.9999999Z\"}",
+ "POST /v1/api_keys\n{\"scopes\":[\"company:read\"],\"expires_at\":\"9999-12-31T23:59:59-15:00\"}",
+ "POST /v1/api_keys\n{\"scopes\":[\"company:read\"],\"expires_at\":\"2099-01-01T00:00:00+24:00\"}"]
+--- more_headers eval
+"Authorization: Bearer $::admin\nContent-Type: application/json"
+--- error_code eval
+[400, 400, 400]
+--- response_body_like eval
+[($::problem->(400, 'parameter_invalid', 'expires_at')) x 3]

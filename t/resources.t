@@ -238,3 +238,34 @@ a body passed the checks but not the schema
 --- error_code: 201
 --- response_body_like chomp
 ^\{"object":"project","id":"prj_\w{26}","name":"Big body","description":"(?:\x{e2}\x{82}\x{ac}){5000}"
+
+
+
+=== TEST 14: times PostgreSQL cannot hold, and charsets other than UTF-8
+--- request eval
+["GET /v1/contracts?created_at%5Bgte%5D=2026-01-01T00:00:00-23:59",
+ "GET /v1/projects?created_at%5Blt%5D=2026-01-01T24:00:00Z",
+ "GET /v1/projects?created_at%5Blt%5D=2026-01-01T10:00:60Z",
+ "POST /v1/projects\n{\"name\":\"Latin\"}",
+ "POST /v1/projects\n{\"name\":\"  \"}",
+ "PATCH /v1/companies/me\n{\"name\":\" \"}"]
+--- more_headers eval
+["Authorization: Bearer $::key", "Authorization: Bearer $::key", "Authorization: Bearer $::key",
+ "Authorization: Bearer $::key\nContent-Type: application/json; charset=latin1",
+ "Authorization: Bearer $::key\nContent-Type: application/json; charset=\"UTF-8\"",
+ "Authorization: Bearer $::key\nContent-Type: application/json"]
+--- error_code eval
+[400, 400, 400, 415, 400, 400]
+--- response_body_like eval
+[$::problem->(400, 'parameter_invalid', 'created_at[gte]'), $::problem->(400, 'parameter_invalid', 'created_at[lt]'),
+ $::problem->(400, 'parameter_invalid', 'created_at[lt]'), $::problem->(415, 'unsupported_media_type'),
+ $::problem->(400, 'parameter_invalid', 'name'), $::problem->(400, 'parameter_invalid', 'name')]
+
+
+
+=== TEST 15: a long unknown member is echoed cut at a character boundary
+--- request eval
+"POST /v1/projects\n{\"" . ("a" x 63) . "\x{c3}\x{a9}\":1}"
+--- error_code: 400
+--- response_body_like eval
+$::problem->(400, 'parameter_unknown', "a" x 63)
