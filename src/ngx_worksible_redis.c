@@ -352,6 +352,10 @@ ngx_worksible_redis_command(ngx_worksible_redis_t *redis, redisCallbackFn *fn,
 {
     size_t  argvlen[2];
 
+    if (redis->ac == NULL) {
+        return;     /* an earlier command of the probe failed */
+    }
+
     argvlen[0] = ngx_strlen(argv[0]);
 
     if (argc == 2) {

@@ -402,7 +402,7 @@ ngx_worksible_resource_fields(ngx_http_request_t *r,
 static const char *
 ngx_worksible_resource_field(ngx_worksible_field_t *f, json_t *v)
 {
-    size_t        len, n;
+    size_t        len, n, k;
     const char   *s, *at, **e;
     json_int_t    i;
     ngx_str_t     id;
@@ -431,11 +431,11 @@ ngx_worksible_resource_field(ngx_worksible_field_t *f, json_t *v)
     case NGX_WORKSIBLE_FIELD_TEXT:
         n = ngx_utf8_length((u_char *) s, len);
 
-        for (i = 0; i < (json_int_t) len && (u_char) s[i] <= ' '; i++) {
+        for (k = 0; k < len && (u_char) s[k] <= ' '; k++) {
             /* void */
         }
 
-        return (i == (json_int_t) len || n > f->max
+        return (k == len || n > f->max
                 || ngx_strlchr((u_char *) s, (u_char *) s + len, '\0'))
                ? "The text is blank, too long or holds a NUL." : NULL;
 
