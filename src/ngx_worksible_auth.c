@@ -77,7 +77,7 @@ static ngx_int_t ngx_worksible_auth_refuse(ngx_http_request_t *r,
 
 
 /* hashed for an unknown key id, so that it costs what a wrong secret does */
-static u_char  ngx_worksible_auth_dummy[NGX_WORKSIBLE_KEY_HASH_LEN];
+static const u_char  ngx_worksible_auth_dummy[NGX_WORKSIBLE_KEY_HASH_LEN];
 
 
 ngx_int_t
@@ -474,7 +474,7 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     secret = &mcf->secrets[0];
-    stored = ngx_worksible_auth_dummy;
+    stored = (u_char *) ngx_worksible_auth_dummy;
     known = 0;
 
     if (rec->found) {
