@@ -296,6 +296,15 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
 
     if (!conf->auth) {
+        /* a scope that nothing checks would guard nothing */
+
+        if (conf->scopes != NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"worksible_scope\" needs "
+                               "\"worksible_auth on\" in its location");
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 

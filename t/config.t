@@ -64,6 +64,8 @@ my @cases = (
       1, qr/open\(\) ".*missing" failed/, 'a missing Redis password file' ],
     [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; location / { worksible_auth on; worksible_rate_limit on; } }",
       1, qr/"worksible_rate_limit" needs "worksible_redis"/, 'rate limits without Redis' ],
+    [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; location / { worksible_scope reports:read; root html; } }",
+      1, qr/"worksible_scope" needs "worksible_auth on" in its location/, 'a scope nothing checks' ],
     [ "worksible_redis 127.0.0.1; server { listen 127.0.0.1:1989; location / { worksible_rate_limit on fail=maybe; } }",
       1, qr/invalid worksible_rate_limit "on fail=maybe"/, 'a bad fail mode' ],
 );

@@ -5,8 +5,9 @@
 --
 --   psql -X -h HOST -p PORT -U worksible -d worksible -f util/demo.sql
 --
--- Run as the owner (worksible, BYPASSRLS) after the migrations. Idempotent:
--- if "Northwind Studio" exists, nothing changes. One transaction; times are
+-- Run as the owner (worksible, BYPASSRLS) after the migrations. It loads
+-- into a database without companies only, so a second run (or a run after
+-- the API tour renamed the company) changes nothing. One transaction; times are
 -- relative to now(), so lists page through the past months. Every amount
 -- adds up: line amount = quantity * unit_amount, subtotal = total = the sum of
 -- the lines, amount_paid = the sum of the payments, amount_due = the rest.
@@ -17,7 +18,7 @@ SET row_security = off;  -- fail loudly rather than see a filtered table
 
 BEGIN;
 SELECT pg_advisory_xact_lock(hashtext('worksible demo.sql'));
-SELECT NOT EXISTS (SELECT 1 FROM companies WHERE name = 'Northwind Studio') AS demo_load
+SELECT NOT EXISTS (SELECT 1 FROM companies) AS demo_load
 \gset
 
 \if :demo_load
@@ -450,7 +451,7 @@ FROM (SELECT i.freelancer_id, i.total, i.currency,
 
 \echo demo data loaded: Northwind Studio is :nw
 \else
-\echo demo data already present (Northwind Studio exists): nothing changed
+\echo the database has companies already: demo data not loaded
 \endif
 
 COMMIT;

@@ -40,7 +40,10 @@ export WORKSIBLE_KEY_SECRET_FILE=$dev/key_secret
 "$build/worksible" migrate
 psql -X -q -v ON_ERROR_STOP=1 -f "$top/util/demo.sql" >/dev/null
 
-company=$(psql -X -At -c "SELECT id FROM companies WHERE name = 'Northwind Studio'")
+# the demo company: the oldest growth one (the tour may have renamed it)
+company=$(psql -X -At -c "SELECT id FROM companies WHERE plan = 'growth'
+                          ORDER BY created_at, id LIMIT 1")
+company_name=$(psql -X -At -c "SELECT name FROM companies WHERE id = '$company'")
 scopes="company:read company:write freelancers:read freelancers:write \
 projects:read projects:write contracts:read contracts:write \
 timesheets:read timesheets:write invoices:read invoices:write \
@@ -75,7 +78,7 @@ ENV
 cat <<MSG
 
 Worksible API is running on http://127.0.0.1:8080 (nginx prefix $prefix)
-Demo company: $company (Northwind Studio, growth plan)
+Demo company: $company ($company_name, growth plan)
 Demo key (shown once, also in build/dev.env):
 
     $key
