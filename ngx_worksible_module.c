@@ -41,6 +41,8 @@ static char *ngx_worksible_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_worksible_deprecation(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_worksible_init_module(ngx_cycle_t *cycle);
@@ -136,6 +138,17 @@ static ngx_command_t  ngx_worksible_commands[] = {
     { ngx_string("worksible_scope"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_worksible_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_deprecation DATE [sunset=DATE] [link=URL] [gone];
+     * context: http, server, location
+     */
+    { ngx_string("worksible_deprecation"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_worksible_deprecation,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -259,6 +272,7 @@ ngx_worksible_create_loc_conf(ngx_conf_t *cf)
     lcf->rate_limit = NGX_CONF_UNSET;
     lcf->rate_limit_open = NGX_CONF_UNSET;
     lcf->scopes = NGX_CONF_UNSET_PTR;
+    lcf->deprecation = NGX_CONF_UNSET_PTR;
 
     return lcf;
 }
@@ -294,6 +308,7 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->rate_limit, prev->rate_limit, 0);
     ngx_conf_merge_value(conf->rate_limit_open, prev->rate_limit_open, 0);
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
+    ngx_conf_merge_ptr_value(conf->deprecation, prev->deprecation, NULL);
 
     if (!conf->auth) {
         /* a scope that nothing checks would guard nothing */
@@ -601,6 +616,21 @@ invalid:
                        cf->args->nelts == 3 ? &value[2] : &value[0]);
 
     return NGX_CONF_ERROR;
+}
+
+
+/* worksible_deprecation: see ngx_worksible_deprecation_conf() */
+
+static char *
+ngx_worksible_deprecation(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_loc_conf_t  *lcf = conf;
+
+    if (lcf->deprecation == NGX_CONF_UNSET_PTR) {
+        lcf->deprecation = NULL;
+    }
+
+    return ngx_worksible_deprecation_conf(cf, &lcf->deprecation);
 }
 
 

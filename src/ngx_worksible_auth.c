@@ -89,7 +89,20 @@ ngx_worksible_auth_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
-    if (!lcf->auth || r != r->main) {
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    if (lcf->deprecation) {
+        rc = ngx_worksible_deprecation_gone(r, lcf->deprecation);
+
+        if (rc != NGX_DECLINED) {
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+    }
+
+    if (!lcf->auth) {
         return NGX_DECLINED;
     }
 

@@ -13,6 +13,7 @@
  *   ngx_worksible_api_keys.c the /v1/api_keys endpoints
  *   ngx_worksible_resources.c  the other resources' generic endpoints
  *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
+ *   ngx_worksible_deprecation.c  Deprecation, Sunset, 410 gone
  *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
  *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)
  *   ngx_worksible_id.c       ULIDs and request ids
@@ -27,6 +28,7 @@
 #include <ngx_http.h>
 
 #include "ngx_worksible_cache.h"
+#include "ngx_worksible_deprecation.h"
 #include "ngx_worksible_key.h"
 #include "ngx_worksible_pg.h"
 #include "ngx_worksible_ratelimit.h"
@@ -67,6 +69,7 @@ typedef struct {
     ngx_flag_t                 rate_limit;    /* worksible_rate_limit */
     ngx_flag_t                 rate_limit_open;   /* fail=open */
     ngx_array_t               *scopes;        /* worksible_scope, ngx_str_t */
+    ngx_worksible_deprecation_t *deprecation; /* worksible_deprecation */
 } ngx_worksible_loc_conf_t;
 
 

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "ngx_worksible_module.h"
+#include "ngx_worksible_deprecation.h"
 #include "ngx_worksible_problem.h"
 
 
@@ -94,6 +95,9 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
     { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited", "Rate limited",
       "Your company's plan allows no more requests now: retry after the "
       "number of seconds in Retry-After." },
+
+    { 410, "gone", "Gone",
+      "This endpoint was removed at its sunset." },
 
     { NGX_HTTP_INTERNAL_SERVER_ERROR, "internal_error", "Internal error",
       "Something went wrong on our side; it is logged with this "
@@ -383,6 +387,12 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
     }
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    if (lcf->deprecation
+        && ngx_worksible_deprecation_headers(r, lcf->deprecation) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
 
     if (!lcf->auth && !lcf->api && !lcf->errors) {
         return ngx_http_next_header_filter(r);
