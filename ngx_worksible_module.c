@@ -14,6 +14,7 @@
 #include "ngx_worksible_module.h"
 #include "ngx_worksible_api.h"
 #include "ngx_worksible_auth.h"
+#include "ngx_worksible_health.h"
 #include "ngx_worksible_id.h"
 #include "ngx_worksible_problem.h"
 
@@ -44,6 +45,8 @@ static char *ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_worksible_deprecation(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_worksible_health(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_worksible_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_worksible_init_process(ngx_cycle_t *cycle);
@@ -149,6 +152,17 @@ static ngx_command_t  ngx_worksible_commands[] = {
     { ngx_string("worksible_deprecation"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_worksible_deprecation,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_health;  context: location. 200 or 503 with the state of
+     * this worker's PostgreSQL and Redis, for load balancers.
+     */
+    { ngx_string("worksible_health"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_worksible_health,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -692,6 +706,23 @@ ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_worksible_api_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_worksible_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != NULL) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_worksible_health_handler;
 
     return NGX_CONF_OK;
 }

@@ -14,6 +14,7 @@
  *   ngx_worksible_resources.c  the other resources' generic endpoints
  *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
  *   ngx_worksible_deprecation.c  Deprecation, Sunset, 410 gone
+ *   ngx_worksible_health.c   health of this worker's stores
  *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
  *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)
  *   ngx_worksible_id.c       ULIDs and request ids

@@ -775,6 +775,13 @@ ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op)
 }
 
 
+ngx_uint_t
+ngx_worksible_redis_up(ngx_worksible_redis_t *redis)
+{
+    return redis->state == NGX_WORKSIBLE_REDIS_READY && !redis->broken;
+}
+
+
 time_t
 ngx_worksible_redis_retry_after(ngx_worksible_redis_t *redis)
 {

@@ -91,6 +91,9 @@ ngx_worksible_redis_op_t *ngx_worksible_redis_eval(
 /* the requester went away: the handler will not be called */
 void ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op);
 
+/* 1 when the connection is up: its last command or probe succeeded */
+ngx_uint_t ngx_worksible_redis_up(ngx_worksible_redis_t *redis);
+
 /* seconds until the next probe of a Redis that is down, at least 1 */
 time_t ngx_worksible_redis_retry_after(ngx_worksible_redis_t *redis);
 
