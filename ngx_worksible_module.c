@@ -15,6 +15,7 @@
 #include "ngx_worksible_api.h"
 #include "ngx_worksible_auth.h"
 #include "ngx_worksible_health.h"
+#include "ngx_worksible_metrics.h"
 #include "ngx_worksible_id.h"
 #include "ngx_worksible_problem.h"
 
@@ -47,6 +48,8 @@ static char *ngx_worksible_deprecation(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_health(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_worksible_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_worksible_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_worksible_init_process(ngx_cycle_t *cycle);
@@ -163,6 +166,17 @@ static ngx_command_t  ngx_worksible_commands[] = {
     { ngx_string("worksible_health"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
       ngx_worksible_health,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_metrics;  context: location. The module's counters of all
+     * workers, Prometheus text format (JSON with Accept: application/json).
+     */
+    { ngx_string("worksible_metrics"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_worksible_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -441,8 +455,19 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_worksible_auth_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_worksible_metrics_log_handler;
+
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
     ngx_worksible_ratelimit_sha(mcf->ratelimit_sha);
+
+    if (ngx_worksible_metrics_zone(cf, &mcf->metrics_zone) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     return ngx_worksible_headers_filter_init(cf);
 }
@@ -728,6 +753,23 @@ ngx_worksible_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+static char *
+ngx_worksible_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t  *clcf;
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != NULL) {
+        return "is duplicate";
+    }
+
+    clcf->handler = ngx_worksible_metrics_handler;
+
+    return NGX_CONF_OK;
+}
+
+
 static ngx_int_t
 ngx_worksible_init_module(ngx_cycle_t *cycle)
 {
@@ -751,8 +793,14 @@ ngx_worksible_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    mcf->metrics = ngx_worksible_metrics_get(mcf->metrics_zone);
+    if (mcf->metrics == NULL) {
+        return NGX_ERROR;
+    }
+
     if (mcf->redis_conf != NULL) {
-        mcf->redis = ngx_worksible_redis_create(mcf->redis_conf, cycle);
+        mcf->redis = ngx_worksible_redis_create(mcf->redis_conf, cycle,
+                                                &mcf->metrics->redis);
         if (mcf->redis == NULL) {
             return NGX_ERROR;
         }
@@ -762,7 +810,8 @@ ngx_worksible_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    mcf->pg_pool = ngx_worksible_pg_pool_create(mcf->pg, cycle);
+    mcf->pg_pool = ngx_worksible_pg_pool_create(mcf->pg, cycle,
+                                                &mcf->metrics->postgres);
     if (mcf->pg_pool == NULL) {
         return NGX_ERROR;
     }

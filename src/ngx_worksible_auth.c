@@ -201,10 +201,13 @@ ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
         }
 
         if (rc == NGX_OK) {
+            (void) ngx_atomic_fetch_add(&mcf->metrics->key_cache_hits, 1);
             ctx->key_done = 1;
             ctx->problem = ngx_worksible_auth_verify(r, ctx, &rec, 1);
             return NGX_OK;
         }
+
+        (void) ngx_atomic_fetch_add(&mcf->metrics->key_cache_misses, 1);
     }
 
     op = ngx_worksible_pg_op_create(mcf->pg_pool);

@@ -15,6 +15,7 @@
  *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
  *   ngx_worksible_deprecation.c  Deprecation, Sunset, 410 gone
  *   ngx_worksible_health.c   health of this worker's stores
+ *   ngx_worksible_metrics.c  shared counters, Prometheus exposition
  *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
  *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)
  *   ngx_worksible_id.c       ULIDs and request ids
@@ -31,6 +32,7 @@
 #include "ngx_worksible_cache.h"
 #include "ngx_worksible_deprecation.h"
 #include "ngx_worksible_key.h"
+#include "ngx_worksible_metrics.h"
 #include "ngx_worksible_pg.h"
 #include "ngx_worksible_ratelimit.h"
 #include "ngx_worksible_redis.h"
@@ -50,6 +52,9 @@ typedef struct {
     ngx_uint_t                 nsecrets;      /* secrets[0]: the current */
 
     ngx_shm_zone_t            *key_cache;     /* NULL: no worksible_key_cache */
+
+    ngx_shm_zone_t            *metrics_zone;
+    ngx_worksible_metrics_t   *metrics;       /* in metrics_zone */
 
     ngx_worksible_redis_conf_t *redis_conf;   /* NULL: no worksible_redis */
     ngx_worksible_redis_t     *redis;         /* this worker's, or NULL */

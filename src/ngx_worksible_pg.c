@@ -44,6 +44,7 @@ struct ngx_worksible_pg_pool_s {
     ngx_uint_t                  nwaiting;
     ngx_msec_t                  backoff;
     ngx_msec_t                  retry_at;     /* ngx_current_msec */
+    ngx_worksible_store_stats_t *stats;
     ngx_uint_t                  refused;      /* queue full, not logged */
     time_t                      refused_logged;
     ngx_log_t                  *log;
@@ -377,7 +378,7 @@ ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
 
 ngx_worksible_pg_pool_t *
 ngx_worksible_pg_pool_create(ngx_worksible_pg_conf_t *conf,
-    ngx_cycle_t *cycle)
+    ngx_cycle_t *cycle, ngx_worksible_store_stats_t *stats)
 {
     ngx_uint_t                i;
     ngx_worksible_pg_pool_t  *pool;
@@ -394,6 +395,7 @@ ngx_worksible_pg_pool_create(ngx_worksible_pg_conf_t *conf,
     }
 
     pool->conf = conf;
+    pool->stats = stats;
     pool->log = cycle->log;
     pool->retry_at = ngx_current_msec;
     ngx_queue_init(&pool->waiting);
@@ -493,7 +495,11 @@ ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
 
     pool = op->pool;
 
+    (void) ngx_atomic_fetch_add(&pool->stats->calls, 1);
+
     if (pool->nwaiting >= pool->conf->queue) {
+        (void) ngx_atomic_fetch_add(&pool->stats->errors, 1);
+
         pool->refused++;
 
         /* at most one line a second, however hard the flood */
@@ -1138,6 +1144,13 @@ ngx_worksible_pg_op_finish(ngx_worksible_pg_op_t *op,
     }
 
     op->status = status;
+
+    if (status == NGX_WORKSIBLE_PG_TIMEOUT) {
+        (void) ngx_atomic_fetch_add(&op->pool->stats->timeouts, 1);
+
+    } else if (status != NGX_WORKSIBLE_PG_OK) {
+        (void) ngx_atomic_fetch_add(&op->pool->stats->errors, 1);
+    }
 
     op->timer.handler = ngx_worksible_pg_op_done;
     ngx_post_event(&op->timer, &ngx_posted_events);

@@ -19,6 +19,8 @@
 #include <ngx_event.h>
 #include <libpq-fe.h>
 
+#include "ngx_worksible_metrics.h"
+
 
 #define NGX_WORKSIBLE_PG_MAX_PARAMS  8
 
@@ -77,9 +79,13 @@ struct ngx_worksible_pg_op_s {
 char *ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t nargs, ngx_worksible_pg_conf_t *conf);
 
-/* a pool for this worker (init_process); NULL on out of memory */
+/*
+ * A pool for this worker (init_process) counting its calls in stats (shared
+ * by all workers); NULL on out of memory.
+ */
 ngx_worksible_pg_pool_t *ngx_worksible_pg_pool_create(
-    ngx_worksible_pg_conf_t *conf, ngx_cycle_t *cycle);
+    ngx_worksible_pg_conf_t *conf, ngx_cycle_t *cycle,
+    ngx_worksible_store_stats_t *stats);
 
 /* closes every connection (exit_process) */
 void ngx_worksible_pg_pool_close(ngx_worksible_pg_pool_t *pool);

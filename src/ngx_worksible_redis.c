@@ -30,6 +30,7 @@ struct ngx_worksible_redis_s {
     ngx_uint_t                      broken;       /* fail fast until up */
     ngx_msec_t                      backoff;
     ngx_msec_t                      retry_at;
+    ngx_worksible_store_stats_t    *stats;
     ngx_log_t                      *log;
 };
 
@@ -212,7 +213,7 @@ invalid:
 
 ngx_worksible_redis_t *
 ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
-    ngx_cycle_t *cycle)
+    ngx_cycle_t *cycle, ngx_worksible_store_stats_t *stats)
 {
     ngx_worksible_redis_t  *redis;
 
@@ -222,6 +223,7 @@ ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
     }
 
     redis->conf = conf;
+    redis->stats = stats;
     redis->log = cycle->log;
 
     redis->probe.handler = ngx_worksible_redis_probe_handler;
@@ -626,9 +628,12 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
     int                        i;
     ngx_worksible_redis_op_t  *op;
 
+    (void) ngx_atomic_fetch_add(&redis->stats->calls, 1);
+
     if (redis->broken || redis->ac == NULL
         || nargs + 4 > NGX_WORKSIBLE_REDIS_MAX_ARGS)
     {
+        (void) ngx_atomic_fetch_add(&redis->stats->errors, 1);
         return NULL;
     }
 
@@ -728,6 +733,10 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
             ngx_del_timer(&op->timer);
         }
 
+        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+            (void) ngx_atomic_fetch_add(&redis->stats->errors, 1);
+        }
+
         if (op->data != NULL) {
             op->handler(op, reply);
         }
@@ -755,6 +764,8 @@ ngx_worksible_redis_timeout(ngx_event_t *ev)
 
     redis = op->redis;
     op->done = 1;
+
+    (void) ngx_atomic_fetch_add(&redis->stats->timeouts, 1);
 
     if (op->data != NULL) {
         op->handler(op, NULL);

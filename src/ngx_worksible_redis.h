@@ -23,6 +23,8 @@
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 
+#include "ngx_worksible_metrics.h"
+
 
 #define NGX_WORKSIBLE_REDIS_MAX_ARGS  8
 
@@ -70,9 +72,13 @@ struct ngx_worksible_redis_op_s {
 char *ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t nargs, ngx_worksible_redis_conf_t *conf);
 
-/* this worker's connection (init_process), connecting; NULL: no memory */
+/*
+ * This worker's connection (init_process), connecting, counting its calls
+ * in stats (shared by all workers); NULL: no memory.
+ */
 ngx_worksible_redis_t *ngx_worksible_redis_create(
-    ngx_worksible_redis_conf_t *conf, ngx_cycle_t *cycle);
+    ngx_worksible_redis_conf_t *conf, ngx_cycle_t *cycle,
+    ngx_worksible_store_stats_t *stats);
 
 /* closes it (exit_process); pending commands get a NULL reply */
 void ngx_worksible_redis_close(ngx_worksible_redis_t *redis);

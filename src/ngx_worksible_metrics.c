@@ -1,0 +1,276 @@
+/*
+ * Shared counters and their exposition (see ngx_worksible_metrics.h).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_worksible_module.h"
+#include "ngx_worksible_metrics.h"
+#include "ngx_worksible_problem.h"
+
+
+static ngx_int_t ngx_worksible_metrics_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_uint_t ngx_worksible_metrics_wants_json(ngx_http_request_t *r);
+
+
+static const char  *ngx_worksible_outcomes[] = {
+    "2xx", "3xx", "401", "403", "429", "4xx", "5xx"
+};
+
+
+ngx_int_t
+ngx_worksible_metrics_zone(ngx_conf_t *cf, ngx_shm_zone_t **zone)
+{
+    static ngx_str_t  name = ngx_string("worksible_metrics");
+
+    *zone = ngx_shared_memory_add(cf, &name, 8 * ngx_pagesize,
+                                  &ngx_worksible_module);
+    if (*zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    (*zone)->init = ngx_worksible_metrics_init_zone;
+
+    return NGX_OK;
+}
+
+
+/* reload-safe: the counters of the running zone go on */
+
+static ngx_int_t
+ngx_worksible_metrics_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t  *shpool;
+
+    if (data != NULL) {
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        shm_zone->data = shpool->data;
+        return NGX_OK;
+    }
+
+    shm_zone->data = ngx_slab_calloc(shpool, sizeof(ngx_worksible_metrics_t));
+    if (shm_zone->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    shpool->data = shm_zone->data;
+
+    return NGX_OK;
+}
+
+
+ngx_worksible_metrics_t *
+ngx_worksible_metrics_get(ngx_shm_zone_t *zone)
+{
+    return zone ? zone->data : NULL;
+}
+
+
+ngx_int_t
+ngx_worksible_metrics_log_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                  status, outcome;
+    ngx_worksible_loc_conf_t   *lcf;
+    ngx_worksible_main_conf_t  *mcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    if (r != r->main || !lcf->auth || mcf->metrics == NULL) {
+        return NGX_OK;
+    }
+
+    status = r->headers_out.status ? r->headers_out.status : r->err_status;
+
+    switch (status) {
+    case NGX_HTTP_UNAUTHORIZED:
+        outcome = NGX_WORKSIBLE_OUTCOME_401;
+        break;
+    case NGX_HTTP_FORBIDDEN:
+        outcome = NGX_WORKSIBLE_OUTCOME_403;
+        break;
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        outcome = NGX_WORKSIBLE_OUTCOME_429;
+        break;
+    default:
+        outcome = (status >= 500 || status == 0) ? NGX_WORKSIBLE_OUTCOME_5XX
+                  : status >= 400 ? NGX_WORKSIBLE_OUTCOME_4XX
+                  : status >= 300 ? NGX_WORKSIBLE_OUTCOME_3XX
+                  : NGX_WORKSIBLE_OUTCOME_2XX;
+    }
+
+    (void) ngx_atomic_fetch_add(&mcf->metrics->requests[outcome], 1);
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_metrics_handler(ngx_http_request_t *r)
+{
+    u_char                       *p, *body;
+    ngx_int_t                     rc;
+    ngx_str_t                     v;
+    ngx_uint_t                    i, json;
+    ngx_worksible_metrics_t      *m;
+    ngx_worksible_main_conf_t    *mcf;
+    ngx_worksible_store_stats_t  *st[2];
+
+    static const char  *stores[] = { "postgres", "redis" };
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    m = mcf->metrics;
+
+    if (m == NULL) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    body = ngx_pnalloc(r->pool, 4096);
+    if (body == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    st[0] = &m->postgres;
+    st[1] = &m->redis;
+    json = ngx_worksible_metrics_wants_json(r);
+    p = body;
+
+    if (json) {
+        p = ngx_sprintf(p, "{\"requests_total\":{");
+
+        for (i = 0; i < NGX_WORKSIBLE_OUTCOMES; i++) {
+            p = ngx_sprintf(p, "%s\"%s\":%uA", i ? "," : "",
+                            ngx_worksible_outcomes[i], m->requests[i]);
+        }
+
+        p = ngx_sprintf(p, "},\"key_cache_hits_total\":%uA,"
+                        "\"key_cache_misses_total\":%uA",
+                        m->key_cache_hits, m->key_cache_misses);
+
+        for (i = 0; i < 2; i++) {
+            p = ngx_sprintf(p, ",\"%s\":{\"calls_total\":%uA,"
+                            "\"errors_total\":%uA,\"timeouts_total\":%uA}",
+                            stores[i], st[i]->calls, st[i]->errors,
+                            st[i]->timeouts);
+        }
+
+        *p++ = '}';
+
+    } else {
+        p = ngx_sprintf(p, "# HELP worksible_requests_total Requests of "
+                        "worksible_auth locations, by outcome.\n"
+                        "# TYPE worksible_requests_total counter\n");
+
+        for (i = 0; i < NGX_WORKSIBLE_OUTCOMES; i++) {
+            p = ngx_sprintf(p, "worksible_requests_total{outcome=\"%s\"} "
+                            "%uA\n", ngx_worksible_outcomes[i],
+                            m->requests[i]);
+        }
+
+        p = ngx_sprintf(p, "# HELP worksible_key_cache_hits_total Keys "
+                        "found in the key cache.\n"
+                        "# TYPE worksible_key_cache_hits_total counter\n"
+                        "worksible_key_cache_hits_total %uA\n"
+                        "# HELP worksible_key_cache_misses_total Keys looked "
+                        "up in PostgreSQL.\n"
+                        "# TYPE worksible_key_cache_misses_total counter\n"
+                        "worksible_key_cache_misses_total %uA\n",
+                        m->key_cache_hits, m->key_cache_misses);
+
+        p = ngx_sprintf(p, "# HELP worksible_store_calls_total Calls to a "
+                        "store.\n"
+                        "# TYPE worksible_store_calls_total counter\n");
+
+        for (i = 0; i < 2; i++) {
+            p = ngx_sprintf(p, "worksible_store_calls_total{store=\"%s\"} "
+                            "%uA\n", stores[i], st[i]->calls);
+        }
+
+        p = ngx_sprintf(p, "# HELP worksible_store_errors_total Calls that "
+                        "failed or found the store down.\n"
+                        "# TYPE worksible_store_errors_total counter\n");
+
+        for (i = 0; i < 2; i++) {
+            p = ngx_sprintf(p, "worksible_store_errors_total{store=\"%s\"} "
+                            "%uA\n", stores[i], st[i]->errors);
+        }
+
+        p = ngx_sprintf(p, "# HELP worksible_store_timeouts_total Calls "
+                        "past their timeout.\n"
+                        "# TYPE worksible_store_timeouts_total counter\n");
+
+        for (i = 0; i < 2; i++) {
+            p = ngx_sprintf(p, "worksible_store_timeouts_total{store=\"%s\"} "
+                            "%uA\n", stores[i], st[i]->timeouts);
+        }
+    }
+
+    ngx_str_set(&v, "no-store");
+
+    if (ngx_worksible_header_add(r, "Cache-Control", &v) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (!json) {
+        ngx_str_set(&r->headers_out.content_type,
+                    "text/plain; version=0.0.4; charset=utf-8");
+        r->headers_out.content_type_len = sizeof("text/plain") - 1;
+    }
+
+    return ngx_worksible_json_send(r, NGX_HTTP_OK, body, p - body);
+}
+
+
+/* 1 when an Accept header asks for application/json */
+
+static ngx_uint_t
+ngx_worksible_metrics_wants_json(ngx_http_request_t *r)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return 0;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == 6
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept", 6) == 0
+            && ngx_strlcasestrn(h[i].value.data,
+                                h[i].value.data + h[i].value.len,
+                                (u_char *) "application/json", 16 - 1)
+               != NULL)
+        {
+            return 1;
+        }
+    }
+}
