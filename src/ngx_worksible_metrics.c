@@ -120,12 +120,25 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
     u_char                       *p, *body;
     ngx_int_t                     rc;
     ngx_str_t                     v;
-    ngx_uint_t                    i, json;
+    ngx_uint_t                    i, k, json;
     ngx_worksible_metrics_t      *m;
     ngx_worksible_main_conf_t    *mcf;
     ngx_worksible_store_stats_t  *st[2];
 
     static const char  *stores[] = { "postgres", "redis" };
+
+    static const struct {
+        const char  *name;
+        const char  *help;
+        size_t       offset;
+    } counters[] = {
+        { "calls", "Calls to a store.",
+          offsetof(ngx_worksible_store_stats_t, calls) },
+        { "errors", "Calls that failed or found the store down.",
+          offsetof(ngx_worksible_store_stats_t, errors) },
+        { "timeouts", "Calls past their timeout.",
+          offsetof(ngx_worksible_store_stats_t, timeouts) }
+    };
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -195,31 +208,18 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
                         "worksible_key_cache_misses_total %uA\n",
                         m->key_cache_hits, m->key_cache_misses);
 
-        p = ngx_sprintf(p, "# HELP worksible_store_calls_total Calls to a "
-                        "store.\n"
-                        "# TYPE worksible_store_calls_total counter\n");
+        for (k = 0; k < 3; k++) {
+            p = ngx_sprintf(p, "# HELP worksible_store_%s_total %s\n"
+                            "# TYPE worksible_store_%s_total counter\n",
+                            counters[k].name, counters[k].help,
+                            counters[k].name);
 
-        for (i = 0; i < 2; i++) {
-            p = ngx_sprintf(p, "worksible_store_calls_total{store=\"%s\"} "
-                            "%uA\n", stores[i], st[i]->calls);
-        }
-
-        p = ngx_sprintf(p, "# HELP worksible_store_errors_total Calls that "
-                        "failed or found the store down.\n"
-                        "# TYPE worksible_store_errors_total counter\n");
-
-        for (i = 0; i < 2; i++) {
-            p = ngx_sprintf(p, "worksible_store_errors_total{store=\"%s\"} "
-                            "%uA\n", stores[i], st[i]->errors);
-        }
-
-        p = ngx_sprintf(p, "# HELP worksible_store_timeouts_total Calls "
-                        "past their timeout.\n"
-                        "# TYPE worksible_store_timeouts_total counter\n");
-
-        for (i = 0; i < 2; i++) {
-            p = ngx_sprintf(p, "worksible_store_timeouts_total{store=\"%s\"} "
-                            "%uA\n", stores[i], st[i]->timeouts);
+            for (i = 0; i < 2; i++) {
+                p = ngx_sprintf(p, "worksible_store_%s_total{store=\"%s\"} "
+                                "%uA\n", counters[k].name, stores[i],
+                                *(ngx_atomic_t *) ((u_char *) st[i]
+                                                   + counters[k].offset));
+            }
         }
     }
 
