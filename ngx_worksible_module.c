@@ -16,6 +16,8 @@
 #include "ngx_worksible_auth.h"
 #include "ngx_worksible_health.h"
 #include "ngx_worksible_metrics.h"
+#include "ngx_worksible_reqlog.h"
+#include <jansson.h>
 #include "ngx_worksible_id.h"
 #include "ngx_worksible_problem.h"
 
@@ -462,6 +464,13 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_worksible_metrics_log_handler;
 
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_worksible_reqlog_handler;
+
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
     ngx_worksible_ratelimit_sha(mcf->ratelimit_sha);
 
@@ -816,6 +825,10 @@ ngx_worksible_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_worksible_reqlog_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_worksible_auth_init_process(cycle, mcf);
 }
 
@@ -833,6 +846,11 @@ ngx_worksible_exit_process(ngx_cycle_t *cycle)
 
     if (mcf != NULL && mcf->redis != NULL) {
         ngx_worksible_redis_close(mcf->redis);
+    }
+
+    if (mcf != NULL && mcf->log_rows != NULL) {
+        json_decref(mcf->log_rows);
+        mcf->log_rows = NULL;
     }
 }
 

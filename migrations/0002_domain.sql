@@ -513,34 +513,6 @@ CREATE INDEX payouts_company_created ON payouts (company_id, created_at DESC, id
 CREATE INDEX payouts_company_status ON payouts (company_id, status, created_at DESC, id DESC);
 CREATE INDEX payouts_company_freelancer ON payouts (company_id, freelancer_id, created_at DESC, id DESC);
 
--- Request log: one row per request, written in batches by the module's log
--- phase (a later migration adds the SECURITY DEFINER insert function).
--- company_id and api_key_id are null when the request never got that far;
--- such rows are invisible through row-level security (NULL never equals the
--- setting). Few checks on purpose: a rejected row would lose its batch.
-CREATE TABLE request_logs (
-    id                   text PRIMARY KEY DEFAULT worksible_id('req'),
-    company_id           text REFERENCES companies (id),
-    api_key_id           text,
-    method               text NOT NULL,
-    path                 text NOT NULL,
-    status               smallint NOT NULL CHECK (status BETWEEN 100 AND 999),
-    latency_ms           integer NOT NULL CHECK (latency_ms >= 0),
-    ip                   inet,
-    user_agent           text,
-    idempotency_key      text,
-    replayed             boolean NOT NULL DEFAULT false,
-    ratelimit_remaining  integer,
-    created_at           timestamptz NOT NULL DEFAULT now(),
-    FOREIGN KEY (company_id, api_key_id) REFERENCES api_keys (company_id, id)
-);
-
-CREATE INDEX request_logs_company_created ON request_logs (company_id, created_at DESC, id DESC);
-CREATE INDEX request_logs_company_key ON request_logs (company_id, api_key_id, created_at DESC, id DESC);
-CREATE INDEX request_logs_company_status ON request_logs (company_id, status, created_at DESC, id DESC);
--- retention: delete by age
-CREATE INDEX request_logs_created ON request_logs USING brin (created_at);
-
 -- updated_at on every real change
 CREATE TRIGGER touch BEFORE UPDATE ON freelancers
     FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*) EXECUTE FUNCTION worksible_touch();
@@ -601,15 +573,10 @@ ALTER TABLE payouts FORCE ROW LEVEL SECURITY;
 CREATE POLICY company_isolation ON payouts
     USING (company_id = current_setting('worksible.company_id', true));
 
-ALTER TABLE request_logs ENABLE ROW LEVEL SECURITY;
-ALTER TABLE request_logs FORCE ROW LEVEL SECURITY;
-CREATE POLICY company_isolation ON request_logs
-    USING (company_id = current_setting('worksible.company_id', true));
-
 -- What the module (worksible_api) may do. id, company_id and created_at never
 -- change; nested entries and line items are replaced (DELETE + INSERT) by a
--- PATCH; payments and payouts have no update in the API; request_logs only
--- through a SECURITY DEFINER function (later).
+-- PATCH; payments and payouts have no update in the API. (request_logs:
+-- 0007_request_logs.sql.)
 GRANT SELECT ON countries TO worksible_api;
 GRANT SELECT, INSERT, UPDATE (email, name, country, status, hourly_rate, currency, updated_at)
     ON freelancers TO worksible_api;

@@ -62,13 +62,17 @@ $$;
 --   Stripe semantics (starting_after: the page of older rows after that id;
 --   ending_before: the page of newer rows just before it, still newest
 --   first; has_more: more rows past this page in the direction of travel).
---   filters: a JSON object of column -> text value, all equal, and the
---   ranges "created_at[gte|gt|lte|lt]" -> an RFC 3339 time (the module
---   validates names and values). NULL arguments are absent: limit 20.
+--   filters: a JSON object of column -> text value, all equal (compared
+--   as text: "status": "404" matches a smallint), the ranges
+--   "created_at[gte|gt|lte|lt]" -> an RFC 3339 time, "status[class]" ->
+--   a digit 1..5 (status from N00 to N99), "path[prefix]" -> the start of
+--   path, matched literally (% _ \ escaped for LIKE). The module validates
+--   names and values. NULL arguments are absent: limit 20.
 --   Errors, SQLSTATE WS400 with DETAIL = the parameter: both cursors
 --   (ending_before), limit outside 1..100 (limit), a cursor that is not one
 --   of this company's rows of the table (starting_after | ending_before), a
---   time PostgreSQL cannot read (created_at[...]).
+--   time PostgreSQL cannot read (created_at[...]), a status[class] that is
+--   not 1..5 (status).
 CREATE FUNCTION worksible_list(p_company_id text, p_table regclass,
                                p_object regproc, p_url text, p_limit integer,
                                p_starting_after text, p_ending_before text,
@@ -111,8 +115,21 @@ BEGIN
                 RAISE EXCEPTION USING ERRCODE = 'WS400',
                     MESSAGE = 'This is not a time', DETAIL = col;
             END;
+        ELSIF col = 'status[class]' THEN
+            IF val !~ '^[1-5]$' THEN
+                RAISE EXCEPTION USING ERRCODE = 'WS400',
+                    MESSAGE = 'status[class] must be a digit from 1 to 5',
+                    DETAIL = 'status';
+            END IF;
+            filter := filter || format(' AND t.status BETWEEN %s AND %s',
+                                       val::integer * 100, val::integer * 100 + 99);
+        ELSIF col = 'path[prefix]' THEN
+            -- LIKE's escape character is the backslash
+            filter := filter || format(' AND t.path LIKE %L || ''%%''',
+                regexp_replace(val, '([\\%_])', '\\\1', 'g'));
         ELSE
-            filter := filter || format(' AND t.%I = %L', col, val);
+            -- as text, so that "404" also matches a smallint column
+            filter := filter || format(' AND t.%I::text = %L', col, val);
         END IF;
     END LOOP;
 

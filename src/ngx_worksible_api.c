@@ -127,6 +127,12 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
       { NULL },
       ngx_worksible_resource_update, &ngx_worksible_contracts_resource },
 
+    { NGX_HTTP_GET, ngx_string("/v1/request_logs"),
+      ngx_string("request_logs:read"), "request log", "req", 0,
+      { NGX_WORKSIBLE_API_LIST_ARGS, "status", "method", "api_key_id", "path",
+        NULL },
+      ngx_worksible_resource_list, &ngx_worksible_request_logs_resource },
+
     { NGX_HTTP_GET, ngx_string("/v1/api_keys"),
       ngx_string("api_keys:read"), "API key", "key", 0,
       { "limit", "starting_after", "ending_before", NULL },

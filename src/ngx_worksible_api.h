@@ -37,7 +37,9 @@ typedef enum {
     NGX_WORKSIBLE_FIELD_COUNTRY,      /* ISO 3166-1 alpha-2: [A-Z]{2} */
     NGX_WORKSIBLE_FIELD_EMAIL,
     NGX_WORKSIBLE_FIELD_DATE,         /* RFC 3339 full-date, YYYY-MM-DD */
-    NGX_WORKSIBLE_FIELD_ID            /* values[0] "_" ULID */
+    NGX_WORKSIBLE_FIELD_ID,           /* values[0] "_" ULID */
+    NGX_WORKSIBLE_FIELD_STATUS,       /* filter: 100..599, or a class 5xx */
+    NGX_WORKSIBLE_FIELD_PATH          /* filter: a path prefix, "/..." */
 } ngx_worksible_field_type_e;
 
 
@@ -156,6 +158,7 @@ extern ngx_worksible_resource_t  ngx_worksible_company_resource;
 extern ngx_worksible_resource_t  ngx_worksible_freelancers_resource;
 extern ngx_worksible_resource_t  ngx_worksible_projects_resource;
 extern ngx_worksible_resource_t  ngx_worksible_contracts_resource;
+extern ngx_worksible_resource_t  ngx_worksible_request_logs_resource;
 
 /* the api_keys endpoints (ngx_worksible_api_keys.c) */
 ngx_int_t ngx_worksible_api_keys_list(ngx_http_request_t *r,

@@ -185,7 +185,9 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
                             st[i]->timeouts);
         }
 
-        *p++ = '}';
+        p = ngx_sprintf(p, ",\"log_rows_written_total\":%uA,"
+                        "\"log_rows_dropped_total\":%uA}",
+                        m->log_rows_written, m->log_rows_dropped);
 
     } else {
         p = ngx_sprintf(p, "# HELP worksible_requests_total Requests of "
@@ -207,6 +209,16 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
                         "# TYPE worksible_key_cache_misses_total counter\n"
                         "worksible_key_cache_misses_total %uA\n",
                         m->key_cache_hits, m->key_cache_misses);
+
+        p = ngx_sprintf(p, "# HELP worksible_log_rows_written_total Request "
+                        "log rows PostgreSQL took.\n"
+                        "# TYPE worksible_log_rows_written_total counter\n"
+                        "worksible_log_rows_written_total %uA\n"
+                        "# HELP worksible_log_rows_dropped_total Request log "
+                        "rows lost (PostgreSQL down or slow, batch full).\n"
+                        "# TYPE worksible_log_rows_dropped_total counter\n"
+                        "worksible_log_rows_dropped_total %uA\n",
+                        m->log_rows_written, m->log_rows_dropped);
 
         for (k = 0; k < 3; k++) {
             p = ngx_sprintf(p, "# HELP worksible_store_%s_total %s\n"

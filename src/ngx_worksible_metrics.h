@@ -39,6 +39,8 @@ typedef struct {
     ngx_atomic_t                key_cache_misses;
     ngx_worksible_store_stats_t postgres;
     ngx_worksible_store_stats_t redis;
+    ngx_atomic_t                log_rows_written;
+    ngx_atomic_t                log_rows_dropped;
 } ngx_worksible_metrics_t;
 
 

@@ -16,6 +16,7 @@
  *   ngx_worksible_deprecation.c  Deprecation, Sunset, 410 gone
  *   ngx_worksible_health.c   health of this worker's stores
  *   ngx_worksible_metrics.c  shared counters, Prometheus exposition
+ *   ngx_worksible_reqlog.c   the request log, in batches
  *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
  *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)
  *   ngx_worksible_id.c       ULIDs and request ids
@@ -55,6 +56,13 @@ typedef struct {
 
     ngx_shm_zone_t            *metrics_zone;
     ngx_worksible_metrics_t   *metrics;       /* in metrics_zone */
+
+    /* this worker's request log batch */
+    void                      *log_rows;      /* a json_t array */
+    ngx_event_t                log_timer;
+    ngx_uint_t                 log_inflight;  /* rows being sent */
+    ngx_uint_t                 log_dropped;   /* since the last warning */
+    time_t                     log_warned;
 
     ngx_worksible_redis_conf_t *redis_conf;   /* NULL: no worksible_redis */
     ngx_worksible_redis_t     *redis;         /* this worker's, or NULL */

@@ -50,7 +50,12 @@ static const char  *ngx_worksible_contract_types[] = {
     "hourly", "fixed", NULL
 };
 
+static const char  *ngx_worksible_methods[] = {
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", NULL
+};
+
 static const char  *ngx_worksible_project_prefix[] = { "prj", NULL };
+static const char  *ngx_worksible_api_key_prefix[] = { "key", NULL };
 static const char  *ngx_worksible_freelancer_prefix[] = { "fl", NULL };
 
 
@@ -121,6 +126,16 @@ static ngx_worksible_field_t  ngx_worksible_contract_filters[] = {
 };
 
 
+static ngx_worksible_field_t  ngx_worksible_request_log_filters[] = {
+    { "status", NGX_WORKSIBLE_FIELD_STATUS, 0, 0, 0, NULL },
+    { "method", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0, ngx_worksible_methods },
+    { "api_key_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
+      ngx_worksible_api_key_prefix },
+    { "path", NGX_WORKSIBLE_FIELD_PATH, 0, 0, 512, NULL },
+    { NULL, 0, 0, 0, 0, NULL }
+};
+
+
 ngx_worksible_resource_t  ngx_worksible_company_resource = {
     "company", "companies", "/v1/companies/me",
     ngx_worksible_company_fields, NULL
@@ -141,6 +156,11 @@ ngx_worksible_resource_t  ngx_worksible_contracts_resource = {
     ngx_worksible_contract_fields, ngx_worksible_contract_filters
 };
 
+ngx_worksible_resource_t  ngx_worksible_request_logs_resource = {
+    "request_log", "request_logs", "/v1/request_logs",
+    NULL, ngx_worksible_request_log_filters
+};
+
 
 /*
  * GET <url>?limit&starting_after&ending_before&created_at[gte|gt|lte|lt]
@@ -157,7 +177,7 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
     ngx_int_t                  rc;
     ngx_str_t                  s, *arg;
     ngx_uint_t                 i;
-    const char                *bad;
+    const char                *bad, *name;
     ngx_worksible_field_t     *f;
     ngx_worksible_resource_t  *res;
 
@@ -204,8 +224,21 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
 
         v = json_stringn((char *) arg->data, arg->len);
         bad = (v == NULL) ? "not UTF-8" : ngx_worksible_resource_field(f, v);
+        name = f->name;
 
-        if (bad == NULL && json_object_set_new(filters, f->name, v) != 0) {
+        if (bad == NULL && f->type == NGX_WORKSIBLE_FIELD_STATUS
+            && arg->data[1] == 'x')
+        {
+            /* a class: "5xx" filters status 500..599 */
+            name = "status[class]";
+            json_decref(v);
+            v = json_stringn((char *) arg->data, 1);
+
+        } else if (bad == NULL && f->type == NGX_WORKSIBLE_FIELD_PATH) {
+            name = "path[prefix]";
+        }
+
+        if (bad == NULL && json_object_set_new(filters, name, v) != 0) {
             json_decref(filters);
             return NGX_ERROR;
         }
@@ -484,6 +517,17 @@ ngx_worksible_resource_field(ngx_worksible_field_t *f, json_t *v)
 
         return ngx_worksible_id_valid(&id, f->values[0])
                ? NULL : "This is not an id of the right kind.";
+
+    case NGX_WORKSIBLE_FIELD_STATUS:
+        return (ngx_worksible_resource_pattern(s, len, "dxx")
+                && s[0] >= '1' && s[0] <= '5')
+               || (ngx_worksible_resource_pattern(s, len, "ddd")
+                   && s[0] >= '1' && s[0] <= '5')
+               ? NULL : "A status is 100 to 599, or a class such as 5xx.";
+
+    case NGX_WORKSIBLE_FIELD_PATH:
+        return (len > 0 && len <= f->max && s[0] == '/')
+               ? NULL : "A path prefix starts with \"/\".";
 
     default:
         return "This field cannot be set.";

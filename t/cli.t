@@ -891,6 +891,111 @@ sub plan_order {
        'plan list without --db: the plans');
 }
 
+# --- logs prune ------------------------------------------------------------
+
+# log_at($id, $age): one request_logs row for worksible_request_logs_insert,
+# created $age (an SQL interval) before now, as SQL building its JSON
+sub log_at {
+    my ($id, $age) = @_;
+    return "json_build_object('id', '$id', 'company_id', NULL, "
+         . "'api_key_id', NULL, 'method', 'GET', 'path', '/v1/x', "
+         . "'status', 401, 'latency_ms', 3, 'ip', '192.0.2.1', "
+         . "'user_agent', NULL, 'idempotency_key', NULL, 'replayed', false, "
+         . "'ratelimit_remaining', NULL, 'created_at', "
+         . "to_char((now() - interval '$age') AT TIME ZONE 'UTC', "
+         . "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))";
+}
+
+# day_part($age): the partition name of the UTC day of now() - $age
+sub day_part {
+    my ($age) = @_;
+    return sql("SELECT 'request_logs_p' || to_char((now() - interval '$age')"
+               . " AT TIME ZONE 'UTC', 'YYYYMMDD')");
+}
+
+# log_parts(): the partitions of request_logs, by name, space-separated
+sub log_parts {
+    return sql("SELECT coalesce(string_agg(c.relname, ' ' ORDER BY c.relname),"
+               . " '') FROM pg_inherits i JOIN pg_class c"
+               . " ON c.oid = i.inhrelid"
+               . " WHERE i.inhparent = 'request_logs'::regclass");
+}
+
+{
+    # bad arguments: exit 2, the database untouched
+    for my $bad (qw(0d 3651d 87601h 30 d h 030d 30m 30D 1.5d 30dd d30 +3d),
+                 ' 3d', '')
+    {
+        fails(cli('logs', 'prune', "--older-than=$bad"), 2,
+              $bad eq '' ? qr/--older-than/
+                         : qr/^worksible: --older-than: '\Q$bad\E' is not Nd \(1 to 3650 days\) or Nh \(1 to 87600 hours\)$/m,
+              "logs prune --older-than '$bad'");
+    }
+    fails(cli('logs', 'prune'), 2, qr/'logs prune' needs --older-than/,
+          'logs prune without --older-than');
+    fails(cli('logs', 'prune', '--older-than', '-3d'), 2,
+          qr/--older-than needs a value/, 'logs prune --older-than -3d');
+    fails(cli('logs', 'prune', 'extra', '--older-than', '3d'), 2,
+          qr/unexpected argument 'extra'/, 'logs prune extra');
+    fails(cli('logs', 'prune', '--older-than', '3d', '--limit', '5'), 2,
+          qr/option --limit is not valid for 'logs prune'/,
+          'logs prune --limit');
+    fails(cli('logs'), 2, qr/'logs' needs a subcommand/, 'logs alone');
+
+    my $r = cli('--help');
+    like($r->{out}, qr/^  logs prune --older-than AGE$/m,
+         '--help: lists logs prune');
+
+    # nothing yet
+    $r = cli('logs', 'prune', '--older-than', '1h');
+    ok_rc($r, 0, 'logs prune, no partition');
+    is($r->{out}, "nothing to drop\n", 'logs prune, no partition: says so');
+
+    # four days of rows (as the module writes them): 40, 10 and 2 days
+    # old, and now
+    my @age = ('40 days', '10 days', '2 days', '0 seconds');
+    my @part = map { day_part($_) } @age;
+    is(sql('SELECT worksible_request_logs_insert(json_build_array('
+           . join(', ', map { log_at("req_cli$_", $age[$_]) } 0 .. 3) . '))'),
+       4, 'insert: four rows');
+    is(log_parts(), join(' ', @part), 'insert: four day partitions');
+
+    $r = cli('logs', 'prune', '--older-than', '30d');
+    ok_rc($r, 0, 'logs prune 30d');
+    is($r->{out}, "$part[0]\n", 'logs prune 30d: the 40-day-old partition');
+    is($r->{err}, '', 'logs prune 30d: nothing on stderr');
+    is(log_parts(), "@part[1 .. 3]", 'logs prune 30d: the others remain');
+
+    $r = cli('logs', 'prune', '--older-than=30d');
+    ok_rc($r, 0, 'logs prune 30d again');
+    is($r->{out}, "nothing to drop\n", 'logs prune 30d again: nothing');
+
+    $r = cli('logs', 'prune', '--older-than', '3650d', '--json');
+    ok_rc($r, 0, 'logs prune 3650d --json');
+    is($r->{out}, qq({"dropped":[]}\n), 'logs prune --json: empty list');
+
+    # 200 hours: 8 days 8 hours, so the 10-day-old day only
+    $r = cli('--json', 'logs', 'prune', '--older-than', '200h');
+    ok_rc($r, 0, 'logs prune 200h --json');
+    is($r->{out}, qq({"dropped":["$part[1]"]}\n),
+       'logs prune 200h --json: the 10-day-old partition');
+
+    # not the owner: worksible_api may not prune
+    (my $api = $conninfo) =~ s/\buser=\S+/user=worksible_api/;
+    $r = run('--db', $api, 'logs', 'prune', '--older-than', '1h');
+    fails($r, 1, qr/^worksible: database: permission denied for function worksible_request_logs_prune$/m,
+          'logs prune as worksible_api');
+    is(log_parts(), "@part[2 .. 3]", 'logs prune as worksible_api: nothing dropped');
+
+    # 1 hour: every day but today's (today ends tomorrow)
+    $r = cli('logs', 'prune', '--older-than', '1h');
+    ok_rc($r, 0, 'logs prune 1h');
+    is($r->{out}, "$part[2]\n", 'logs prune 1h: all but today');
+    is(log_parts(), $part[3], 'logs prune 1h: today remains');
+    is(sql('SELECT count(*) FROM request_logs'), 1,
+       'logs prune 1h: today\'s row remains');
+}
+
 # --- database unreachable --------------------------------------------------
 
 {
@@ -908,6 +1013,9 @@ sub plan_order {
     fails(run('--db', "host=127.0.0.1 port=$port dbname=x", 'plan', 'list',
               '--json'), 1,
           qr/^worksible: database: /, 'plan list on a closed port');
+    fails(run('--db', "host=127.0.0.1 port=$port dbname=x", 'logs', 'prune',
+              '--older-than', '30d'), 1,
+          qr/^worksible: database: /, 'logs prune on a closed port');
 
     local $ENV{PGPORT} = $port;
     local $ENV{PGDATABASE} = 'x';

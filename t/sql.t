@@ -171,9 +171,12 @@ is(api("SELECT set_config('worksible.company_id', " . q_($A) . ", false);
     ok($rc && $err =~ /42501: permission denied/, '... nor move one to another company')
         or diag $err;
 
-    ($out, $err, $rc) = psql($API, 'SELECT count(*) FROM request_logs');
+    ($out, $err, $rc) = psql($API, "INSERT INTO request_logs (id, method, path, status,
+                                     latency_ms, created_at)
+        VALUES ('req_x', 'GET', '/', 200, 1, now())");
     ok($rc && $err =~ /42501: permission denied for table request_logs/,
-       '... nor read request_logs directly') or diag $err;
+       '... nor write request_logs directly (only worksible_request_logs_insert does)')
+        or diag $err;
 
     ($out, $err, $rc) = psql($OWNER, "INSERT INTO contracts (company_id, project_id, freelancer_id,
                                                            type, rate, currency)

@@ -9,11 +9,14 @@
  *   worksible plan set NAME [--api-access on|off] [--limit N]
  *                           [--window SECONDS]
  *   worksible plan list
+ *   worksible logs prune --older-than N(d|h)
  *
  * Blocking libpq is fine here: this is not the nginx worker. API keys are
  * made and hashed by src/ngx_worksible_key.c, exactly as the module
  * verifies them. Plans (table plans, no row-level security) are changed by
  * the owner role; a changed plan reaches a key within the key cache's ttl.
+ * The request log is pruned by dropping whole day partitions
+ * (worksible_request_logs_prune, owner only).
  * Exit status: 0 success, 1 the work failed, 2 bad arguments; every
  * failure writes one line "worksible: ..." to stderr.
  */
@@ -64,6 +67,7 @@
 #define WORKSIBLE_OPT_API_ACCESS       0x1000
 #define WORKSIBLE_OPT_LIMIT            0x2000
 #define WORKSIBLE_OPT_WINDOW           0x4000
+#define WORKSIBLE_OPT_OLDER_THAN       0x8000
 
 #define WORKSIBLE_OPT_GLOBAL                                                  \
     (WORKSIBLE_OPT_DB | WORKSIBLE_OPT_JSON | WORKSIBLE_OPT_HELP)
@@ -75,6 +79,8 @@
 #define WORKSIBLE_PLAN_NAME_MAX        32     /* ^[a-z][a-z0-9_]{0,31}$ */
 #define WORKSIBLE_RATE_LIMIT_MAX       1000000000L   /* requests */
 #define WORKSIBLE_RATE_WINDOW_MAX      86400L        /* seconds, one day */
+#define WORKSIBLE_PRUNE_DAYS_MAX       3650L         /* ten years */
+#define WORKSIBLE_PRUNE_HOURS_MAX      (24 * WORKSIBLE_PRUNE_DAYS_MAX)
 
 /* pg_advisory_lock key of `worksible migrate`: "wksbmigr" in ASCII */
 #define WORKSIBLE_MIGRATE_LOCK         "8605515385046812018"
@@ -104,6 +110,7 @@ typedef struct {
     const char    *api_access;
     const char    *limit;
     const char    *window;
+    const char    *older_than;
     const char   **allow_ip;        /* argv pointers, nallow_ip of them */
     int            nallow_ip;
     const char   **words;           /* command words and operands */
@@ -158,6 +165,7 @@ static int worksible_cmd_key_revoke(worksible_args_t *args);
 static int worksible_cmd_key_list(worksible_args_t *args);
 static int worksible_cmd_plan_set(worksible_args_t *args);
 static int worksible_cmd_plan_list(worksible_args_t *args);
+static int worksible_cmd_logs_prune(worksible_args_t *args);
 
 static PGconn *worksible_connect(const char *db);
 static int worksible_check_db(const char *db);
@@ -187,6 +195,8 @@ static int worksible_check_id(const char *opt, const char *s,
 static int worksible_check_plan_name(const char *s);
 static int worksible_parse_count(const char *opt, const char *s, long max,
     const char *unit);
+static int worksible_parse_age(const char *opt, const char *s, char *interval,
+    size_t size);
 static int worksible_parse_scopes(const char *s, char **literal);
 static int worksible_scope_valid(const char *s, size_t len);
 static int worksible_parse_rfc3339(const char *s, char *canon, size_t size,
@@ -230,6 +240,8 @@ static const worksible_option_t  worksible_options[] = {
     { "--limit", WORKSIBLE_OPT_LIMIT, 1, offsetof(worksible_args_t, limit) },
     { "--window", WORKSIBLE_OPT_WINDOW, 1,
       offsetof(worksible_args_t, window) },
+    { "--older-than", WORKSIBLE_OPT_OLDER_THAN, 1,
+      offsetof(worksible_args_t, older_than) },
     { NULL, 0, 0, 0 }
 };
 
@@ -261,6 +273,9 @@ static const worksible_command_t  worksible_commands[] = {
       0, worksible_cmd_plan_set },
 
     { "plan", "list", 0, NULL, 0, 0, worksible_cmd_plan_list },
+
+    { "logs", "prune", 0, NULL, WORKSIBLE_OPT_OLDER_THAN,
+      WORKSIBLE_OPT_OLDER_THAN, worksible_cmd_logs_prune },
 
     { NULL, NULL, 0, NULL, 0, 0, NULL }
 };
@@ -576,12 +591,17 @@ worksible_usage(FILE *out)
 "  plan list\n"
 "      List the plans by limit, then name, one per line:\n"
 "      NAME api_access=on|off limit=N window=SECONDS.\n"
+"  logs prune --older-than AGE\n"
+"      Drop the request log's day partitions (UTC) that end at least AGE\n"
+"      ago; print each dropped partition, one per line (or \"nothing to\n"
+"      drop\"). AGE: Nd (1 to 3650 days) or Nh (1 to 87600 hours).\n"
+"      Needs the owner role.\n"
 "\n"
 "Global options (anywhere on the line):\n"
 "  --db CONNINFO  libpq connection string or URI; default: the libpq\n"
 "                 environment (PGHOST, PGPORT, PGUSER, PGDATABASE, ...)\n"
 "  --json         print JSON (api_key objects as the API shows them,\n"
-"                 plan objects)\n"
+"                 plan objects, {\"dropped\":[...]} for logs prune)\n"
 "  -h, --help     print this help\n"
 "\n"
 "Exit status: 0 success, 1 the work failed, 2 bad arguments.\n",
@@ -2107,6 +2127,115 @@ done:
 
 
 /*
+ * worksible logs prune --older-than N(d|h): drops the request log's day
+ * partitions whose whole UTC day ended at least N days (hours) ago, by
+ * worksible_request_logs_prune (owner only: worksible_api may not), in one
+ * transaction. Prints each dropped partition on a line, "nothing to drop"
+ * when none, or --json {"dropped":[names]}. Returns 0; 1 for a database
+ * failure (e.g. a role that is not the owner); 2 for a bad --older-than.
+ */
+
+static int
+worksible_cmd_logs_prune(worksible_args_t *args)
+{
+    int          rc, i, n;
+    char         interval[32];
+    json_t      *json, *names;
+    PGconn      *conn;
+    PGresult    *res;
+    const char  *values[1];
+
+    if (worksible_parse_age("--older-than", args->older_than, interval,
+                            sizeof(interval))
+        != 0)
+    {
+        return WORKSIBLE_EXIT_USAGE;
+    }
+
+    if (args->db != NULL && worksible_check_db(args->db) != 0) {
+        return WORKSIBLE_EXIT_USAGE;
+    }
+
+    conn = worksible_connect(args->db);
+    if (conn == NULL) {
+        return WORKSIBLE_EXIT_FAILED;
+    }
+
+    rc = WORKSIBLE_EXIT_FAILED;
+    res = NULL;
+    json = NULL;
+
+    if (worksible_command(conn, "BEGIN") != 0) {
+        goto done;
+    }
+
+    values[0] = interval;
+
+    res = worksible_exec(conn,
+                         "SELECT worksible_request_logs_prune($1::interval)",
+                         1, values, NULL, NULL);
+    if (res == NULL) {
+        goto done;
+    }
+
+    if (worksible_command(conn, "COMMIT") != 0) {
+        goto done;
+    }
+
+    n = PQntuples(res);
+
+    if (!args->json) {
+        for (i = 0; i < n; i++) {
+            printf("%s\n", PQgetvalue(res, i, 0));
+        }
+
+        if (n == 0) {
+            printf("nothing to drop\n");
+        }
+
+        rc = worksible_flush();
+        goto done;
+    }
+
+    json = json_object();
+    names = json_array();
+
+    if (json == NULL || names == NULL
+        || json_object_set_new(json, "dropped", names) != 0)
+    {
+        worksible_error("out of memory");
+        goto done;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (json_array_append_new(names, json_string(PQgetvalue(res, i, 0)))
+            != 0)
+        {
+            worksible_error("out of memory");
+            goto done;
+        }
+    }
+
+    rc = worksible_print_json(json, 0);
+
+done:
+
+    if (res != NULL) {
+        PQclear(res);
+    }
+
+    if (rc != WORKSIBLE_EXIT_OK) {
+        worksible_rollback(conn);
+    }
+
+    PQfinish(conn);
+    json_decref(json);
+
+    return rc;
+}
+
+
+/*
  * Connects with PQconnectdbParams and expand_dbname, so that db may be a
  * conninfo string, a URI or a database name (NULL: the libpq environment,
  * PGHOST, PGPORT, ...). Adds connect_timeout=5 (unless the conninfo or
@@ -2568,6 +2697,60 @@ bad:
 
     worksible_error("%s: %s is not a whole number of %s from 1 to %ld", opt,
                     worksible_quote(s), unit, max);
+
+    return -1;
+}
+
+
+/*
+ * Parses an age "Nd" (1 to WORKSIBLE_PRUNE_DAYS_MAX days) or "Nh" (1 to
+ * WORKSIBLE_PRUNE_HOURS_MAX hours), N decimal digits without sign, space
+ * or leading zero. Writes a PostgreSQL interval ("30 days", "12 hours")
+ * to interval. Returns 0, or -1 after printing the problem naming the
+ * value.
+ */
+
+static int
+worksible_parse_age(const char *opt, const char *s, char *interval,
+    size_t size)
+{
+    long    v, max;
+    size_t  i, len;
+
+    len = strlen(s);
+
+    if (len < 2 || (s[len - 1] != 'd' && s[len - 1] != 'h')
+        || s[0] < '1' || s[0] > '9')
+    {
+        goto bad;
+    }
+
+    max = (s[len - 1] == 'd') ? WORKSIBLE_PRUNE_DAYS_MAX
+                              : WORKSIBLE_PRUNE_HOURS_MAX;
+    v = 0;
+
+    for (i = 0; i < len - 1; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            goto bad;
+        }
+
+        v = v * 10 + (s[i] - '0');
+
+        if (v > max) {
+            goto bad;
+        }
+    }
+
+    snprintf(interval, size, "%ld %s", v,
+             (s[len - 1] == 'd') ? "days" : "hours");
+
+    return 0;
+
+bad:
+
+    worksible_error("%s: %s is not Nd (1 to %ld days) or Nh (1 to %ld hours)",
+                    opt, worksible_quote(s), WORKSIBLE_PRUNE_DAYS_MAX,
+                    WORKSIBLE_PRUNE_HOURS_MAX);
 
     return -1;
 }
