@@ -180,9 +180,10 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
 
         for (i = 0; i < 2; i++) {
             p = ngx_sprintf(p, ",\"%s\":{\"calls_total\":%uA,"
-                            "\"errors_total\":%uA,\"timeouts_total\":%uA}",
+                            "\"errors_total\":%uA,\"timeouts_total\":%uA,"
+                            "\"connections\":%uA}",
                             stores[i], st[i]->calls, st[i]->errors,
-                            st[i]->timeouts);
+                            st[i]->timeouts, st[i]->connections);
         }
 
         p = ngx_sprintf(p, ",\"log_rows_written_total\":%uA,"
@@ -219,6 +220,15 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
                         "# TYPE worksible_log_rows_dropped_total counter\n"
                         "worksible_log_rows_dropped_total %uA\n",
                         m->log_rows_written, m->log_rows_dropped);
+
+        p = ngx_sprintf(p, "# HELP worksible_store_connections Open "
+                        "connections of all workers to a store.\n"
+                        "# TYPE worksible_store_connections gauge\n");
+
+        for (i = 0; i < 2; i++) {
+            p = ngx_sprintf(p, "worksible_store_connections{store=\"%s\"} "
+                            "%uA\n", stores[i], st[i]->connections);
+        }
 
         for (k = 0; k < 3; k++) {
             p = ngx_sprintf(p, "# HELP worksible_store_%s_total %s\n"

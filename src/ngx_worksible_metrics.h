@@ -18,6 +18,7 @@ typedef struct {
     ngx_atomic_t                calls;
     ngx_atomic_t                errors;       /* failed, down, refused */
     ngx_atomic_t                timeouts;
+    ngx_atomic_t                connections;  /* open, all workers */
 } ngx_worksible_store_stats_t;
 
 

@@ -823,6 +823,7 @@ ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn)
     c->write->handler = ngx_worksible_pg_write_handler;
 
     conn->state = NGX_WORKSIBLE_PG_IDLE;
+    (void) ngx_atomic_fetch_add(&conn->pool->stats->connections, 1);
     conn->pool->backoff = 0;
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
@@ -1093,6 +1094,12 @@ ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn)
     if (conn->op != NULL) {
         conn->op->conn = NULL;
         conn->op = NULL;
+    }
+
+    if (conn->state == NGX_WORKSIBLE_PG_IDLE
+        || conn->state == NGX_WORKSIBLE_PG_BUSY)
+    {
+        (void) ngx_atomic_fetch_add(&conn->pool->stats->connections, -1);
     }
 
     conn->state = NGX_WORKSIBLE_PG_CLOSED;

@@ -253,6 +253,10 @@ ngx_worksible_redis_close(ngx_worksible_redis_t *redis)
         ngx_del_timer(&redis->connect_timer);
     }
 
+    if (redis->state == NGX_WORKSIBLE_REDIS_READY) {
+        (void) ngx_atomic_fetch_add(&redis->stats->connections, -1);
+    }
+
     redis->state = NGX_WORKSIBLE_REDIS_DOWN;
     redis->broken = 1;
 
@@ -405,6 +409,10 @@ ngx_worksible_redis_probed(redisAsyncContext *ac, void *r, void *privdata)
                           "worksible redis %V is back", &redis->conf->display);
         }
 
+        if (redis->state != NGX_WORKSIBLE_REDIS_READY) {
+            (void) ngx_atomic_fetch_add(&redis->stats->connections, 1);
+        }
+
         redis->state = NGX_WORKSIBLE_REDIS_READY;
         redis->broken = 0;
         redis->backoff = 0;
@@ -460,6 +468,10 @@ ngx_worksible_redis_fail(ngx_worksible_redis_t *redis, const char *why)
     if (why != NULL) {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0, "worksible redis %V: %s",
                       &redis->conf->display, why);
+    }
+
+    if (redis->state == NGX_WORKSIBLE_REDIS_READY) {
+        (void) ngx_atomic_fetch_add(&redis->stats->connections, -1);
     }
 
     redis->state = NGX_WORKSIBLE_REDIS_DOWN;

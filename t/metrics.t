@@ -43,6 +43,10 @@ cmp_ok($m{'worksible_store_calls_total{store="postgres"}'}, '>=', 3,
        'PostgreSQL calls: the lookup and two endpoints (and perhaps a last_used_at batch)');
 is($m{'worksible_store_errors_total{store="postgres"}'}, 0, 'no PostgreSQL errors');
 is($m{'worksible_store_timeouts_total{store="redis"}'}, 0, 'no Redis timeouts');
+my $pg = $m{'worksible_store_connections{store="postgres"}'};
+ok($pg >= 1 && $pg <= 4, "open PostgreSQL connections: $pg (pool 2 × 2 workers at most)");
+my $redis = $m{'worksible_store_connections{store="redis"}'};
+ok($redis >= 1 && $redis <= 2, "open Redis connections: $redis (one per worker at most)");
 
 $res = http('GET', '/metrics', { Accept => 'application/json' });
 my $j = json()->decode($res->{body});

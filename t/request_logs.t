@@ -12,6 +12,8 @@ use Worksible::Test qw(company api_key psql psql_value http_config
     nginx_start nginx_stop http json stack);
 
 my $company = company(plan => 'growth');
+my $one = api_key(company(plan => Worksible::Test::plan(limit => 1, window => 60)),
+                  'company:read');
 my $key = api_key($company, 'company:read request_logs:read');
 my $other = api_key(company(plan => 'growth'), 'company:read request_logs:read');
 
@@ -25,7 +27,9 @@ nginx_start(name => 'request_logs', port => 1980, workers => 2,
 
 my %auth = (Authorization => "Bearer $key->{key}", 'User-Agent' => 'log-test/1.0');
 my %ids;
-for my $req (['ok', '/v1/companies/me', \%auth], ['scope', '/v1/freelancers', \%auth],
+for my $req (['limited1', '/v1/companies/me', { Authorization => "Bearer $one->{key}" }],
+             ['limited2', '/v1/companies/me', { Authorization => "Bearer $one->{key}" }],
+             ['ok', '/v1/companies/me', \%auth], ['scope', '/v1/freelancers', \%auth],
              ['nokey', '/v1/companies/me', { 'User-Agent' => 'log-test/1.0' }],
              ['other', '/v1/companies/me', { Authorization => "Bearer $other->{key}" }],
              ['secret', "/v1/companies/me?token=$key->{key}", \%auth])
@@ -49,7 +53,9 @@ sub rows_of {
 }
 
 my $rows = rows_of(values %ids);
-is(scalar keys %$rows, 5, 'every request became a row, within seconds');
+is(scalar keys %$rows, 7, 'every request became a row, within seconds');
+is($rows->{ $ids{limited2} }[5], 429, 'a rate-limited request is logged: 429');
+is($rows->{ $ids{limited2} }[10], 0, '... with no budget left');
 
 my $ok = $rows->{ $ids{ok} };
 is_deeply([ @$ok[1 .. 10] ],
@@ -117,4 +123,9 @@ $rows = rows_of($back);
 ok($rows->{$back}, 'PostgreSQL back: rows are written again');
 
 nginx_stop();
+
+my $log = Worksible::Test::slurp("$ENV{WORKSIBLE_TOP}/t/servroot_request_logs/logs/error.log");
+my ($secret) = $key->{key} =~ /_([A-Za-z0-9]{32})$/;
+unlike($log, qr/\Q$secret\E/, 'no key in any line of the error log');
+
 done_testing();
