@@ -122,6 +122,13 @@ my $back = $res->{headers}{'x-request-id'};
 $rows = rows_of($back);
 ok($rows->{$back}, 'PostgreSQL back: rows are written again');
 
+# --- a reload right after requests: the old workers send their batch ------
+
+my @before = map { http('GET', '/svc/x', \%auth)->{headers}{'x-request-id'} } 1 .. 3;
+Worksible::Test::nginx_reload();
+$rows = rows_of(@before);
+is(scalar keys %$rows, 3, 'rows of the requests just before a reload are written');
+
 nginx_stop();
 
 my $log = Worksible::Test::slurp("$ENV{WORKSIBLE_TOP}/t/servroot_request_logs/logs/error.log");
