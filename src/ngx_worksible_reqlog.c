@@ -113,8 +113,14 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
         "path", ngx_worksible_reqlog_path(r),
         "status", (int) status,
         "latency_ms", (json_int_t) (ms > 0 ? ms : 0),
-        "ip", ngx_worksible_reqlog_text(r->connection->addr_text.data,
-                                        r->connection->addr_text.len, 64),
+        "ip", (r->connection->sockaddr->sa_family == AF_INET
+#if (NGX_HAVE_INET6)
+               || r->connection->sockaddr->sa_family == AF_INET6
+#endif
+              )
+              ? ngx_worksible_reqlog_text(r->connection->addr_text.data,
+                                          r->connection->addr_text.len, 64)
+              : json_null(),      /* a unix socket has no inet address */
         "user_agent", ngx_worksible_reqlog_header(r, "User-Agent", 512),
         "idempotency_key", ngx_worksible_reqlog_header(r, "Idempotency-Key",
                                                        255),
