@@ -46,11 +46,17 @@ $(BUILD)/key_test: t/unit/key_test.c src/ngx_worksible_key.c \
 	$(CC) $(CLI_CFLAGS) t/unit/key_test.c src/ngx_worksible_key.c -o $@ \
 	    -lsodium
 
+$(BUILD)/cidr_test: t/unit/cidr_test.c src/ngx_worksible_cidr.c \
+                    src/ngx_worksible_cidr.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CLI_CFLAGS) t/unit/cidr_test.c src/ngx_worksible_cidr.c -o $@
+
 $(BUILD)/key_fuzz: t/fuzz/key_fuzz.c src/ngx_worksible_key.c \
-                   src/ngx_worksible_key.h
+                   src/ngx_worksible_key.h src/ngx_worksible_cidr.c
 	@mkdir -p $(BUILD)
 	clang -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
-	    t/fuzz/key_fuzz.c src/ngx_worksible_key.c -o $@ -lsodium
+	    t/fuzz/key_fuzz.c src/ngx_worksible_key.c src/ngx_worksible_cidr.c \
+	    -o $@ -lsodium
 
 fuzz: deps $(BUILD)/key_fuzz
 	@mkdir -p $(BUILD)/fuzz-corpus
@@ -68,10 +74,10 @@ run: all
 stop:
 	util/dev.sh stop
 
-test: all $(BUILD)/key_test
+test: all $(BUILD)/key_test $(BUILD)/cidr_test
 	util/test.sh
 
-test-asan: all $(BUILD)/key_test asan
+test-asan: all $(BUILD)/key_test $(BUILD)/cidr_test asan
 	WORKSIBLE_ASAN=1 util/test.sh
 
 clean:
