@@ -14,7 +14,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP ();
-use File::Temp ();
+use Worksible::Test ();
 use POSIX qw(strftime);
 
 $ENV{PGHOST}     //= '127.0.0.1';
@@ -24,23 +24,9 @@ my $OWNER = $ENV{PGUSER} // 'worksible';
 my $API   = 'worksible_api';
 my $json  = JSON::PP->new->canonical;
 
-# psql($user, $sql): runs $sql in one psql session (tuples only, unaligned,
-# stop at the first error, verbose errors so SQLSTATE and DETAIL show).
-# Returns (stdout without the last newline, stderr, exit code).
-sub psql {
-    my ($user, $sql) = @_;
-    my $in  = File::Temp->new(SUFFIX => '.sql');
-    my $err = File::Temp->new(SUFFIX => '.err');
-    print $in "\\set VERBOSITY verbose\n", $sql, "\n";
-    close $in;
-    my $out = `psql -X -q -At -v ON_ERROR_STOP=1 -U $user -f $in 2>$err`;
-    my $rc = $? >> 8;
-    my $stderr = do { local (@ARGV, $/) = ("$err"); <> } // '';
-    $out =~ s/\n\z//;
-    return ($out, $stderr, $rc);
-}
-
-sub q_ { my $s = shift; return 'NULL' unless defined $s; $s =~ s/'/''/g; "'$s'" }
+# psql($role, $sql) and q_($s): Worksible::Test's psql_as and sql_literal
+*psql = \&Worksible::Test::psql_as;
+*q_ = \&Worksible::Test::sql_literal;
 
 # as($user, $sql): stdout of $sql; any error fails the test
 sub as {

@@ -13,6 +13,7 @@ use warnings;
 use Test::More;
 use JSON::PP ();
 use File::Temp ();
+use Worksible::Test ();
 
 $ENV{PGHOST}     //= '127.0.0.1';
 $ENV{PGPORT}     //= '55433';
@@ -21,23 +22,9 @@ my $OWNER = $ENV{PGUSER} // 'worksible';
 my $API   = 'worksible_api';
 my $json  = JSON::PP->new;
 
-# psql($user, $sql): runs $sql in one psql session (tuples only, unaligned,
-# stop at the first error, verbose errors so SQLSTATE and DETAIL show).
-# Returns (stdout without the last newline, stderr, exit code).
-sub psql {
-    my ($user, $sql) = @_;
-    my $in  = File::Temp->new(SUFFIX => '.sql');
-    my $err = File::Temp->new(SUFFIX => '.err');
-    print $in "\\set VERBOSITY verbose\n", $sql, "\n";
-    close $in;
-    my $out = `psql -X -q -At -v ON_ERROR_STOP=1 -U $user -f $in 2>$err`;
-    my $rc = $? >> 8;
-    my $stderr = do { local (@ARGV, $/) = ("$err"); <> } // '';
-    $out =~ s/\n\z//;
-    return ($out, $stderr, $rc);
-}
-
-sub q_ { my $s = shift; return 'NULL' unless defined $s; $s =~ s/'/''/g; "'$s'" }
+# psql($role, $sql) and q_($s): Worksible::Test's psql_as and sql_literal
+*psql = \&Worksible::Test::psql_as;
+*q_ = \&Worksible::Test::sql_literal;
 
 # api($sql): stdout of $sql as worksible_api; any error fails the test
 sub api {

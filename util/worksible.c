@@ -176,6 +176,7 @@ static void worksible_db_error(PGconn *conn, const PGresult *res,
     const char *where);
 static int worksible_command(PGconn *conn, const char *sql);
 static void worksible_rollback(PGconn *conn);
+static void worksible_close(PGconn *conn, PGresult *res, int rc);
 static int worksible_set_company(PGconn *conn, const char *company);
 static int worksible_bypasses_rls(PGconn *conn);
 
@@ -845,13 +846,7 @@ worksible_cmd_migrate(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    if (conn != NULL) {
-        PQfinish(conn);
-    }
+    worksible_close(conn, res, rc);
 
     json_decref(json);
     worksible_migrations_free(list, n);
@@ -1344,15 +1339,7 @@ worksible_cmd_company_create(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    if (rc != WORKSIBLE_EXIT_OK) {
-        worksible_rollback(conn);
-    }
-
-    PQfinish(conn);
+    worksible_close(conn, res, rc);
     free(id);
 
     return rc;
@@ -1635,17 +1622,7 @@ worksible_cmd_key_create(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    if (conn != NULL) {
-        if (rc != WORKSIBLE_EXIT_OK) {
-            worksible_rollback(conn);
-        }
-
-        PQfinish(conn);
-    }
+    worksible_close(conn, res, rc);
 
     sodium_memzero(&secret, sizeof(secret));
     sodium_memzero(token, sizeof(token));
@@ -1774,15 +1751,7 @@ worksible_cmd_key_revoke(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    if (rc != WORKSIBLE_EXIT_OK) {
-        worksible_rollback(conn);
-    }
-
-    PQfinish(conn);
+    worksible_close(conn, res, rc);
 
     return rc;
 }
@@ -1894,15 +1863,7 @@ worksible_cmd_key_list(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    if (rc != WORKSIBLE_EXIT_OK) {
-        worksible_rollback(conn);
-    }
-
-    PQfinish(conn);
+    worksible_close(conn, res, rc);
     json_decref(json);
 
     return rc;
@@ -2034,15 +1995,7 @@ worksible_cmd_plan_set(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    if (rc != WORKSIBLE_EXIT_OK) {
-        worksible_rollback(conn);
-    }
-
-    PQfinish(conn);
+    worksible_close(conn, res, rc);
 
     return rc;
 }
@@ -2115,11 +2068,7 @@ worksible_cmd_plan_list(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    PQfinish(conn);
+    worksible_close(conn, res, rc);
     json_decref(json);
 
     return rc;
@@ -2220,15 +2169,7 @@ worksible_cmd_logs_prune(worksible_args_t *args)
 
 done:
 
-    if (res != NULL) {
-        PQclear(res);
-    }
-
-    if (rc != WORKSIBLE_EXIT_OK) {
-        worksible_rollback(conn);
-    }
-
-    PQfinish(conn);
+    worksible_close(conn, res, rc);
     json_decref(json);
 
     return rc;
@@ -2452,6 +2393,28 @@ worksible_rollback(PGconn *conn)
     {
         PQclear(PQexec(conn, "ROLLBACK"));
     }
+}
+
+
+/*
+ * The end of a command: frees res, rolls back an open transaction when the
+ * command failed (rc != 0), and closes conn (either may be NULL).
+ */
+
+static void
+worksible_close(PGconn *conn, PGresult *res, int rc)
+{
+    PQclear(res);
+
+    if (conn == NULL) {
+        return;
+    }
+
+    if (rc != WORKSIBLE_EXIT_OK) {
+        worksible_rollback(conn);
+    }
+
+    PQfinish(conn);
 }
 
 

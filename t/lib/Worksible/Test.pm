@@ -10,6 +10,7 @@ use warnings;
 
 use Exporter 'import';
 use File::Path qw(make_path remove_tree);
+use File::Temp ();
 use IO::Socket::INET;
 use JSON::PP;
 use POSIX ();
@@ -17,7 +18,8 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 our @EXPORT_OK = qw(
-    psql psql_value cli company api_key freelancers plan redis_cli problem
+    psql psql_value psql_as sql_literal cli company api_key freelancers plan
+    redis_cli problem
     http_config
     use_default_http_config nginx_start nginx_stop nginx_reload http
     stack json
@@ -48,6 +50,30 @@ sub psql {
     }
     close $fh or die "psql failed ($?) on: $sql\n";
     return \@rows;
+}
+
+# psql_as($role, $sql): $sql in one psql session as $role (tuples only,
+# unaligned, stopping at the first error, verbose errors so SQLSTATE and
+# DETAIL show): (stdout without its last newline, stderr, exit code)
+sub psql_as {
+    my ($user, $sql) = @_;
+    my $in  = File::Temp->new(SUFFIX => '.sql');
+    my $err = File::Temp->new(SUFFIX => '.err');
+    print $in "\\set VERBOSITY verbose\n", $sql, "\n";
+    close $in;
+    my $out = `psql -X -q -At -v ON_ERROR_STOP=1 -U $user -f $in 2>$err`;
+    my $rc = $? >> 8;
+    my $stderr = do { local (@ARGV, $/) = ("$err"); <> } // '';
+    $out =~ s/\n\z//;
+    return ($out, $stderr, $rc);
+}
+
+# sql_literal($s): $s quoted for SQL, or NULL
+sub sql_literal {
+    my ($s) = @_;
+    return 'NULL' unless defined $s;
+    $s =~ s/'/''/g;
+    return "'$s'";
 }
 
 # the first column of the first row
