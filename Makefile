@@ -40,14 +40,14 @@ $(CLI): $(CLI_SRC) src/ngx_worksible_key.h src/ngx_worksible_cidr.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLI_CFLAGS) $(CLI_SRC) -o $@ $(CLI_LIBS)
 
-$(BUILD)/key_test: t/unit/key_test.c src/ngx_worksible_key.c \
+$(BUILD)/key_test: t/unit/key_test.c t/unit/tap.h src/ngx_worksible_key.c \
                    src/ngx_worksible_key.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLI_CFLAGS) t/unit/key_test.c src/ngx_worksible_key.c -o $@ \
 	    -lsodium
 
-$(BUILD)/cidr_test: t/unit/cidr_test.c src/ngx_worksible_cidr.c \
-                    src/ngx_worksible_cidr.h
+$(BUILD)/cidr_test: t/unit/cidr_test.c t/unit/tap.h \
+                    src/ngx_worksible_cidr.c src/ngx_worksible_cidr.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLI_CFLAGS) t/unit/cidr_test.c src/ngx_worksible_cidr.c -o $@
 

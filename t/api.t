@@ -14,10 +14,10 @@ our @ids = freelancers($company, 3);
 our $other = company(plan => 'growth', name => 'Other Co');
 our @other_ids = freelancers($other, 1);
 
+# $bad->($param, $code): the 400 problem for $param (parameter_invalid)
 our $bad = sub {
     my ($param, $code) = @_;
-    $code //= 'parameter_invalid';
-    qr/^\{"type":"https:\/\/docs\.worksible\.com\/errors\/$code","title":"[^"]+","status":400,"detail":"[^"]+","code":"$code","param":"\Q$param\E","request_id":"req_\w{26}"\}$/;
+    Worksible::Test::problem(400, $code // 'parameter_invalid', $param);
 };
 
 use_default_http_config();

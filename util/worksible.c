@@ -212,6 +212,7 @@ static int worksible_read_secret(const char *path,
     ngx_worksible_server_secret_t *current);
 
 static int worksible_print_json(json_t *json, int wipe);
+static int worksible_print_json_rows(PGresult *res, const char *object);
 static int worksible_print_key_line(const char *object_text,
     const char *state);
 static int worksible_print_plan(const char *object_text, int json);
@@ -1768,7 +1769,6 @@ static int
 worksible_cmd_key_list(worksible_args_t *args)
 {
     int          rc, i, n;
-    json_t      *json, *item;
     PGconn      *conn;
     PGresult    *res;
     const char  *values[1];
@@ -1788,7 +1788,6 @@ worksible_cmd_key_list(worksible_args_t *args)
 
     rc = WORKSIBLE_EXIT_FAILED;
     res = NULL;
-    json = NULL;
 
     if (worksible_command(conn, "BEGIN READ ONLY") != 0
         || worksible_set_company(conn, args->company) != 0)
@@ -1844,27 +1843,11 @@ worksible_cmd_key_list(worksible_args_t *args)
         goto done;
     }
 
-    json = json_array();
-    if (json == NULL) {
-        worksible_error("out of memory");
-        goto done;
-    }
-
-    for (i = 0; i < n; i++) {
-        item = json_loads(PQgetvalue(res, i, 0), 0, NULL);
-
-        if (item == NULL || json_array_append_new(json, item) != 0) {
-            worksible_error("bad api_key object from the database");
-            goto done;
-        }
-    }
-
-    rc = worksible_print_json(json, 0);
+    rc = worksible_print_json_rows(res, "api_key");
 
 done:
 
     worksible_close(conn, res, rc);
-    json_decref(json);
 
     return rc;
 }
@@ -2012,7 +1995,6 @@ static int
 worksible_cmd_plan_list(worksible_args_t *args)
 {
     int        rc, i, n;
-    json_t    *json, *item;
     PGconn    *conn;
     PGresult  *res;
 
@@ -2026,7 +2008,6 @@ worksible_cmd_plan_list(worksible_args_t *args)
     }
 
     rc = WORKSIBLE_EXIT_FAILED;
-    json = NULL;
 
     res = worksible_exec(conn, "SELECT " WORKSIBLE_PLAN_OBJECT
                                " FROM plans p"
@@ -2049,27 +2030,11 @@ worksible_cmd_plan_list(worksible_args_t *args)
         goto done;
     }
 
-    json = json_array();
-    if (json == NULL) {
-        worksible_error("out of memory");
-        goto done;
-    }
-
-    for (i = 0; i < n; i++) {
-        item = json_loads(PQgetvalue(res, i, 0), 0, NULL);
-
-        if (item == NULL || json_array_append_new(json, item) != 0) {
-            worksible_error("bad plan object from the database");
-            goto done;
-        }
-    }
-
-    rc = worksible_print_json(json, 0);
+    rc = worksible_print_json_rows(res, "plan");
 
 done:
 
     worksible_close(conn, res, rc);
-    json_decref(json);
 
     return rc;
 }
@@ -3231,6 +3196,43 @@ worksible_print_json(json_t *json, int wipe)
     }
 
     free(text);
+
+    return rc;
+}
+
+
+/*
+ * Prints the first column of every row of res, each the text of one JSON
+ * object (an api_key, a plan), as one JSON array on one line of stdout.
+ * Returns 0 or 1 (out of memory, a row that is not JSON).
+ */
+
+static int
+worksible_print_json_rows(PGresult *res, const char *object)
+{
+    int      rc, i, n;
+    json_t  *json, *item;
+
+    json = json_array();
+    if (json == NULL) {
+        worksible_error("out of memory");
+        return WORKSIBLE_EXIT_FAILED;
+    }
+
+    n = PQntuples(res);
+
+    for (i = 0; i < n; i++) {
+        item = json_loads(PQgetvalue(res, i, 0), 0, NULL);
+
+        if (item == NULL || json_array_append_new(json, item) != 0) {
+            worksible_error("bad %s object from the database", object);
+            json_decref(json);
+            return WORKSIBLE_EXIT_FAILED;
+        }
+    }
+
+    rc = worksible_print_json(json, 0);
+    json_decref(json);
 
     return rc;
 }

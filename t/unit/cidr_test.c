@@ -7,22 +7,7 @@
 #include <string.h>
 
 #include "ngx_worksible_cidr.h"
-
-
-static int  test_n;
-static int  failed;
-
-
-static void
-ok(int cond, const char *name)
-{
-    test_n++;
-    printf("%sok %d - %s\n", cond ? "" : "not ", test_n, name);
-
-    if (!cond) {
-        failed++;
-    }
-}
+#include "tap.h"
 
 
 /* parses s; when canonical is given, also compares the canonical text */
@@ -122,7 +107,5 @@ main(void)
     ok(matches("::/0", AF_INET, "10.0.0.1") == 0,
        "an IPv6 block does not hold IPv4");
 
-    printf("1..%d\n", test_n);
-
-    return failed ? 1 : 0;
+    return tap_done();
 }

@@ -8,22 +8,7 @@
 #include <sodium.h>
 
 #include "ngx_worksible_key.h"
-
-
-static int  test_n;
-static int  failed;
-
-
-static void
-ok(int cond, const char *name)
-{
-    test_n++;
-    printf("%sok %d - %s\n", cond ? "" : "not ", test_n, name);
-
-    if (!cond) {
-        failed++;
-    }
-}
+#include "tap.h"
 
 
 static int
@@ -156,7 +141,5 @@ main(void)
            "more secrets than the maximum");
     }
 
-    printf("1..%d\n", test_n);
-
-    return failed ? 1 : 0;
+    return tap_done();
 }
