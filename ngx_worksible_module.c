@@ -47,6 +47,8 @@ static char *ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_deprecation(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_worksible_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_health(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -157,6 +159,17 @@ static ngx_command_t  ngx_worksible_commands[] = {
     { ngx_string("worksible_deprecation"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_worksible_deprecation,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_idempotency on|off|required [ttl=TIME] [lock=TIME]
+     *     [max_size=SIZE];  default off; context: http, server, location
+     */
+    { ngx_string("worksible_idempotency"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_worksible_idempotency,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -303,6 +316,10 @@ ngx_worksible_create_loc_conf(ngx_conf_t *cf)
     lcf->rate_limit_open = NGX_CONF_UNSET;
     lcf->scopes = NGX_CONF_UNSET_PTR;
     lcf->deprecation = NGX_CONF_UNSET_PTR;
+    lcf->idempotency.mode = NGX_CONF_UNSET_UINT;
+    lcf->idempotency.ttl = NGX_CONF_UNSET;
+    lcf->idempotency.lock = NGX_CONF_UNSET_MSEC;
+    lcf->idempotency.max_size = NGX_CONF_UNSET_SIZE;
 
     return lcf;
 }
@@ -339,6 +356,13 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->rate_limit_open, prev->rate_limit_open, 0);
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
     ngx_conf_merge_ptr_value(conf->deprecation, prev->deprecation, NULL);
+    ngx_conf_merge_uint_value(conf->idempotency.mode, prev->idempotency.mode,
+                              NGX_WORKSIBLE_IDEMPOTENCY_OFF);
+    ngx_conf_merge_value(conf->idempotency.ttl, prev->idempotency.ttl, 86400);
+    ngx_conf_merge_msec_value(conf->idempotency.lock, prev->idempotency.lock,
+                              10000);
+    ngx_conf_merge_size_value(conf->idempotency.max_size,
+                              prev->idempotency.max_size, 1024 * 1024);
 
     if (!conf->auth) {
         /* a scope that nothing checks would guard nothing */
@@ -346,6 +370,15 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         if (conf->scopes != NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"worksible_scope\" needs "
+                               "\"worksible_auth on\" in its location");
+            return NGX_CONF_ERROR;
+        }
+
+        /* keys are scoped to the company: no key, no company */
+
+        if (conf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_OFF) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"worksible_idempotency\" needs "
                                "\"worksible_auth on\" in its location");
             return NGX_CONF_ERROR;
         }
@@ -365,6 +398,15 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->rate_limit && mcf->redis_conf == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"worksible_rate_limit\" needs "
+                           "\"worksible_redis\" in http{}");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_OFF
+        && mcf->redis_conf == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"worksible_idempotency\" needs "
                            "\"worksible_redis\" in http{}");
         return NGX_CONF_ERROR;
     }
@@ -473,8 +515,15 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
 
     mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
     ngx_worksible_ratelimit_sha(mcf->ratelimit_sha);
+    ngx_worksible_idempotency_sha(mcf->idempotency_sha);
 
     if (ngx_worksible_metrics_zone(cf, &mcf->metrics_zone) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the capture must see the problem filters' output: below them */
+
+    if (ngx_worksible_idempotency_filter_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -679,6 +728,17 @@ ngx_worksible_deprecation(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_worksible_deprecation_conf(cf, &lcf->deprecation);
+}
+
+
+/* worksible_idempotency: see ngx_worksible_idempotency_conf() */
+
+static char *
+ngx_worksible_idempotency(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_loc_conf_t  *lcf = conf;
+
+    return ngx_worksible_idempotency_conf(cf, &lcf->idempotency);
 }
 
 
@@ -955,4 +1015,6 @@ ngx_worksible_request_cleanup(void *data)
         ngx_worksible_redis_detach(ctx->redis_op);
         ctx->redis_op = NULL;
     }
+
+    ngx_worksible_idempotency_cleanup(&ctx->idem);
 }

@@ -45,6 +45,12 @@ static ngx_int_t ngx_worksible_api_unavailable(ngx_http_request_t *r);
 static void ngx_worksible_api_done(ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_respond(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_api_dump(ngx_http_request_t *r, json_t *o,
+    ngx_str_t *out);
+static ngx_int_t ngx_worksible_api_success(ngx_http_request_t *r,
+    ngx_worksible_route_t *route, ngx_str_t *body);
+static ngx_int_t ngx_worksible_api_recorded(ngx_http_request_t *r);
+static void ngx_worksible_api_replay(ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_constraint(ngx_http_request_t *r,
     PGresult *res, ngx_worksible_refusal_t *ref);
 static ngx_int_t ngx_worksible_api_created(ngx_http_request_t *r,
@@ -59,102 +65,102 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
     { NGX_HTTP_GET, ngx_string("/v1/companies/me"),
       ngx_string("company:read"), "company", NULL, 0,
       { NULL },
-      ngx_worksible_api_company_me, NULL },
+      ngx_worksible_api_company_me, NULL, NULL },
 
     { NGX_HTTP_PATCH, ngx_string("/v1/companies/me"),
       ngx_string("company:write"), "company", NULL, 1,
       { NULL },
-      ngx_worksible_company_update, &ngx_worksible_company_resource },
+      ngx_worksible_company_update, &ngx_worksible_company_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/freelancers"),
       ngx_string("freelancers:read"), "freelancer", "fl", 0,
       { NGX_WORKSIBLE_API_LIST_ARGS, "status", NULL },
-      ngx_worksible_resource_list, &ngx_worksible_freelancers_resource },
+      ngx_worksible_resource_list, &ngx_worksible_freelancers_resource, NULL },
 
     { NGX_HTTP_POST, ngx_string("/v1/freelancers"),
       ngx_string("freelancers:write"), "freelancer", "fl", 1,
       { NULL },
-      ngx_worksible_resource_create, &ngx_worksible_freelancers_resource },
+      ngx_worksible_resource_create, &ngx_worksible_freelancers_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/freelancers/{id}"),
       ngx_string("freelancers:read"), "freelancer", "fl", 0,
       { NULL },
-      ngx_worksible_resource_get, &ngx_worksible_freelancers_resource },
+      ngx_worksible_resource_get, &ngx_worksible_freelancers_resource, NULL },
 
     { NGX_HTTP_PATCH, ngx_string("/v1/freelancers/{id}"),
       ngx_string("freelancers:write"), "freelancer", "fl", 1,
       { NULL },
-      ngx_worksible_resource_update, &ngx_worksible_freelancers_resource },
+      ngx_worksible_resource_update, &ngx_worksible_freelancers_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/projects"),
       ngx_string("projects:read"), "project", "prj", 0,
       { NGX_WORKSIBLE_API_LIST_ARGS, "status", NULL },
-      ngx_worksible_resource_list, &ngx_worksible_projects_resource },
+      ngx_worksible_resource_list, &ngx_worksible_projects_resource, NULL },
 
     { NGX_HTTP_POST, ngx_string("/v1/projects"),
       ngx_string("projects:write"), "project", "prj", 1,
       { NULL },
-      ngx_worksible_resource_create, &ngx_worksible_projects_resource },
+      ngx_worksible_resource_create, &ngx_worksible_projects_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/projects/{id}"),
       ngx_string("projects:read"), "project", "prj", 0,
       { NULL },
-      ngx_worksible_resource_get, &ngx_worksible_projects_resource },
+      ngx_worksible_resource_get, &ngx_worksible_projects_resource, NULL },
 
     { NGX_HTTP_PATCH, ngx_string("/v1/projects/{id}"),
       ngx_string("projects:write"), "project", "prj", 1,
       { NULL },
-      ngx_worksible_resource_update, &ngx_worksible_projects_resource },
+      ngx_worksible_resource_update, &ngx_worksible_projects_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/contracts"),
       ngx_string("contracts:read"), "contract", "ctr", 0,
       { NGX_WORKSIBLE_API_LIST_ARGS, "status", "type", "project_id",
         "freelancer_id", NULL },
-      ngx_worksible_resource_list, &ngx_worksible_contracts_resource },
+      ngx_worksible_resource_list, &ngx_worksible_contracts_resource, NULL },
 
     { NGX_HTTP_POST, ngx_string("/v1/contracts"),
       ngx_string("contracts:write"), "contract", "ctr", 1,
       { NULL },
-      ngx_worksible_resource_create, &ngx_worksible_contracts_resource },
+      ngx_worksible_resource_create, &ngx_worksible_contracts_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/contracts/{id}"),
       ngx_string("contracts:read"), "contract", "ctr", 0,
       { NULL },
-      ngx_worksible_resource_get, &ngx_worksible_contracts_resource },
+      ngx_worksible_resource_get, &ngx_worksible_contracts_resource, NULL },
 
     { NGX_HTTP_PATCH, ngx_string("/v1/contracts/{id}"),
       ngx_string("contracts:write"), "contract", "ctr", 1,
       { NULL },
-      ngx_worksible_resource_update, &ngx_worksible_contracts_resource },
+      ngx_worksible_resource_update, &ngx_worksible_contracts_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/request_logs"),
       ngx_string("request_logs:read"), "request log", "req", 0,
       { NGX_WORKSIBLE_API_LIST_ARGS, "status", "method", "api_key_id", "path",
         NULL },
-      ngx_worksible_resource_list, &ngx_worksible_request_logs_resource },
+      ngx_worksible_resource_list, &ngx_worksible_request_logs_resource, NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/api_keys"),
       ngx_string("api_keys:read"), "API key", "key", 0,
       { "limit", "starting_after", "ending_before", NULL },
-      ngx_worksible_api_keys_list, NULL },
+      ngx_worksible_api_keys_list, NULL, NULL },
 
     { NGX_HTTP_POST, ngx_string("/v1/api_keys"),
       ngx_string("api_keys:write"), "API key", "key", 1,
       { NULL },
-      ngx_worksible_api_keys_create, NULL },
+      ngx_worksible_api_keys_create, NULL, "key" },
 
     { NGX_HTTP_GET, ngx_string("/v1/api_keys/{id}"),
       ngx_string("api_keys:read"), "API key", "key", 0,
       { NULL },
-      ngx_worksible_api_keys_get, NULL },
+      ngx_worksible_api_keys_get, NULL, NULL },
 
     { NGX_HTTP_POST, ngx_string("/v1/api_keys/{id}/revoke"),
       ngx_string("api_keys:write"), "API key", "key", 0,
       { NULL },
-      ngx_worksible_api_keys_revoke, NULL },
+      ngx_worksible_api_keys_revoke, NULL, NULL },
 
     { 0, ngx_null_string, ngx_null_string, NULL, NULL, 0, { NULL }, NULL,
-      NULL }
+      NULL, NULL }
 };
 
 
@@ -469,6 +475,11 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
                                   : NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (ngx_worksible_idempotency_wrap(r, op) != NGX_OK) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     ctx->route = route;
     op->handler = ngx_worksible_api_done;
 
@@ -767,6 +778,13 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 
     res = op->result;
 
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR
+        && ngx_worksible_idempotency_recorded(res))
+    {
+        /* Redis forgot this key, PostgreSQL did not: replay its record */
+        return ngx_worksible_api_recorded(r);
+    }
+
     if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         param = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
@@ -823,16 +841,116 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     body.len = PQgetlength(res, 0, 0);
     body.data = (u_char *) PQgetvalue(res, 0, 0);
 
+    return ngx_worksible_api_success(r, route, &body);
+}
+
+
+/* the object a query returned: 201 for a create, 200 otherwise */
+
+static ngx_int_t
+ngx_worksible_api_success(ngx_http_request_t *r, ngx_worksible_route_t *route,
+    ngx_str_t *body)
+{
+    ngx_str_t             out;
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
     if (route->method == NGX_HTTP_POST && route->body) {
-        return ngx_worksible_api_created(r, route, &body, &ctx->token);
+        return ngx_worksible_api_created(r, route, body, &ctx->token);
     }
 
-    body.data = ngx_pstrdup(r->pool, &body);
-    if (body.data == NULL) {
+    out.data = ngx_pstrdup(r->pool, body);
+    out.len = body->len;
+
+    if (out.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_worksible_json_send(r, NGX_HTTP_OK, body.data, body.len);
+    return ngx_worksible_json_send(r, NGX_HTTP_OK, out.data, out.len);
+}
+
+
+/*
+ * The write of a reserved key conflicted with a record of the same key
+ * (Redis lost it): read the record. NGX_DONE while PostgreSQL answers.
+ */
+
+static ngx_int_t
+ngx_worksible_api_recorded(ngx_http_request_t *r)
+{
+    ngx_int_t               rc;
+    ngx_worksible_pg_op_t  *op;
+
+    op = ngx_worksible_idempotency_find(r);
+    if (op == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    op->handler = ngx_worksible_api_replay;
+
+    rc = ngx_worksible_pg_run(r, op);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_worksible_api_unavailable(r);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the caller's finalize drops the count of the first query */
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_worksible_api_replay(ngx_worksible_pg_op_t *op)
+{
+    ngx_int_t               rc;
+    ngx_str_t               result;
+    ngx_connection_t       *c;
+    ngx_http_request_t     *r;
+    ngx_worksible_ctx_t    *ctx;
+    ngx_worksible_error_e   err;
+
+    r = op->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    ngx_http_set_log_request(c->log, r);
+
+    ngx_worksible_pg_done(r);
+
+    if (op->status != NGX_WORKSIBLE_PG_OK) {
+        rc = ngx_worksible_api_unavailable(r);
+
+    } else {
+        rc = ngx_worksible_idempotency_found(r, op->result, &result, &err);
+
+        if (rc == NGX_OK) {
+            /* the key this attempt made was rolled back: show none */
+            ctx->token.len = 0;
+            rc = ngx_worksible_api_success(r, ctx->route, &result);
+
+        } else if (rc == NGX_DECLINED) {
+            if (err == NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS) {
+                (void) ngx_worksible_retry_after(r, 1);
+            }
+
+            rc = ngx_worksible_problem_send(r, err, NULL, NULL);
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "worksible idempotency record query failed");
+            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    ngx_http_finalize_request(r, rc);
+    ngx_http_run_posted_requests(c);
 }
 
 
@@ -899,19 +1017,21 @@ ngx_worksible_api_constraint(ngx_http_request_t *r, PGresult *res,
 
 /*
  * 201 Created with Location (RFC 9110, section 10.2.2) for the object in
- * body; a secret made for this response only (a new API key) is added as
- * "key" here and never stored.
+ * body. A secret made for this response only (route->secret: the key of a
+ * new API key) is added last and never stored: what an Idempotency-Key
+ * keeps, and replays, has it null (API.md).
  */
 
 static ngx_int_t
 ngx_worksible_api_created(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ngx_str_t *body, ngx_str_t *key)
 {
-    char        *text;
-    size_t       len;
-    json_t      *o, *id;
-    ngx_str_t    location, out;
-    ngx_int_t    rc;
+    size_t                len;
+    json_t               *o, *id;
+    ngx_str_t             location, out;
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
 
     o = json_loadb((const char *) body->data, body->len, 0, NULL);
     id = json_object_get(o, "id");
@@ -933,41 +1053,57 @@ ngx_worksible_api_created(ngx_http_request_t *r, ngx_worksible_route_t *route,
                                len, json_string_value(id))
                    - location.data;
 
-    if (key->len
-        && json_object_set_new(o, "key",
-                               json_stringn((char *) key->data, key->len))
-           != 0)
-    {
+    if (route->secret != NULL) {
+        if (json_object_set_new(o, route->secret, json_null()) != 0
+            || (ctx->idem.state == NGX_WORKSIBLE_IDEM_RESERVED
+                && ngx_worksible_api_dump(r, o, &ctx->idem.stored) != NGX_OK)
+            || (key->len
+                && json_object_set_new(o, route->secret,
+                            json_stringn((char *) key->data, key->len)) != 0))
+        {
+            json_decref(o);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ngx_worksible_api_dump(r, o, &out) != NGX_OK) {
         json_decref(o);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    text = json_dumps(o, JSON_COMPACT);
     json_decref(o);
 
-    if (text == NULL) {
+    if (ngx_worksible_header_add(r, "Location", &location) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    out.len = ngx_strlen(text);
-    out.data = ngx_pnalloc(r->pool, out.len);
+    return ngx_worksible_json_send(r, NGX_HTTP_CREATED, out.data, out.len);
+}
 
-    if (out.data != NULL) {
-        ngx_memcpy(out.data, text, out.len);
+
+/* compact JSON of o in r's pool; jansson's copy is wiped (it may hold a key) */
+
+static ngx_int_t
+ngx_worksible_api_dump(ngx_http_request_t *r, json_t *o, ngx_str_t *out)
+{
+    char  *text;
+
+    text = json_dumps(o, JSON_COMPACT);
+    if (text == NULL) {
+        return NGX_ERROR;
     }
 
-    sodium_memzero(text, out.len);
+    out->len = ngx_strlen(text);
+    out->data = ngx_pnalloc(r->pool, out->len);
+
+    if (out->data != NULL) {
+        ngx_memcpy(out->data, text, out->len);
+    }
+
+    sodium_memzero(text, out->len);
     free(text);
 
-    if (out.data == NULL
-        || ngx_worksible_header_add(r, "Location", &location) != NGX_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_worksible_json_send(r, NGX_HTTP_CREATED, out.data, out.len);
-
-    return rc;
+    return out->data != NULL ? NGX_OK : NGX_ERROR;
 }
 
 

@@ -90,6 +90,7 @@ struct ngx_worksible_route_s {
     const char                 *params[NGX_WORKSIBLE_API_MAX_ARGS + 1];
     ngx_worksible_endpoint_pt   endpoint;
     ngx_worksible_resource_t   *resource;     /* generic endpoints */
+    const char                 *secret;       /* a member shown once */
 };
 
 

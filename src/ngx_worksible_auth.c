@@ -3,7 +3,8 @@
  *
  * Order (DESIGN.md): the Bearer token, the key record (key cache, else
  * PostgreSQL), the secret, revocation and expiry, the plan, the IP
- * allowlist, then the location's scopes.
+ * allowlist, the rate limit, the location's scopes, then the
+ * Idempotency-Key (ngx_worksible_idempotency.c).
  */
 
 #include <ngx_config.h>
@@ -112,7 +113,8 @@ ngx_worksible_auth_handler(ngx_http_request_t *r)
     }
 
     if (ctx->auth_done) {
-        return ctx->problem ? ngx_worksible_auth_refuse(r, ctx) : NGX_OK;
+        return ctx->problem ? ngx_worksible_auth_refuse(r, ctx)
+                            : ngx_worksible_idempotency_handler(r);
     }
 
     if (ctx->op != NULL || ctx->redis_op != NULL) {
@@ -159,7 +161,10 @@ ngx_worksible_auth_handler(ngx_http_request_t *r)
 
     ctx->auth_done = 1;
 
-    return ctx->problem ? ngx_worksible_auth_refuse(r, ctx) : NGX_OK;
+    /* idempotency last: only a request allowed to run may take a key */
+
+    return ctx->problem ? ngx_worksible_auth_refuse(r, ctx)
+                        : ngx_worksible_idempotency_handler(r);
 }
 
 

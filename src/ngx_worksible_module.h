@@ -9,6 +9,7 @@
  *   ngx_worksible_cache.c    shared-memory key cache
  *   ngx_worksible_redis.c    per-worker hiredis connection, breaker
  *   ngx_worksible_ratelimit.c  GCRA rate limits and their headers
+ *   ngx_worksible_idempotency.c  Idempotency-Key: reserve, replay, capture
  *   ngx_worksible_api.c      content handler: routes, queries, bodies
  *   ngx_worksible_api_keys.c the /v1/api_keys endpoints
  *   ngx_worksible_resources.c  the other resources' generic endpoints
@@ -32,6 +33,7 @@
 
 #include "ngx_worksible_cache.h"
 #include "ngx_worksible_deprecation.h"
+#include "ngx_worksible_idempotency.h"
 #include "ngx_worksible_key.h"
 #include "ngx_worksible_metrics.h"
 #include "ngx_worksible_pg.h"
@@ -67,6 +69,7 @@ typedef struct {
     ngx_worksible_redis_conf_t *redis_conf;   /* NULL: no worksible_redis */
     ngx_worksible_redis_t     *redis;         /* this worker's, or NULL */
     u_char                     ratelimit_sha[41];
+    u_char                     idempotency_sha[41];
     time_t                     ratelimit_warned;
 
     /* this worker's keys used for the first time this minute */
@@ -84,6 +87,7 @@ typedef struct {
     ngx_flag_t                 rate_limit_open;   /* fail=open */
     ngx_array_t               *scopes;        /* worksible_scope, ngx_str_t */
     ngx_worksible_deprecation_t *deprecation; /* worksible_deprecation */
+    ngx_worksible_idempotency_conf_t  idempotency;
 } ngx_worksible_loc_conf_t;
 
 
@@ -104,6 +108,7 @@ typedef struct {
     ngx_uint_t                 rate_limit;    /* the plan's q ... */
     ngx_uint_t                 rate_window;   /* ... per w seconds */
     ngx_worksible_ratelimit_t  rl;
+    ngx_worksible_idempotency_t  idem;
 
     ngx_worksible_pg_op_t     *op;            /* in flight, or NULL */
     ngx_worksible_redis_op_t  *redis_op;      /* in flight, or NULL */

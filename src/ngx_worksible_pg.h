@@ -22,7 +22,7 @@
 #include "ngx_worksible_metrics.h"
 
 
-#define NGX_WORKSIBLE_PG_MAX_PARAMS  8
+#define NGX_WORKSIBLE_PG_MAX_PARAMS  12
 
 
 typedef struct ngx_worksible_pg_pool_s  ngx_worksible_pg_pool_t;

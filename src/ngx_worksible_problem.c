@@ -54,6 +54,15 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
     { NGX_HTTP_BAD_REQUEST, "parameter_unknown", "Unknown parameter",
       "This endpoint does not take this parameter." },
 
+    { NGX_HTTP_BAD_REQUEST, "idempotency_key_invalid",
+      "Invalid Idempotency-Key",
+      "An Idempotency-Key is 1 to 255 visible ASCII characters, bare or as "
+      "a quoted string, sent once." },
+
+    { NGX_HTTP_BAD_REQUEST, "idempotency_key_missing",
+      "Idempotency-Key missing",
+      "This endpoint needs an Idempotency-Key header on writes." },
+
     { NGX_HTTP_UNAUTHORIZED, "api_key_missing", "API key missing",
       "No API key was sent: use \"Authorization: Bearer wsk_live_...\"." },
 
@@ -91,6 +100,15 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
     { NGX_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
       "Unsupported media type",
       "Send the body as Content-Type: application/json." },
+
+    { NGX_HTTP_CONFLICT, "idempotency_request_in_progress",
+      "Request in progress",
+      "A request with this Idempotency-Key is still running: retry after "
+      "the number of seconds in Retry-After." },
+
+    { 422, "idempotency_key_reused", "Idempotency-Key reused",
+      "This Idempotency-Key was used with another method, path, query or "
+      "body." },
 
     { NGX_HTTP_TOO_MANY_REQUESTS, "rate_limited", "Rate limited",
       "Your company's plan allows no more requests now: retry after the "
@@ -267,6 +285,20 @@ ngx_int_t
 ngx_worksible_json_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len)
 {
+    if (r->headers_out.content_type.len == 0) {
+        ngx_str_set(&r->headers_out.content_type,
+                    "application/json; charset=utf-8");
+        r->headers_out.content_type_len = sizeof("application/json") - 1;
+    }
+
+    return ngx_worksible_body_send(r, status, body, len);
+}
+
+
+ngx_int_t
+ngx_worksible_body_send(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len)
+{
     ngx_int_t     rc;
     ngx_buf_t    *b;
     ngx_chain_t   out;
@@ -274,10 +306,9 @@ ngx_worksible_json_send(ngx_http_request_t *r, ngx_uint_t status,
     r->headers_out.status = status;
     r->headers_out.content_length_n = len;
 
-    if (r->headers_out.content_type.len == 0) {
-        ngx_str_set(&r->headers_out.content_type,
-                    "application/json; charset=utf-8");
-        r->headers_out.content_type_len = sizeof("application/json") - 1;
+    if (status == 422) {
+        /* nginx 1.22 has no reason phrase for it (RFC 9110, 15.5.21) */
+        ngx_str_set(&r->headers_out.status_line, "422 Unprocessable Content");
     }
 
     rc = ngx_http_send_header(r);

@@ -18,6 +18,8 @@ typedef enum {
     NGX_WORKSIBLE_PARAMETER_MISSING,
     NGX_WORKSIBLE_PARAMETER_INVALID,
     NGX_WORKSIBLE_PARAMETER_UNKNOWN,
+    NGX_WORKSIBLE_IDEMPOTENCY_KEY_INVALID,
+    NGX_WORKSIBLE_IDEMPOTENCY_KEY_MISSING,
     NGX_WORKSIBLE_API_KEY_MISSING,
     NGX_WORKSIBLE_API_KEY_INVALID,
     NGX_WORKSIBLE_API_KEY_EXPIRED,
@@ -30,6 +32,8 @@ typedef enum {
     NGX_WORKSIBLE_METHOD_NOT_ALLOWED,
     NGX_WORKSIBLE_BODY_TOO_LARGE,
     NGX_WORKSIBLE_UNSUPPORTED_MEDIA_TYPE,
+    NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS,
+    NGX_WORKSIBLE_IDEMPOTENCY_KEY_REUSED,
     NGX_WORKSIBLE_RATE_LIMITED,
     NGX_WORKSIBLE_GONE,
     NGX_WORKSIBLE_INTERNAL_ERROR,
@@ -49,6 +53,10 @@ ngx_int_t ngx_worksible_problem_send(ngx_http_request_t *r,
 
 /* sends status with a JSON body (UTF-8, already built); rc as above */
 ngx_int_t ngx_worksible_json_send(ngx_http_request_t *r, ngx_uint_t status,
+    u_char *body, size_t len);
+
+/* sends status with body and the Content-Type already set, if any */
+ngx_int_t ngx_worksible_body_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len);
 
 /* adds a response header; name must be a literal */

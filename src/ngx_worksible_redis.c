@@ -638,6 +638,8 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
     ngx_worksible_redis_handler_pt handler, void *data)
 {
     int                        i;
+    u_char                    *p;
+    size_t                     len;
     ngx_worksible_redis_op_t  *op;
 
     (void) ngx_atomic_fetch_add(&redis->stats->calls, 1);
@@ -649,10 +651,20 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
         return NULL;
     }
 
-    op = ngx_calloc(sizeof(ngx_worksible_redis_op_t), redis->log);
+    /* the key and arguments are copied: the op may outlive the caller */
+
+    len = sizeof(ngx_worksible_redis_op_t) + key->len;
+
+    for (i = 0; i < nargs; i++) {
+        len += args[i].len;
+    }
+
+    op = ngx_calloc(len, redis->log);
     if (op == NULL) {
         return NULL;
     }
+
+    p = (u_char *) op + sizeof(ngx_worksible_redis_op_t);
 
     op->redis = redis;
     op->handler = handler;
@@ -665,12 +677,14 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
     op->argv[0] = "EVALSHA";
     op->argv[1] = sha;
     op->argv[2] = "1";
-    op->argv[3] = (char *) key->data;
+    op->argv[3] = (char *) p;
     op->argvlen[3] = key->len;
+    p = ngx_cpymem(p, key->data, key->len);
 
     for (i = 0; i < nargs; i++) {
-        op->argv[4 + i] = (char *) args[i].data;
+        op->argv[4 + i] = (char *) p;
         op->argvlen[4 + i] = args[i].len;
+        p = ngx_cpymem(p, args[i].data, args[i].len);
     }
 
     op->argc = 4 + nargs;

@@ -26,7 +26,7 @@
 #include "ngx_worksible_metrics.h"
 
 
-#define NGX_WORKSIBLE_REDIS_MAX_ARGS  8
+#define NGX_WORKSIBLE_REDIS_MAX_ARGS  12
 
 
 typedef struct ngx_worksible_redis_s     ngx_worksible_redis_t;
@@ -84,8 +84,9 @@ ngx_worksible_redis_t *ngx_worksible_redis_create(
 void ngx_worksible_redis_close(ngx_worksible_redis_t *redis);
 
 /*
- * EVALSHA sha 1 key args... (re-sent as EVAL script on NOSCRIPT). The
- * strings must live until the reply. Returns the op, whose handler is
+ * EVALSHA sha 1 key args... (re-sent as EVAL script on NOSCRIPT); key and
+ * args are copied, script and sha must live as long as the worker (at
+ * most 8 args). Returns the op, whose handler is
  * called once, later (reply, or NULL after conf->timeout), or NULL at once
  * when Redis is known to be down (the breaker is open) or on no memory.
  */

@@ -124,7 +124,7 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
         "user_agent", ngx_worksible_reqlog_header(r, "User-Agent", 512),
         "idempotency_key", ngx_worksible_reqlog_header(r, "Idempotency-Key",
                                                        255),
-        "replayed", 0,
+        "replayed", ctx->idem.replayed,
         "ratelimit_remaining", ctx->rl.set
             ? json_integer((json_int_t) ctx->rl.remaining) : json_null(),
         "created_at", (char *) created);

@@ -289,7 +289,8 @@ sub slurp {
     return scalar <$fh>;
 }
 
-# http($method, $path, { header => value }, timeout => s, port => n):
+# http($method, $path, { header => value }, timeout => s, port => n,
+#      body => bytes):
 # { status, headers => { lc name => value }, body, ms }; status 0 on
 # timeout or a closed connection
 sub http {
@@ -300,7 +301,8 @@ sub http {
         Timeout => $o{timeout} // 10) or return { status => 0, ms => 0 };
     my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
     $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers // {} };
-    print $s "$req\r\n";
+    $req .= "Content-Length: " . length($o{body}) . "\r\n" if defined $o{body};
+    print $s "$req\r\n" . ($o{body} // '');
     my $raw = '';
     my $deadline = $t0 + ($o{timeout} // 10);
     $s->blocking(0);

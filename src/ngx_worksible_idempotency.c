@@ -1,0 +1,1174 @@
+/*
+ * Idempotent writes (see ngx_worksible_idempotency.h).
+ *
+ * The fingerprint is BLAKE2b-256 (libsodium) over the method, the path
+ * (as nginx normalized it) with the raw query string, and the body bytes
+ * as sent: two bodies that differ only in spacing or member order are
+ * different requests.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <ngx_sha1.h>
+#include <sodium.h>
+
+#include "ngx_worksible_module.h"
+#include "ngx_worksible_idempotency.h"
+#include "ngx_worksible_problem.h"
+
+
+#define NGX_WORKSIBLE_IDEM_SAVE_SQL                                           \
+    "SELECT worksible_idempotency_save($1, $%d, $%d, $%d, (%s))"
+
+#define NGX_WORKSIBLE_IDEM_FIND_SQL                                           \
+    "SELECT fingerprint, result FROM worksible_idempotency_find($1, $2)"
+
+#define NGX_WORKSIBLE_IDEM_CONSTRAINT  "idempotency_records_pkey"
+
+
+static ngx_int_t ngx_worksible_idempotency_key(ngx_http_request_t *r,
+    ngx_str_t *key);
+static void ngx_worksible_idempotency_body(ngx_http_request_t *r);
+static ngx_int_t ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r,
+    u_char *hex);
+static void ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
+    redisReply *reply);
+static ngx_int_t ngx_worksible_idempotency_copy(ngx_http_request_t *r,
+    redisReply *reply, ngx_str_t *dst);
+static ngx_int_t ngx_worksible_idempotency_answer(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem);
+static void ngx_worksible_idempotency_renew(ngx_event_t *ev);
+static void ngx_worksible_idempotency_send(ngx_worksible_idempotency_t *idem,
+    const char *action, ngx_str_t *args, int nargs);
+static void ngx_worksible_idempotency_sent(ngx_worksible_redis_op_t *op,
+    redisReply *reply);
+static void ngx_worksible_idempotency_store(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem);
+static void ngx_worksible_idempotency_release(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem, const char *why);
+static ngx_int_t ngx_worksible_idempotency_header_filter(
+    ngx_http_request_t *r);
+static ngx_str_t ngx_worksible_idempotency_location(ngx_http_request_t *r);
+static ngx_int_t ngx_worksible_idempotency_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+
+static ngx_http_output_header_filter_pt  ngx_http_next_header_filter;
+static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
+
+
+/*
+ * KEYS[1]: the record. ARGV[1] the action, ARGV[2] the owner (request id).
+ *   reserve fingerprint lock_ms -> {"reserved"} | {"reused"} |
+ *       {"in_progress"} | {"done", status, type, location, body}
+ *   store ttl_ms status type location body -> 1 | 0
+ *   renew lock_ms -> 1 | 0;  release -> 1 | 0
+ * Only the owner of a record still running may store, renew or release it.
+ */
+static const char  ngx_worksible_idempotency_script[] =
+    "local rec = redis.call('HMGET', KEYS[1], 'fp', 'owner', 'status',\n"
+    "                       'type', 'location', 'body')\n"
+    "if ARGV[1] == 'reserve' then\n"
+    "  if not rec[1] then\n"
+    "    redis.call('HSET', KEYS[1], 'fp', ARGV[3], 'owner', ARGV[2])\n"
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+    "    return {'reserved'}\n"
+    "  end\n"
+    "  if rec[1] ~= ARGV[3] then return {'reused'} end\n"
+    "  if not rec[3] then return {'in_progress'} end\n"
+    "  return {'done', rec[3], rec[4], rec[5], rec[6]}\n"
+    "end\n"
+    "if rec[2] ~= ARGV[2] or rec[3] then return 0 end\n"
+    "if ARGV[1] == 'store' then\n"
+    "  redis.call('HSET', KEYS[1], 'status', ARGV[4], 'type', ARGV[5],\n"
+    "             'location', ARGV[6], 'body', ARGV[7])\n"
+    "  return redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "end\n"
+    "if ARGV[1] == 'renew' then\n"
+    "  return redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "end\n"
+    "return redis.call('DEL', KEYS[1])\n";
+
+
+char *
+ngx_worksible_idempotency_conf(ngx_conf_t *cf,
+    ngx_worksible_idempotency_conf_t *conf)
+{
+    ssize_t     size;
+    ngx_str_t  *value, s;
+    ngx_uint_t  i;
+
+    if (conf->mode != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    i = 1;
+
+    if (ngx_strcmp(value[1].data, "off") == 0) {
+        conf->mode = NGX_WORKSIBLE_IDEMPOTENCY_OFF;
+
+    } else if (ngx_strcmp(value[1].data, "on") == 0) {
+        conf->mode = NGX_WORKSIBLE_IDEMPOTENCY_ON;
+
+    } else if (ngx_strcmp(value[1].data, "required") == 0) {
+        conf->mode = NGX_WORKSIBLE_IDEMPOTENCY_REQUIRED;
+
+    } else {
+        goto invalid;
+    }
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "ttl=", 4) == 0) {
+            s.data = value[i].data + 4;
+            s.len = value[i].len - 4;
+
+            conf->ttl = ngx_parse_time(&s, 1);
+            if (conf->ttl == (time_t) NGX_ERROR || conf->ttl < 1) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "lock=", 5) == 0) {
+            s.data = value[i].data + 5;
+            s.len = value[i].len - 5;
+
+            conf->lock = ngx_parse_time(&s, 0);
+            if (conf->lock == (ngx_msec_t) NGX_ERROR || conf->lock < 300) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "max_size=", 9) == 0) {
+            s.data = value[i].data + 9;
+            s.len = value[i].len - 9;
+
+            size = ngx_parse_size(&s);
+            if (size == NGX_ERROR || size < 1) {
+                goto invalid;
+            }
+
+            conf->max_size = size;
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid worksible_idempotency \"%V\" (on|off|required "
+                       "[ttl=TIME, at least 1s] [lock=TIME, at least 300ms] "
+                       "[max_size=SIZE])", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+void
+ngx_worksible_idempotency_sha(u_char *hex)
+{
+    u_char      sha[20];
+    ngx_sha1_t  ctx;
+
+    ngx_sha1_init(&ctx);
+    ngx_sha1_update(&ctx, ngx_worksible_idempotency_script,
+                    sizeof(ngx_worksible_idempotency_script) - 1);
+    ngx_sha1_final(sha, &ctx);
+
+    *ngx_hex_dump(hex, sha, sizeof(sha)) = '\0';
+}
+
+
+ngx_int_t
+ngx_worksible_idempotency_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                     rc;
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_loc_conf_t     *lcf;
+    ngx_worksible_idempotency_t  *idem;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    idem = &ctx->idem;
+
+    switch (idem->state) {
+
+    case NGX_WORKSIBLE_IDEM_BODY:
+    case NGX_WORKSIBLE_IDEM_WAIT:
+        return NGX_AGAIN;
+
+    case NGX_WORKSIBLE_IDEM_DECIDED:
+        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+        ngx_http_finalize_request(r, ngx_worksible_idempotency_answer(r,
+                                                                      idem));
+        return NGX_DONE;
+
+    case NGX_WORKSIBLE_IDEM_NONE:
+        break;
+
+    default:
+        return NGX_OK;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    if (lcf->idempotency.mode == NGX_WORKSIBLE_IDEMPOTENCY_OFF
+        || !(r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH|NGX_HTTP_DELETE)))
+    {
+        return NGX_OK;
+    }
+
+    rc = ngx_worksible_idempotency_key(r, &idem->key);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (lcf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_REQUIRED) {
+            return NGX_OK;
+        }
+
+        idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_KEY_MISSING;
+        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+        ngx_http_finalize_request(r, ngx_worksible_idempotency_answer(r,
+                                                                      idem));
+        return NGX_DONE;
+    }
+
+    if (rc == NGX_ABORT) {
+        idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_KEY_INVALID;
+        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+        ngx_http_finalize_request(r, ngx_worksible_idempotency_answer(r,
+                                                                      idem));
+        return NGX_DONE;
+    }
+
+    idem->mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    idem->ttl = lcf->idempotency.ttl;
+    idem->lock = lcf->idempotency.lock;
+    idem->max_size = lcf->idempotency.max_size;
+    idem->release_on_abort = lcf->api;
+
+    /* the body is part of the fingerprint: read it now (like mirror) */
+
+    idem->state = NGX_WORKSIBLE_IDEM_BODY;
+
+    rc = ngx_http_read_client_request_body(r, ngx_worksible_idempotency_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * The Idempotency-Key header, unquoted into key: NGX_OK, NGX_DECLINED when
+ * absent, NGX_ABORT when malformed or sent twice, NGX_ERROR. A key is
+ * 1..255 visible ASCII characters, bare or as a structured-field string
+ * (RFC 8941, section 3.3.3) with \" and \\ escapes; both forms are the
+ * same key.
+ */
+
+static ngx_int_t
+ngx_worksible_idempotency_key(ngx_http_request_t *r, ngx_str_t *key)
+{
+    u_char           *p, *last, *d;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    found = NULL;
+    n = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Idempotency-Key") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
+                               sizeof("Idempotency-Key") - 1) == 0)
+        {
+            found = &h[i];
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (n > 1) {
+        return NGX_ABORT;
+    }
+
+    p = found->value.data;
+    last = p + found->value.len;
+
+    key->data = ngx_pnalloc(r->pool, found->value.len);
+    if (key->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    d = key->data;
+
+    if (p < last && *p == '"') {
+        if (last - p < 2 || last[-1] != '"') {
+            return NGX_ABORT;
+        }
+
+        for (p++, last--; p < last; p++) {
+            if (*p == '\\') {
+                if (++p == last || (*p != '"' && *p != '\\')) {
+                    return NGX_ABORT;
+                }
+
+            } else if (*p == '"') {
+                return NGX_ABORT;
+            }
+
+            if (*p <= 0x20 || *p >= 0x7f) {
+                return NGX_ABORT;
+            }
+
+            *d++ = *p;
+        }
+
+    } else {
+        for ( /* void */ ; p < last; p++) {
+            if (*p <= 0x20 || *p >= 0x7f) {
+                return NGX_ABORT;
+            }
+
+            *d++ = *p;
+        }
+    }
+
+    key->len = d - key->data;
+
+    if (key->len == 0 || key->len > NGX_WORKSIBLE_IDEMPOTENCY_KEY_MAX) {
+        return NGX_ABORT;
+    }
+
+    return NGX_OK;
+}
+
+
+/* the body is read: fingerprint it and ask Redis for the key */
+
+static void
+ngx_worksible_idempotency_body(ngx_http_request_t *r)
+{
+    ngx_str_t                     args[4];
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_redis_op_t     *op;
+    ngx_worksible_main_conf_t    *mcf;
+    ngx_worksible_idempotency_t  *idem;
+    u_char                        lock[NGX_INT_T_LEN];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    idem = &ctx->idem;
+
+    r->preserve_body = 1;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    idem->record.len = sizeof("worksible:idem:{}:") - 1
+                       + ctx->identity.company_id.len + idem->key.len;
+    idem->record.data = ngx_pnalloc(r->pool, idem->record.len);
+
+    if (idem->record.data == NULL
+        || ngx_worksible_idempotency_fingerprint(r, idem->fingerprint)
+           != NGX_OK
+        || ngx_worksible_cleanup_arm(r) != NGX_OK)
+    {
+        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    (void) ngx_sprintf(idem->record.data, "worksible:idem:{%V}:%V",
+                       &ctx->identity.company_id, &idem->key);
+
+    ngx_str_set(&args[0], "reserve");
+    args[1].data = ctx->request_id;
+    args[1].len = NGX_WORKSIBLE_REQUEST_ID_LEN;
+    args[2].data = idem->fingerprint;
+    args[2].len = NGX_WORKSIBLE_FINGERPRINT_LEN;
+    args[3].data = lock;
+    args[3].len = ngx_sprintf(lock, "%M", idem->lock) - lock;
+
+    op = ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
+                                  (char *) mcf->idempotency_sha,
+                                  &idem->record, args, 4,
+                                  ngx_worksible_idempotency_reserved, r);
+
+    if (op == NULL) {
+        /* Redis is down: never run unprotected */
+        idem->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
+        idem->state = NGX_WORKSIBLE_IDEM_DECIDED;
+
+    } else {
+        idem->state = NGX_WORKSIBLE_IDEM_WAIT;
+        ctx->redis_op = op;
+        r->read_event_handler = ngx_http_test_reading;
+    }
+
+    ngx_http_core_run_phases(r);
+}
+
+
+/* hex BLAKE2b-256 of method NUL path [? query] NUL body */
+
+static ngx_int_t
+ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r, u_char *hex)
+{
+    off_t                     off;
+    ssize_t                   n;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl;
+    crypto_generichash_state  st;
+    u_char                    hash[32], buf[4096];
+
+    crypto_generichash_init(&st, NULL, 0, sizeof(hash));
+    crypto_generichash_update(&st, r->method_name.data, r->method_name.len);
+    crypto_generichash_update(&st, (u_char *) "", 1);
+    crypto_generichash_update(&st, r->uri.data, r->uri.len);
+
+    if (r->args.len) {
+        crypto_generichash_update(&st, (u_char *) "?", 1);
+        crypto_generichash_update(&st, r->args.data, r->args.len);
+    }
+
+    crypto_generichash_update(&st, (u_char *) "", 1);
+
+    for (cl = r->request_body ? r->request_body->bufs : NULL;
+         cl;
+         cl = cl->next)
+    {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            crypto_generichash_update(&st, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        for (off = b->file_pos; off < b->file_last; off += n) {
+            n = ngx_read_file(b->file, buf,
+                              ngx_min((off_t) sizeof(buf),
+                                      b->file_last - off), off);
+            if (n <= 0) {
+                return NGX_ERROR;
+            }
+
+            crypto_generichash_update(&st, buf, n);
+        }
+    }
+
+    crypto_generichash_final(&st, hash, sizeof(hash));
+    ngx_hex_dump(hex, hash, sizeof(hash));
+
+    return NGX_OK;
+}
+
+
+/* Redis answered the reservation (reply NULL: no answer) */
+
+static void
+ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
+    redisReply *reply)
+{
+    ngx_int_t                     status;
+    ngx_str_t                     state;
+    ngx_connection_t             *c;
+    ngx_http_request_t           *r;
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_idempotency_t  *idem;
+
+    r = op->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    idem = &ctx->idem;
+
+    ngx_http_set_log_request(c->log, r);
+
+    ctx->redis_op = NULL;
+    idem->state = NGX_WORKSIBLE_IDEM_DECIDED;
+    idem->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
+
+    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
+        && reply->elements >= 1
+        && reply->element[0]->type == REDIS_REPLY_STRING)
+    {
+        state.data = (u_char *) reply->element[0]->str;
+        state.len = reply->element[0]->len;
+
+        if (state.len == 8 && ngx_strncmp(state.data, "reserved", 8) == 0) {
+            idem->state = NGX_WORKSIBLE_IDEM_RESERVED;
+            idem->problem = NGX_WORKSIBLE_OK;
+
+            idem->renew.handler = ngx_worksible_idempotency_renew;
+            idem->renew.data = r;
+            idem->renew.log = c->log;
+            ngx_add_timer(&idem->renew, idem->lock / 3);
+
+        } else if (state.len == 6
+                   && ngx_strncmp(state.data, "reused", 6) == 0)
+        {
+            idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_KEY_REUSED;
+
+        } else if (state.len == 11
+                   && ngx_strncmp(state.data, "in_progress", 11) == 0)
+        {
+            idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS;
+
+        } else if (state.len == 4 && ngx_strncmp(state.data, "done", 4) == 0
+                   && reply->elements == 5
+                   && ngx_worksible_idempotency_copy(r, reply->element[1],
+                                                     &state) == NGX_OK
+                   && (status = ngx_atoi(state.data, state.len)) >= 200
+                   && status < 500
+                   && ngx_worksible_idempotency_copy(r, reply->element[2],
+                                                     &idem->type) == NGX_OK
+                   && ngx_worksible_idempotency_copy(r, reply->element[3],
+                                                 &idem->location) == NGX_OK
+                   && ngx_worksible_idempotency_copy(r, reply->element[4],
+                                                     &idem->body) == NGX_OK)
+        {
+            idem->problem = NGX_WORKSIBLE_OK;
+            idem->status = status;
+        }
+    }
+
+    if (idem->problem == NGX_WORKSIBLE_SERVICE_UNAVAILABLE
+        && reply != NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "worksible idempotency: unexpected reply from Redis "
+                      "(type %d)", reply->type);
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_worksible_idempotency_copy(ngx_http_request_t *r, redisReply *reply,
+    ngx_str_t *dst)
+{
+    if (reply->type != REDIS_REPLY_STRING) {
+        return NGX_ERROR;
+    }
+
+    dst->len = reply->len;
+    dst->data = ngx_pnalloc(r->pool, dst->len + 1);
+
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, reply->str, dst->len);
+
+    return NGX_OK;
+}
+
+
+/* sends what the access phase decided: a refusal or a replay */
+
+static ngx_int_t
+ngx_worksible_idempotency_answer(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem)
+{
+    ngx_str_t                   v;
+    ngx_worksible_main_conf_t  *mcf;
+
+    switch (idem->problem) {
+
+    case NGX_WORKSIBLE_OK:
+        break;
+
+    case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
+        mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+        if (ngx_worksible_retry_after(r,
+                           ngx_worksible_redis_retry_after(mcf->redis))
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_worksible_problem_send(r, idem->problem, NULL, NULL);
+
+    case NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS:
+        if (ngx_worksible_retry_after(r, 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        /* fall through */
+
+    default:
+        return ngx_worksible_problem_send(r, idem->problem, NULL, NULL);
+    }
+
+    /* a replay: the stored status, Content-Type, Location and body */
+
+    idem->replayed = 1;
+
+    ngx_str_set(&v, "true");
+
+    if (ngx_worksible_header_add(r, "Idempotent-Replayed", &v) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (idem->location.len
+        && ngx_worksible_header_add(r, "Location", &idem->location) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    r->headers_out.content_type = idem->type;
+    r->headers_out.content_type_len = idem->type.len;
+
+    return ngx_worksible_body_send(r, idem->status, idem->body.data,
+                                   idem->body.len);
+}
+
+
+/* the request still runs: keep its lock */
+
+static void
+ngx_worksible_idempotency_renew(ngx_event_t *ev)
+{
+    u_char                       *p;
+    ngx_str_t                     args[1];
+    ngx_http_request_t           *r = ev->data;
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_idempotency_t  *idem;
+    u_char                        lock[NGX_INT_T_LEN];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    idem = &ctx->idem;
+
+    p = ngx_sprintf(lock, "%M", idem->lock);
+    args[0].data = lock;
+    args[0].len = p - lock;
+
+    ngx_worksible_idempotency_send(idem, "renew", args, 1);
+
+    ngx_add_timer(&idem->renew, idem->lock / 3);
+}
+
+
+/*
+ * Sends an action on the record without waiting: the request may be gone
+ * when Redis answers. A failure is logged.
+ */
+
+static void
+ngx_worksible_idempotency_send(ngx_worksible_idempotency_t *idem,
+    const char *action, ngx_str_t *args, int nargs)
+{
+    int                           i;
+    ngx_str_t                     all[8];
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_main_conf_t    *mcf = idem->mcf;
+
+    ctx = (ngx_worksible_ctx_t *)
+              ((u_char *) idem - offsetof(ngx_worksible_ctx_t, idem));
+
+    all[0].data = (u_char *) action;
+    all[0].len = ngx_strlen(action);
+    all[1].data = ctx->request_id;
+    all[1].len = NGX_WORKSIBLE_REQUEST_ID_LEN;
+
+    for (i = 0; i < nargs; i++) {
+        all[2 + i] = args[i];
+    }
+
+    if (ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
+                                 (char *) mcf->idempotency_sha, &idem->record,
+                                 all, 2 + nargs,
+                                 ngx_worksible_idempotency_sent,
+                                 (void *) action)
+        == NULL)
+    {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "worksible idempotency: cannot %s \"%V\": Redis is "
+                      "down; the lock expires by itself", action,
+                      &idem->record);
+    }
+}
+
+
+static void
+ngx_worksible_idempotency_sent(ngx_worksible_redis_op_t *op,
+    redisReply *reply)
+{
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "worksible idempotency: %s failed (%s); the lock "
+                      "expires by itself", (char *) op->data,
+                      reply ? "an error" : "no answer");
+    }
+}
+
+
+/* the whole response passed: keep it for the retention time */
+
+static void
+ngx_worksible_idempotency_store(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem)
+{
+    u_char     *p;
+    ngx_str_t   args[5];
+    u_char      buf[2 * NGX_INT_T_LEN];
+
+    if (idem->renew.timer_set) {
+        ngx_del_timer(&idem->renew);
+    }
+
+    idem->capturing = 0;
+    idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+
+    p = buf;
+    args[0].data = p;
+    p = ngx_sprintf(p, "%T", idem->ttl * 1000);
+    args[0].len = p - args[0].data;
+    args[1].data = p;
+    p = ngx_sprintf(p, "%ui", idem->status);
+    args[1].len = p - args[1].data;
+    args[2] = idem->type;
+    args[3] = idem->location;
+    args[4] = idem->stored.data ? idem->stored : idem->body;
+
+    ngx_worksible_idempotency_send(idem, "store", args, 5);
+}
+
+
+static void
+ngx_worksible_idempotency_release(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem, const char *why)
+{
+    if (idem->renew.timer_set) {
+        ngx_del_timer(&idem->renew);
+    }
+
+    idem->capturing = 0;
+    idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+
+    if (why != NULL) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "worksible idempotency: not stored, %s: the key "
+                      "\"%V\" is released and a retry runs again", why,
+                      &idem->key);
+    }
+
+    ngx_worksible_idempotency_send(idem, "release", NULL, 0);
+}
+
+
+void
+ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem)
+{
+    if (idem->renew.timer_set) {
+        ngx_del_timer(&idem->renew);
+    }
+
+    if (idem->state != NGX_WORKSIBLE_IDEM_RESERVED) {
+        return;
+    }
+
+    /*
+     * No response was kept (the client left). Our API may release the key:
+     * the record in PostgreSQL still makes the write happen at most once.
+     * A proxied service's lock is left to expire: it may have run.
+     */
+
+    idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+
+    if (idem->release_on_abort) {
+        ngx_worksible_idempotency_send(idem, "release", NULL, 0);
+    }
+}
+
+
+ngx_int_t
+ngx_worksible_idempotency_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_header_filter = ngx_http_top_header_filter;
+    ngx_http_top_header_filter = ngx_worksible_idempotency_header_filter;
+
+    ngx_http_next_body_filter = ngx_http_top_body_filter;
+    ngx_http_top_body_filter = ngx_worksible_idempotency_body_filter;
+
+    return NGX_OK;
+}
+
+
+/*
+ * A reserved request's response starts: a 5xx releases the key; otherwise
+ * its status, Content-Type and Location are kept and the body filter
+ * collects the body (in memory: r->filter_need_in_memory).
+ */
+
+static ngx_int_t
+ngx_worksible_idempotency_header_filter(ngx_http_request_t *r)
+{
+    u_char                       *p;
+    ngx_int_t                     rc;
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_idempotency_t  *idem;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    if (r != r->main || ctx == NULL
+        || ctx->idem.state != NGX_WORKSIBLE_IDEM_RESERVED)
+    {
+        return ngx_http_next_header_filter(r);
+    }
+
+    idem = &ctx->idem;
+
+    if (r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR
+        || idem->release)
+    {
+        ngx_worksible_idempotency_release(r, idem, NULL);
+        return ngx_http_next_header_filter(r);
+    }
+
+    if (r->headers_out.content_length_n > (off_t) idem->max_size) {
+        ngx_worksible_idempotency_release(r, idem,
+                                          "the body is over max_size");
+        return ngx_http_next_header_filter(r);
+    }
+
+    idem->status = r->headers_out.status;
+
+    idem->type.len = r->headers_out.content_type.len;
+
+    if (idem->type.len && r->headers_out.charset.len) {
+        idem->type.len += sizeof("; charset=") - 1
+                          + r->headers_out.charset.len;
+    }
+
+    idem->type.data = ngx_pnalloc(r->pool, idem->type.len);
+    if (idem->type.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_cpymem(idem->type.data, r->headers_out.content_type.data,
+                   r->headers_out.content_type.len);
+
+    if (p < idem->type.data + idem->type.len) {
+        (void) ngx_sprintf(p, "; charset=%V", &r->headers_out.charset);
+    }
+
+    idem->location = ngx_worksible_idempotency_location(r);
+
+    idem->capacity = r->headers_out.content_length_n >= 0
+                     ? (size_t) r->headers_out.content_length_n
+                     : ngx_min(idem->max_size, 4096);
+
+    idem->body.len = 0;
+    idem->body.data = ngx_pnalloc(r->pool, idem->capacity);
+    if (idem->body.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    idem->capturing = 1;
+    r->filter_need_in_memory = 1;
+
+    rc = ngx_http_next_header_filter(r);
+
+    if (rc != NGX_ERROR && r->header_only && idem->capturing) {
+        /* no body will pass (HEAD cannot be here: 204, 304) */
+        ngx_worksible_idempotency_store(r, idem);
+    }
+
+    return rc;
+}
+
+
+/*
+ * The response's Location as it was set: by proxy_pass (headers_out) or as
+ * a plain header (our API). A replay sends it as a plain header.
+ */
+
+static ngx_str_t
+ngx_worksible_idempotency_location(ngx_http_request_t *r)
+{
+    ngx_str_t         none = ngx_null_string;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    if (r->headers_out.location != NULL) {
+        return r->headers_out.location->value;
+    }
+
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].key.len == sizeof("Location") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Location",
+                               sizeof("Location") - 1) == 0)
+        {
+            return h[i].value;
+        }
+    }
+
+    return none;
+}
+
+
+static ngx_int_t
+ngx_worksible_idempotency_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in)
+{
+    u_char                       *p;
+    size_t                        n;
+    ngx_buf_t                    *b;
+    ngx_uint_t                    last;
+    ngx_chain_t                  *cl;
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_idempotency_t  *idem;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    if (r != r->main || ctx == NULL || !ctx->idem.capturing) {
+        return ngx_http_next_body_filter(r, in);
+    }
+
+    idem = &ctx->idem;
+    last = 0;
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+        n = ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos) : 0;
+
+        if (n == 0 && ngx_buf_size(b) != 0) {
+            ngx_worksible_idempotency_release(r, idem,
+                                              "the body is not in memory");
+            return ngx_http_next_body_filter(r, in);
+        }
+
+        if (idem->body.len + n > idem->max_size) {
+            ngx_worksible_idempotency_release(r, idem,
+                                              "the body is over max_size");
+            return ngx_http_next_body_filter(r, in);
+        }
+
+        if (idem->body.len + n > idem->capacity) {
+            /* a body of unknown length: double, within max_size */
+
+            idem->capacity = ngx_min(ngx_max(2 * idem->capacity,
+                                             idem->body.len + n),
+                                     idem->max_size);
+
+            p = ngx_pnalloc(r->pool, idem->capacity);
+            if (p == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(p, idem->body.data, idem->body.len);
+            idem->body.data = p;
+        }
+
+        if (n) {
+            ngx_memcpy(idem->body.data + idem->body.len, b->pos, n);
+            idem->body.len += n;
+        }
+
+        if (b->last_buf) {
+            last = 1;
+        }
+    }
+
+    if (last) {
+        ngx_worksible_idempotency_store(r, idem);
+    }
+
+    return ngx_http_next_body_filter(r, in);
+}
+
+
+ngx_int_t
+ngx_worksible_idempotency_wrap(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op)
+{
+    int                           n;
+    char                         *sql;
+    size_t                        len;
+    ngx_str_t                     s;
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_idempotency_t  *idem;
+    u_char                        ttl[NGX_INT_T_LEN];
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    idem = &ctx->idem;
+
+    if (idem->state != NGX_WORKSIBLE_IDEM_RESERVED
+        || (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
+    {
+        return NGX_OK;
+    }
+
+    /* "SELECT f(...)" becomes the last argument of the save */
+
+    len = sizeof(NGX_WORKSIBLE_IDEM_SAVE_SQL) + 3 * NGX_INT_T_LEN
+          + ngx_strlen(op->sql);
+
+    sql = ngx_pnalloc(op->mem, len);
+    if (sql == NULL) {
+        return NGX_ERROR;
+    }
+
+    n = op->nparams;
+
+    if (snprintf(sql, len, NGX_WORKSIBLE_IDEM_SAVE_SQL, n + 1, n + 2, n + 3,
+                 op->sql)
+        >= (int) len)
+    {
+        return NGX_ERROR;
+    }
+
+    op->sql = sql;
+
+    s.data = idem->fingerprint;
+    s.len = NGX_WORKSIBLE_FINGERPRINT_LEN;
+
+    if (ngx_worksible_pg_op_param(op, &idem->key) != NGX_OK
+        || ngx_worksible_pg_op_param(op, &s) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    s.data = ttl;
+    s.len = ngx_sprintf(ttl, "%T", idem->ttl) - ttl;
+
+    return ngx_worksible_pg_op_param(op, &s);
+}
+
+
+ngx_uint_t
+ngx_worksible_idempotency_recorded(PGresult *res)
+{
+    char  *state, *constraint;
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+
+    return state != NULL && constraint != NULL
+           && ngx_strcmp(state, "23505") == 0
+           && ngx_strcmp(constraint, NGX_WORKSIBLE_IDEM_CONSTRAINT) == 0;
+}
+
+
+ngx_worksible_pg_op_t *
+ngx_worksible_idempotency_find(ngx_http_request_t *r)
+{
+    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_pg_op_t      *op;
+    ngx_worksible_main_conf_t  *mcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    op = ngx_worksible_pg_op_create(mcf->pg_pool);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->sql = NGX_WORKSIBLE_IDEM_FIND_SQL;
+
+    if (ngx_worksible_pg_op_param(op, &ctx->identity.company_id) != NGX_OK
+        || ngx_worksible_pg_op_param(op, &ctx->idem.key) != NGX_OK)
+    {
+        ngx_worksible_pg_op_free(op);
+        return NULL;
+    }
+
+    return op;
+}
+
+
+ngx_int_t
+ngx_worksible_idempotency_found(ngx_http_request_t *r, PGresult *res,
+    ngx_str_t *result, ngx_worksible_error_e *err)
+{
+    ngx_str_t                     v;
+    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_idempotency_t  *idem;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    idem = &ctx->idem;
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
+        return NGX_ERROR;
+    }
+
+    if (PQntuples(res) == 0) {
+        /* expired meanwhile: the retry runs */
+        idem->release = 1;
+        *err = NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS;
+        return NGX_DECLINED;
+    }
+
+    if (PQgetlength(res, 0, 0) != NGX_WORKSIBLE_FINGERPRINT_LEN
+        || ngx_strncmp(PQgetvalue(res, 0, 0), idem->fingerprint,
+                       NGX_WORKSIBLE_FINGERPRINT_LEN) != 0)
+    {
+        /* Redis forgot the first: do not let this one take its key there */
+        idem->release = 1;
+        *err = NGX_WORKSIBLE_IDEMPOTENCY_KEY_REUSED;
+        return NGX_DECLINED;
+    }
+
+    result->len = PQgetlength(res, 0, 1);
+    result->data = (u_char *) PQgetvalue(res, 0, 1);
+
+    idem->replayed = 1;
+    ngx_str_set(&v, "true");
+
+    return ngx_worksible_header_add(r, "Idempotent-Replayed", &v);
+}
