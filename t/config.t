@@ -76,6 +76,20 @@ my @cases = (
       1, qr/invalid worksible_deprecation parameter "link=/, 'a link that would break the header' ],
     [ "worksible_redis 127.0.0.1; server { listen 127.0.0.1:1989; location / { worksible_rate_limit on fail=maybe; } }",
       1, qr/invalid worksible_rate_limit "on fail=maybe"/, 'a bad fail mode' ],
+    [ "worksible_postgres $pg; worksible_key_secret_file $secret; worksible_redis 127.0.0.1; server { listen 127.0.0.1:1989; location / { worksible_auth on; worksible_idempotency required ttl=1h lock=2s max_size=64k; } }",
+      0, qr/syntax is ok/, 'idempotency with every parameter' ],
+    [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; location / { worksible_auth on; worksible_idempotency on; } }",
+      1, qr/"worksible_idempotency" needs "worksible_redis"/, 'idempotency without Redis' ],
+    [ "worksible_redis 127.0.0.1; server { listen 127.0.0.1:1989; location / { worksible_idempotency on; } }",
+      1, qr/"worksible_idempotency" needs "worksible_auth on" in its location/, 'idempotency without keys' ],
+    [ "worksible_idempotency sometimes;",
+      1, qr/invalid worksible_idempotency "sometimes"/, 'a bad idempotency mode' ],
+    [ "worksible_idempotency on lock=100ms;",
+      1, qr/invalid worksible_idempotency "lock=100ms" \(on\|off\|required/, 'a lock TTL too short to renew' ],
+    [ "worksible_idempotency on ttl=0;",
+      1, qr/invalid worksible_idempotency "ttl=0"/, 'no retention' ],
+    [ "worksible_idempotency on max_size=big;",
+      1, qr/invalid worksible_idempotency "max_size=big"/, 'a bad max_size' ],
 );
 
 for my $c (@cases) {
