@@ -133,6 +133,101 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
       { NULL },
       ngx_worksible_resource_update, &ngx_worksible_contracts_resource, NULL },
 
+    { NGX_HTTP_GET, ngx_string("/v1/timesheets"),
+      ngx_string("timesheets:read"), "timesheet", "ts", 0,
+      { NGX_WORKSIBLE_API_LIST_ARGS, "status", "contract_id", NULL },
+      ngx_worksible_resource_list, &ngx_worksible_timesheets_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/timesheets"),
+      ngx_string("timesheets:write"), "timesheet", "ts", 1,
+      { NULL },
+      ngx_worksible_resource_create, &ngx_worksible_timesheets_resource, NULL },
+
+    { NGX_HTTP_GET, ngx_string("/v1/timesheets/{id}"),
+      ngx_string("timesheets:read"), "timesheet", "ts", 0,
+      { NULL },
+      ngx_worksible_resource_get, &ngx_worksible_timesheets_resource, NULL },
+
+    { NGX_HTTP_PATCH, ngx_string("/v1/timesheets/{id}"),
+      ngx_string("timesheets:write"), "timesheet", "ts", 1,
+      { NULL },
+      ngx_worksible_resource_update, &ngx_worksible_timesheets_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/timesheets/{id}/submit"),
+      ngx_string("timesheets:write"), "timesheet", "ts", 0,
+      { NULL },
+      ngx_worksible_resource_action, &ngx_worksible_timesheets_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/timesheets/{id}/approve"),
+      ngx_string("timesheets:write"), "timesheet", "ts", 0,
+      { NULL },
+      ngx_worksible_resource_action, &ngx_worksible_timesheets_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/timesheets/{id}/reject"),
+      ngx_string("timesheets:write"), "timesheet", "ts", 0,
+      { NULL },
+      ngx_worksible_resource_action, &ngx_worksible_timesheets_resource, NULL },
+
+    { NGX_HTTP_GET, ngx_string("/v1/invoices"),
+      ngx_string("invoices:read"), "invoice", "inv", 0,
+      { NGX_WORKSIBLE_API_LIST_ARGS, "status", "contract_id", NULL },
+      ngx_worksible_resource_list, &ngx_worksible_invoices_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/invoices"),
+      ngx_string("invoices:write"), "invoice", "inv", 1,
+      { NULL },
+      ngx_worksible_resource_create, &ngx_worksible_invoices_resource, NULL },
+
+    { NGX_HTTP_GET, ngx_string("/v1/invoices/{id}"),
+      ngx_string("invoices:read"), "invoice", "inv", 0,
+      { NULL },
+      ngx_worksible_resource_get, &ngx_worksible_invoices_resource, NULL },
+
+    { NGX_HTTP_PATCH, ngx_string("/v1/invoices/{id}"),
+      ngx_string("invoices:write"), "invoice", "inv", 1,
+      { NULL },
+      ngx_worksible_resource_update, &ngx_worksible_invoices_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/invoices/{id}/finalize"),
+      ngx_string("invoices:write"), "invoice", "inv", 0,
+      { NULL },
+      ngx_worksible_resource_action, &ngx_worksible_invoices_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/invoices/{id}/void"),
+      ngx_string("invoices:write"), "invoice", "inv", 0,
+      { NULL },
+      ngx_worksible_resource_action, &ngx_worksible_invoices_resource, NULL },
+
+    { NGX_HTTP_GET, ngx_string("/v1/payments"),
+      ngx_string("payments:read"), "payment", "pay", 0,
+      { NGX_WORKSIBLE_API_LIST_ARGS, "invoice_id", NULL },
+      ngx_worksible_resource_list, &ngx_worksible_payments_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/payments"),
+      ngx_string("payments:write"), "payment", "pay", 1,
+      { NULL },
+      ngx_worksible_resource_create, &ngx_worksible_payments_resource, NULL },
+
+    { NGX_HTTP_GET, ngx_string("/v1/payments/{id}"),
+      ngx_string("payments:read"), "payment", "pay", 0,
+      { NULL },
+      ngx_worksible_resource_get, &ngx_worksible_payments_resource, NULL },
+
+    { NGX_HTTP_GET, ngx_string("/v1/payouts"),
+      ngx_string("payouts:read"), "payout", "po", 0,
+      { NGX_WORKSIBLE_API_LIST_ARGS, "status", "freelancer_id", NULL },
+      ngx_worksible_resource_list, &ngx_worksible_payouts_resource, NULL },
+
+    { NGX_HTTP_POST, ngx_string("/v1/payouts"),
+      ngx_string("payouts:write"), "payout", "po", 1,
+      { NULL },
+      ngx_worksible_resource_create, &ngx_worksible_payouts_resource, NULL },
+
+    { NGX_HTTP_GET, ngx_string("/v1/payouts/{id}"),
+      ngx_string("payouts:read"), "payout", "po", 0,
+      { NULL },
+      ngx_worksible_resource_get, &ngx_worksible_payouts_resource, NULL },
+
     { NGX_HTTP_GET, ngx_string("/v1/request_logs"),
       ngx_string("request_logs:read"), "request log", "req", 0,
       { NGX_WORKSIBLE_API_LIST_ARGS, "status", "method", "api_key_id", "path",
@@ -331,6 +426,17 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
     json = json_loadb((const char *) body.data, body.len,
                       JSON_REJECT_DUPLICATES, &err);
 
+    if (json == NULL && ngx_strstr(err.text, "too big") != NULL) {
+        /*
+         * An integer past 64 bits: read it as a real, so that the field
+         * check names the member that holds it (parameter_invalid).
+         */
+        json = json_loadb((const char *) body.data, body.len,
+                          JSON_REJECT_DUPLICATES|JSON_DECODE_INT_AS_REAL,
+                          &err);
+        ctx->body_reals = 1;
+    }
+
     if (json == NULL || !json_is_object(json)) {
         ref.err = NGX_WORKSIBLE_INVALID_JSON;
 
@@ -465,6 +571,7 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ep.id = *id;
     ep.args = args;
     ep.body = body;
+    ep.reals = ctx->body_reals;
     ep.op = op;
 
     rc = route->endpoint(r, &ep);
@@ -794,6 +901,23 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
             && ngx_worksible_api_constraint(r, res, &ref) == NGX_OK)
         {
             /* a rule of the schema the C checks did not foresee */
+            return ngx_worksible_api_refuse(r, &ref);
+        }
+
+        if (state && text && ngx_strcmp(state, "WS409") == 0) {
+            /* a move the object's state forbids (API.md) */
+            ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
+
+            ref.err = NGX_WORKSIBLE_STATE_CONFLICT;
+            ref.detail.data = ngx_pnalloc(r->pool, ngx_strlen(text) + 2);
+
+            if (ref.detail.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ref.detail.len = ngx_sprintf(ref.detail.data, "%s.", text)
+                             - ref.detail.data;
+
             return ngx_worksible_api_refuse(r, &ref);
         }
 

@@ -39,19 +39,25 @@ typedef enum {
     NGX_WORKSIBLE_FIELD_DATE,         /* RFC 3339 full-date, YYYY-MM-DD */
     NGX_WORKSIBLE_FIELD_ID,           /* values[0] "_" ULID */
     NGX_WORKSIBLE_FIELD_STATUS,       /* filter: 100..599, or a class 5xx */
-    NGX_WORKSIBLE_FIELD_PATH          /* filter: a path prefix, "/..." */
+    NGX_WORKSIBLE_FIELD_PATH,         /* filter: a path prefix, "/..." */
+    NGX_WORKSIBLE_FIELD_COUNT,        /* an integer 1..max */
+    NGX_WORKSIBLE_FIELD_AMOUNT,       /* signed minor units, |v| < 2^53 */
+    NGX_WORKSIBLE_FIELD_ITEMS         /* an array of at most max objects */
 } ngx_worksible_field_type_e;
 
 
-/* a member of a resource's body, or a filter of its list */
-typedef struct {
+typedef struct ngx_worksible_field_s  ngx_worksible_field_t;
+
+/* a member of a resource's body (or of its items), or a filter of a list */
+struct ngx_worksible_field_s {
     const char                 *name;
     ngx_worksible_field_type_e  type;
     ngx_uint_t                  required;     /* on create */
     ngx_uint_t                  nullable;     /* null clears it */
     size_t                      max;          /* TEXT: characters */
     const char                **values;       /* ENUM; ID: its prefix */
-} ngx_worksible_field_t;
+    ngx_worksible_field_t      *items;        /* ITEMS: their fields */
+};
 
 
 /* a resource of API.md served by the generic endpoints */
@@ -99,6 +105,9 @@ struct ngx_worksible_endpoint_s {
     ngx_str_t                   id;           /* the path's {id} */
     ngx_str_t                  *args;         /* args[i] for params[i] */
     json_t                     *body;         /* NULL without one */
+    ngx_uint_t                  reals;        /* body read with integers
+                                                 as reals (one was too big
+                                                 for jansson) */
     ngx_worksible_pg_op_t      *op;
     ngx_worksible_refusal_t     ref;
 };
@@ -154,11 +163,17 @@ ngx_int_t ngx_worksible_resource_update(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep);
 ngx_int_t ngx_worksible_company_update(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep);
+ngx_int_t ngx_worksible_resource_action(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
 
 extern ngx_worksible_resource_t  ngx_worksible_company_resource;
 extern ngx_worksible_resource_t  ngx_worksible_freelancers_resource;
 extern ngx_worksible_resource_t  ngx_worksible_projects_resource;
 extern ngx_worksible_resource_t  ngx_worksible_contracts_resource;
+extern ngx_worksible_resource_t  ngx_worksible_timesheets_resource;
+extern ngx_worksible_resource_t  ngx_worksible_invoices_resource;
+extern ngx_worksible_resource_t  ngx_worksible_payments_resource;
+extern ngx_worksible_resource_t  ngx_worksible_payouts_resource;
 extern ngx_worksible_resource_t  ngx_worksible_request_logs_resource;
 
 /* the api_keys endpoints (ngx_worksible_api_keys.c) */

@@ -127,6 +127,7 @@ typedef struct {
     unsigned                   auth_done:1;   /* the access phase decided */
     unsigned                   error_body_sent:1;
     unsigned                   authenticated:1;
+    unsigned                   body_reals:1;  /* see the endpoint's reals */
 } ngx_worksible_ctx_t;
 
 

@@ -106,6 +106,9 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
       "A request with this Idempotency-Key is still running: retry after "
       "the number of seconds in Retry-After." },
 
+    { NGX_HTTP_CONFLICT, "state_conflict", "State conflict",
+      "The object's current state does not allow this change." },
+
     { 422, "idempotency_key_reused", "Idempotency-Key reused",
       "This Idempotency-Key was used with another method, path, query or "
       "body." },

@@ -23,10 +23,18 @@
 
 
 static ngx_int_t ngx_worksible_resource_fields(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep, ngx_worksible_field_t *fields,
-    ngx_uint_t create);
-static const char *ngx_worksible_resource_field(ngx_worksible_field_t *f,
-    json_t *v);
+    ngx_worksible_endpoint_t *ep, json_t *obj, ngx_worksible_field_t *fields,
+    ngx_uint_t create, const char *prefix);
+static ngx_int_t ngx_worksible_resource_items(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, json_t *items, ngx_worksible_field_t *f,
+    const char *prefix);
+static ngx_int_t ngx_worksible_resource_refuse(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, ngx_worksible_error_e err,
+    const char *prefix, const char *name, const char *detail);
+static const char *ngx_worksible_resource_field(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, ngx_worksible_field_t *f, json_t *v);
+static ngx_uint_t ngx_worksible_resource_integer(ngx_worksible_endpoint_t *ep,
+    json_t *v, json_int_t *i);
 static ngx_uint_t ngx_worksible_resource_pattern(const char *s, size_t len,
     const char *shape);
 static ngx_int_t ngx_worksible_resource_sql(ngx_worksible_endpoint_t *ep,
@@ -50,6 +58,18 @@ static const char  *ngx_worksible_contract_types[] = {
     "hourly", "fixed", NULL
 };
 
+static const char  *ngx_worksible_timesheet_statuses[] = {
+    "draft", "submitted", "approved", "rejected", NULL
+};
+
+static const char  *ngx_worksible_invoice_statuses[] = {
+    "draft", "open", "paid", "void", NULL
+};
+
+static const char  *ngx_worksible_payout_statuses[] = {
+    "pending", "paid", "failed", NULL
+};
+
 static const char  *ngx_worksible_methods[] = {
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", NULL
 };
@@ -57,82 +77,167 @@ static const char  *ngx_worksible_methods[] = {
 static const char  *ngx_worksible_project_prefix[] = { "prj", NULL };
 static const char  *ngx_worksible_api_key_prefix[] = { "key", NULL };
 static const char  *ngx_worksible_freelancer_prefix[] = { "fl", NULL };
+static const char  *ngx_worksible_contract_prefix[] = { "ctr", NULL };
+static const char  *ngx_worksible_invoice_prefix[] = { "inv", NULL };
 
 
 static ngx_worksible_field_t  ngx_worksible_company_fields[] = {
-    { "name", NGX_WORKSIBLE_FIELD_TEXT, 0, 0, 200, NULL },
-    { NULL, 0, 0, 0, 0, NULL }
+    { "name", NGX_WORKSIBLE_FIELD_TEXT, 0, 0, 200, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 static ngx_worksible_field_t  ngx_worksible_freelancer_fields[] = {
-    { "email", NGX_WORKSIBLE_FIELD_EMAIL, 1, 0, 254, NULL },
-    { "name", NGX_WORKSIBLE_FIELD_TEXT, 1, 0, 200, NULL },
-    { "country", NGX_WORKSIBLE_FIELD_COUNTRY, 1, 0, 0, NULL },
+    { "email", NGX_WORKSIBLE_FIELD_EMAIL, 1, 0, 254, NULL, NULL },
+    { "name", NGX_WORKSIBLE_FIELD_TEXT, 1, 0, 200, NULL, NULL },
+    { "country", NGX_WORKSIBLE_FIELD_COUNTRY, 1, 0, 0, NULL, NULL },
     { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
-      ngx_worksible_freelancer_statuses },
-    { "hourly_rate", NGX_WORKSIBLE_FIELD_MONEY, 0, 1, 0, NULL },
-    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 0, 1, 0, NULL },
-    { NULL, 0, 0, 0, 0, NULL }
+      ngx_worksible_freelancer_statuses, NULL },
+    { "hourly_rate", NGX_WORKSIBLE_FIELD_MONEY, 0, 1, 0, NULL, NULL },
+    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 0, 1, 0, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 static ngx_worksible_field_t  ngx_worksible_freelancer_filters[] = {
     { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
-      ngx_worksible_freelancer_statuses },
-    { NULL, 0, 0, 0, 0, NULL }
+      ngx_worksible_freelancer_statuses, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 static ngx_worksible_field_t  ngx_worksible_project_fields[] = {
-    { "name", NGX_WORKSIBLE_FIELD_TEXT, 1, 0, 200, NULL },
-    { "description", NGX_WORKSIBLE_FIELD_TEXT, 0, 1, 5000, NULL },
+    { "name", NGX_WORKSIBLE_FIELD_TEXT, 1, 0, 200, NULL, NULL },
+    { "description", NGX_WORKSIBLE_FIELD_TEXT, 0, 1, 5000, NULL, NULL },
     { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
-      ngx_worksible_project_statuses },
-    { "budget", NGX_WORKSIBLE_FIELD_MONEY, 0, 1, 0, NULL },
-    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 0, 1, 0, NULL },
-    { NULL, 0, 0, 0, 0, NULL }
+      ngx_worksible_project_statuses, NULL },
+    { "budget", NGX_WORKSIBLE_FIELD_MONEY, 0, 1, 0, NULL, NULL },
+    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 0, 1, 0, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 static ngx_worksible_field_t  ngx_worksible_project_filters[] = {
     { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
-      ngx_worksible_project_statuses },
-    { NULL, 0, 0, 0, 0, NULL }
+      ngx_worksible_project_statuses, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 static ngx_worksible_field_t  ngx_worksible_contract_fields[] = {
     { "project_id", NGX_WORKSIBLE_FIELD_ID, 1, 0, 0,
-      ngx_worksible_project_prefix },
+      ngx_worksible_project_prefix, NULL },
     { "freelancer_id", NGX_WORKSIBLE_FIELD_ID, 1, 0, 0,
-      ngx_worksible_freelancer_prefix },
+      ngx_worksible_freelancer_prefix, NULL },
     { "type", NGX_WORKSIBLE_FIELD_ENUM, 1, 0, 0,
-      ngx_worksible_contract_types },
-    { "rate", NGX_WORKSIBLE_FIELD_MONEY, 1, 0, 0, NULL },
-    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 1, 0, 0, NULL },
+      ngx_worksible_contract_types, NULL },
+    { "rate", NGX_WORKSIBLE_FIELD_MONEY, 1, 0, 0, NULL, NULL },
+    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 1, 0, 0, NULL, NULL },
     { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
-      ngx_worksible_contract_statuses },
-    { "start_date", NGX_WORKSIBLE_FIELD_DATE, 0, 1, 0, NULL },
-    { "end_date", NGX_WORKSIBLE_FIELD_DATE, 0, 1, 0, NULL },
-    { NULL, 0, 0, 0, 0, NULL }
+      ngx_worksible_contract_statuses, NULL },
+    { "start_date", NGX_WORKSIBLE_FIELD_DATE, 0, 1, 0, NULL, NULL },
+    { "end_date", NGX_WORKSIBLE_FIELD_DATE, 0, 1, 0, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 static ngx_worksible_field_t  ngx_worksible_contract_filters[] = {
     { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
-      ngx_worksible_contract_statuses },
+      ngx_worksible_contract_statuses, NULL },
     { "type", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
-      ngx_worksible_contract_types },
+      ngx_worksible_contract_types, NULL },
     { "project_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
-      ngx_worksible_project_prefix },
+      ngx_worksible_project_prefix, NULL },
     { "freelancer_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
-      ngx_worksible_freelancer_prefix },
-    { NULL, 0, 0, 0, 0, NULL }
+      ngx_worksible_freelancer_prefix, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+/* entries replace the old ones whole; dates within the period (SQL) */
+static ngx_worksible_field_t  ngx_worksible_entry_fields[] = {
+    { "date", NGX_WORKSIBLE_FIELD_DATE, 1, 0, 0, NULL, NULL },
+    { "minutes", NGX_WORKSIBLE_FIELD_COUNT, 1, 0, 1440, NULL, NULL },
+    { "description", NGX_WORKSIBLE_FIELD_TEXT, 0, 1, 1000, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_timesheet_fields[] = {
+    { "contract_id", NGX_WORKSIBLE_FIELD_ID, 1, 0, 0,
+      ngx_worksible_contract_prefix, NULL },
+    { "period_start", NGX_WORKSIBLE_FIELD_DATE, 1, 0, 0, NULL, NULL },
+    { "period_end", NGX_WORKSIBLE_FIELD_DATE, 1, 0, 0, NULL, NULL },
+    { "entries", NGX_WORKSIBLE_FIELD_ITEMS, 0, 0, 500, NULL,
+      ngx_worksible_entry_fields },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_timesheet_filters[] = {
+    { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
+      ngx_worksible_timesheet_statuses, NULL },
+    { "contract_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
+      ngx_worksible_contract_prefix, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+/* the server computes each line's amount and the totals (SQL) */
+static ngx_worksible_field_t  ngx_worksible_line_item_fields[] = {
+    { "description", NGX_WORKSIBLE_FIELD_TEXT, 1, 0, 500, NULL, NULL },
+    { "quantity", NGX_WORKSIBLE_FIELD_COUNT, 1, 0, 1000000, NULL, NULL },
+    { "unit_amount", NGX_WORKSIBLE_FIELD_AMOUNT, 1, 0, 0, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_invoice_fields[] = {
+    { "contract_id", NGX_WORKSIBLE_FIELD_ID, 1, 0, 0,
+      ngx_worksible_contract_prefix, NULL },
+    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 0, 0, 0, NULL, NULL },
+    { "due_date", NGX_WORKSIBLE_FIELD_DATE, 0, 1, 0, NULL, NULL },
+    { "line_items", NGX_WORKSIBLE_FIELD_ITEMS, 0, 0, 100, NULL,
+      ngx_worksible_line_item_fields },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_invoice_filters[] = {
+    { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
+      ngx_worksible_invoice_statuses, NULL },
+    { "contract_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
+      ngx_worksible_contract_prefix, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_payment_fields[] = {
+    { "invoice_id", NGX_WORKSIBLE_FIELD_ID, 1, 0, 0,
+      ngx_worksible_invoice_prefix, NULL },
+    { "amount", NGX_WORKSIBLE_FIELD_MONEY, 1, 0, 0, NULL, NULL },
+    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 1, 0, 0, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_payment_filters[] = {
+    { "invoice_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
+      ngx_worksible_invoice_prefix, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_payout_fields[] = {
+    { "freelancer_id", NGX_WORKSIBLE_FIELD_ID, 1, 0, 0,
+      ngx_worksible_freelancer_prefix, NULL },
+    { "amount", NGX_WORKSIBLE_FIELD_MONEY, 1, 0, 0, NULL, NULL },
+    { "currency", NGX_WORKSIBLE_FIELD_CURRENCY, 1, 0, 0, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
+};
+
+static ngx_worksible_field_t  ngx_worksible_payout_filters[] = {
+    { "status", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
+      ngx_worksible_payout_statuses, NULL },
+    { "freelancer_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
+      ngx_worksible_freelancer_prefix, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 
 static ngx_worksible_field_t  ngx_worksible_request_log_filters[] = {
-    { "status", NGX_WORKSIBLE_FIELD_STATUS, 0, 0, 0, NULL },
-    { "method", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0, ngx_worksible_methods },
+    { "status", NGX_WORKSIBLE_FIELD_STATUS, 0, 0, 0, NULL, NULL },
+    { "method", NGX_WORKSIBLE_FIELD_ENUM, 0, 0, 0,
+      ngx_worksible_methods, NULL },
     { "api_key_id", NGX_WORKSIBLE_FIELD_ID, 0, 0, 0,
-      ngx_worksible_api_key_prefix },
-    { "path", NGX_WORKSIBLE_FIELD_PATH, 0, 0, 512, NULL },
-    { NULL, 0, 0, 0, 0, NULL }
+      ngx_worksible_api_key_prefix, NULL },
+    { "path", NGX_WORKSIBLE_FIELD_PATH, 0, 0, 512, NULL, NULL },
+    { NULL, 0, 0, 0, 0, NULL, NULL }
 };
 
 
@@ -154,6 +259,26 @@ ngx_worksible_resource_t  ngx_worksible_projects_resource = {
 ngx_worksible_resource_t  ngx_worksible_contracts_resource = {
     "contract", "contracts", "/v1/contracts",
     ngx_worksible_contract_fields, ngx_worksible_contract_filters
+};
+
+ngx_worksible_resource_t  ngx_worksible_timesheets_resource = {
+    "timesheet", "timesheets", "/v1/timesheets",
+    ngx_worksible_timesheet_fields, ngx_worksible_timesheet_filters
+};
+
+ngx_worksible_resource_t  ngx_worksible_invoices_resource = {
+    "invoice", "invoices", "/v1/invoices",
+    ngx_worksible_invoice_fields, ngx_worksible_invoice_filters
+};
+
+ngx_worksible_resource_t  ngx_worksible_payments_resource = {
+    "payment", "payments", "/v1/payments",
+    ngx_worksible_payment_fields, ngx_worksible_payment_filters
+};
+
+ngx_worksible_resource_t  ngx_worksible_payouts_resource = {
+    "payout", "payouts", "/v1/payouts",
+    ngx_worksible_payout_fields, ngx_worksible_payout_filters
 };
 
 ngx_worksible_resource_t  ngx_worksible_request_logs_resource = {
@@ -223,7 +348,8 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
         }
 
         v = json_stringn((char *) arg->data, arg->len);
-        bad = (v == NULL) ? "not UTF-8" : ngx_worksible_resource_field(f, v);
+        bad = (v == NULL) ? "not UTF-8"
+                          : ngx_worksible_resource_field(r, ep, f, v);
         name = f->name;
 
         if (bad == NULL && f->type == NGX_WORKSIBLE_FIELD_STATUS
@@ -300,7 +426,8 @@ ngx_worksible_resource_create(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
-    rc = ngx_worksible_resource_fields(r, ep, ep->route->resource->fields, 1);
+    rc = ngx_worksible_resource_fields(r, ep, ep->body,
+                                       ep->route->resource->fields, 1, "");
     if (rc != NGX_OK) {
         return rc;
     }
@@ -325,7 +452,8 @@ ngx_worksible_resource_update(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
-    rc = ngx_worksible_resource_fields(r, ep, ep->route->resource->fields, 0);
+    rc = ngx_worksible_resource_fields(r, ep, ep->body,
+                                       ep->route->resource->fields, 0, "");
     if (rc != NGX_OK) {
         return rc;
     }
@@ -349,7 +477,8 @@ ngx_worksible_company_update(ngx_http_request_t *r,
 {
     ngx_int_t  rc;
 
-    rc = ngx_worksible_resource_fields(r, ep, ep->route->resource->fields, 0);
+    rc = ngx_worksible_resource_fields(r, ep, ep->body,
+                                       ep->route->resource->fields, 0, "");
     if (rc != NGX_OK) {
         return rc;
     }
@@ -365,22 +494,60 @@ ngx_worksible_company_update(ngx_http_request_t *r,
 
 
 /*
- * Every member of the body against fields: unknown ones are
- * parameter_unknown, a wrong type or value parameter_invalid, and on create
- * a required one absent is parameter_missing. Nothing is written before
- * the whole body passed.
+ * POST <url>/{id}/<action> (submit, approve, reject, finalize, void):
+ * worksible_<object>_<action>(company, id), where the state machine lives;
+ * NULL: 404, a forbidden move: WS409.
+ */
+
+ngx_int_t
+ngx_worksible_resource_action(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep)
+{
+    u_char     *action, *last;
+    ngx_str_t  *pattern;
+    u_char      fmt[96];
+
+    pattern = &ep->route->pattern;
+    last = pattern->data + pattern->len;
+
+    for (action = last; action > pattern->data && action[-1] != '/';
+         action--)
+    {
+        /* void */
+    }
+
+    if (ngx_worksible_pg_op_param(ep->op, &ep->id) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* the action comes from our route table, never from the client */
+
+    *ngx_snprintf(fmt, sizeof(fmt) - 1, "SELECT worksible_%%1$s_%*s($1, $2)",
+                  (size_t) (last - action), action) = '\0';
+
+    return ngx_worksible_resource_sql(ep, (char *) fmt);
+}
+
+
+/*
+ * Every member of obj (the body, or one of its items) against fields:
+ * unknown ones are parameter_unknown, a wrong type or value
+ * parameter_invalid, and on create a required one absent is
+ * parameter_missing, each naming the member after prefix ("" or
+ * "line_items[0]."). Nothing is written before the whole body passed.
  */
 
 static ngx_int_t
 ngx_worksible_resource_fields(ngx_http_request_t *r,
-    ngx_worksible_endpoint_t *ep, ngx_worksible_field_t *fields,
-    ngx_uint_t create)
+    ngx_worksible_endpoint_t *ep, json_t *obj, ngx_worksible_field_t *fields,
+    ngx_uint_t create, const char *prefix)
 {
     json_t                 *v;
+    ngx_int_t               rc;
     const char             *member, *bad;
     ngx_worksible_field_t  *f;
 
-    json_object_foreach(ep->body, member, v) {
+    json_object_foreach(obj, member, v) {
 
         for (f = fields; f->name; f++) {
             if (ngx_strcmp(f->name, member) == 0) {
@@ -389,8 +556,8 @@ ngx_worksible_resource_fields(ngx_http_request_t *r,
         }
 
         if (f->name == NULL) {
-            return ngx_worksible_api_refusal(r, ep,
-                       NGX_WORKSIBLE_PARAMETER_UNKNOWN, member, -1,
+            return ngx_worksible_resource_refuse(r, ep,
+                       NGX_WORKSIBLE_PARAMETER_UNKNOWN, prefix, member,
                        "This resource has no such field.");
         }
 
@@ -399,17 +566,32 @@ ngx_worksible_resource_fields(ngx_http_request_t *r,
                 continue;
             }
 
-            return ngx_worksible_api_refusal(r, ep,
-                       NGX_WORKSIBLE_PARAMETER_INVALID, member, -1,
+            return ngx_worksible_resource_refuse(r, ep,
+                       NGX_WORKSIBLE_PARAMETER_INVALID, prefix, member,
                        "This field cannot be null.");
         }
 
-        bad = ngx_worksible_resource_field(f, v);
+        if (f->type == NGX_WORKSIBLE_FIELD_ITEMS) {
+            rc = ngx_worksible_resource_items(r, ep, v, f, prefix);
+            if (rc != NGX_OK) {
+                return rc;
+            }
 
-        if (bad != NULL) {
-            return ngx_worksible_api_refusal(r, ep,
-                       NGX_WORKSIBLE_PARAMETER_INVALID, member, -1, bad);
+            continue;
         }
+
+        bad = ngx_worksible_resource_field(r, ep, f, v);
+
+        if (bad == NULL) {
+            continue;
+        }
+
+        if (bad == (const char *) NGX_CONF_ERROR) {
+            return NGX_ERROR;
+        }
+
+        return ngx_worksible_resource_refuse(r, ep,
+                   NGX_WORKSIBLE_PARAMETER_INVALID, prefix, member, bad);
     }
 
     if (!create) {
@@ -417,11 +599,11 @@ ngx_worksible_resource_fields(ngx_http_request_t *r,
     }
 
     for (f = fields; f->name; f++) {
-        v = json_object_get(ep->body, f->name);
+        v = json_object_get(obj, f->name);
 
         if (f->required && (v == NULL || json_is_null(v))) {
-            return ngx_worksible_api_refusal(r, ep,
-                       NGX_WORKSIBLE_PARAMETER_MISSING, f->name, -1,
+            return ngx_worksible_resource_refuse(r, ep,
+                       NGX_WORKSIBLE_PARAMETER_MISSING, prefix, f->name,
                        "This field is required.");
         }
     }
@@ -430,26 +612,135 @@ ngx_worksible_resource_fields(ngx_http_request_t *r,
 }
 
 
-/* NULL when v fits f, else why not (a detail for the client) */
+/*
+ * An ITEMS member: an array of at most f->max objects, each checked
+ * against f->items with every required field (a PATCH replaces the
+ * items whole).
+ */
+
+static ngx_int_t
+ngx_worksible_resource_items(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, json_t *items, ngx_worksible_field_t *f,
+    const char *prefix)
+{
+    u_char     *p;
+    size_t      i;
+    json_t     *item;
+    ngx_int_t   rc;
+    u_char      name[64];
+
+    if (!json_is_array(items) || json_array_size(items) > f->max) {
+        return ngx_worksible_resource_refuse(r, ep,
+                   NGX_WORKSIBLE_PARAMETER_INVALID, prefix, f->name,
+                   f->max >= 500 ? "This field is an array of at most 500 "
+                                   "objects."
+                                 : "This field is an array of at most 100 "
+                                   "objects.");
+    }
+
+    json_array_foreach(items, i, item) {
+        p = ngx_snprintf(name, sizeof(name) - 1, "%s%s[%uz]", prefix,
+                         f->name, i);
+        *p = '\0';
+
+        if (!json_is_object(item)) {
+            return ngx_worksible_resource_refuse(r, ep,
+                       NGX_WORKSIBLE_PARAMETER_INVALID, "", (char *) name,
+                       "Each item is a JSON object.");
+        }
+
+        p = ngx_snprintf(name, sizeof(name) - 1, "%s%s[%uz].", prefix,
+                         f->name, i);
+        *p = '\0';
+
+        rc = ngx_worksible_resource_fields(r, ep, item, f->items, 1,
+                                           (char *) name);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* ngx_worksible_api_refusal() naming prefix + name */
+
+static ngx_int_t
+ngx_worksible_resource_refuse(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, ngx_worksible_error_e err,
+    const char *prefix, const char *name, const char *detail)
+{
+    u_char  *p;
+    u_char   full[128];
+
+    if (*prefix == '\0') {
+        return ngx_worksible_api_refusal(r, ep, err, name, -1, detail);
+    }
+
+    p = ngx_snprintf(full, sizeof(full) - 1, "%s%s", prefix, name);
+    *p = '\0';
+
+    return ngx_worksible_api_refusal(r, ep, err, (char *) full, -1, detail);
+}
+
+
+/*
+ * NULL when v fits f, else why not (a detail for the client), or
+ * NGX_CONF_ERROR on no memory.
+ */
 
 static const char *
-ngx_worksible_resource_field(ngx_worksible_field_t *f, json_t *v)
+ngx_worksible_resource_field(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, ngx_worksible_field_t *f, json_t *v)
 {
+    u_char       *p;
     size_t        len, n, k;
     const char   *s, *at, **e;
     json_int_t    i;
     ngx_str_t     id;
 
-    if (f->type == NGX_WORKSIBLE_FIELD_MONEY) {
-        if (!json_is_integer(v)) {
+    switch (f->type) {
+
+    case NGX_WORKSIBLE_FIELD_MONEY:
+        if (!ngx_worksible_resource_integer(ep, v, &i)) {
             return "Money is an integer in the currency's minor unit "
                    "(cents, yen, fils).";
         }
 
-        i = json_integer_value(v);
-
         return (i < 0 || i > NGX_WORKSIBLE_MONEY_MAX)
                ? "Money is from 0 to 9007199254740991 minor units." : NULL;
+
+    case NGX_WORKSIBLE_FIELD_AMOUNT:
+        if (!ngx_worksible_resource_integer(ep, v, &i)) {
+            return "Money is an integer in the currency's minor unit "
+                   "(cents, yen, fils).";
+        }
+
+        return (i < -NGX_WORKSIBLE_MONEY_MAX || i > NGX_WORKSIBLE_MONEY_MAX)
+               ? "Money is from -9007199254740991 to 9007199254740991 minor "
+                 "units."
+               : NULL;
+
+    case NGX_WORKSIBLE_FIELD_COUNT:
+        if (ngx_worksible_resource_integer(ep, v, &i)
+            && i >= 1 && (uint64_t) i <= f->max)
+        {
+            return NULL;
+        }
+
+        p = ngx_pnalloc(r->pool, 64);
+        if (p == NULL) {
+            return (const char *) NGX_CONF_ERROR;
+        }
+
+        *ngx_snprintf(p, 63, "This field is an integer from 1 to %uz.",
+                      f->max) = '\0';
+
+        return (const char *) p;
+
+    default:
+        break;
     }
 
     if (!json_is_string(v)) {
@@ -532,6 +823,43 @@ ngx_worksible_resource_field(ngx_worksible_field_t *f, json_t *v)
     default:
         return "This field cannot be set.";
     }
+}
+
+
+/*
+ * v as an integer into i: 1, or 0 when it is none. A body that held an
+ * integer too big for jansson was read again with every integer as a
+ * real (ep->reals), only to name the member that holds it: there, a real
+ * with a whole value below 2^53 stands for the integer it was.
+ */
+
+static ngx_uint_t
+ngx_worksible_resource_integer(ngx_worksible_endpoint_t *ep, json_t *v,
+    json_int_t *i)
+{
+    double  d;
+
+    if (json_is_integer(v)) {
+        *i = json_integer_value(v);
+        return 1;
+    }
+
+    if (!ep->reals || !json_is_real(v)) {
+        return 0;
+    }
+
+    d = json_real_value(v);
+
+    if (d > (double) NGX_WORKSIBLE_MONEY_MAX
+        || d < -(double) NGX_WORKSIBLE_MONEY_MAX
+        || (double) (json_int_t) d != d)
+    {
+        return 0;
+    }
+
+    *i = (json_int_t) d;
+
+    return 1;
 }
 
 

@@ -11,6 +11,8 @@ my $company = company(plan => 'growth', name => 'Scopes Co');
 our %key = map { $_ => api_key($company, $_)->{key} }
     qw(company:read company:write freelancers:read freelancers:write
        projects:read projects:write contracts:read contracts:write
+       timesheets:read timesheets:write invoices:read invoices:write
+       payments:read payments:write payouts:read payouts:write
        api_keys:read api_keys:write reports:read);
 
 # [method, path, scope needed]
@@ -33,6 +35,25 @@ our @endpoints = (
     ['POST', '/v1/contracts', 'contracts:write'],
     ['GET', '/v1/contracts/ctr_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'contracts:read'],
     ['PATCH', '/v1/contracts/ctr_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'contracts:write'],
+    ['GET', '/v1/timesheets', 'timesheets:read'],
+    ['POST', '/v1/timesheets', 'timesheets:write'],
+    ['GET', '/v1/timesheets/ts_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'timesheets:read'],
+    ['PATCH', '/v1/timesheets/ts_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'timesheets:write'],
+    ['POST', '/v1/timesheets/ts_01ARZ3NDEKTSV4RRFFQ69G5FAV/submit', 'timesheets:write'],
+    ['POST', '/v1/timesheets/ts_01ARZ3NDEKTSV4RRFFQ69G5FAV/approve', 'timesheets:write'],
+    ['POST', '/v1/timesheets/ts_01ARZ3NDEKTSV4RRFFQ69G5FAV/reject', 'timesheets:write'],
+    ['GET', '/v1/invoices', 'invoices:read'],
+    ['POST', '/v1/invoices', 'invoices:write'],
+    ['GET', '/v1/invoices/inv_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'invoices:read'],
+    ['PATCH', '/v1/invoices/inv_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'invoices:write'],
+    ['POST', '/v1/invoices/inv_01ARZ3NDEKTSV4RRFFQ69G5FAV/finalize', 'invoices:write'],
+    ['POST', '/v1/invoices/inv_01ARZ3NDEKTSV4RRFFQ69G5FAV/void', 'invoices:write'],
+    ['GET', '/v1/payments', 'payments:read'],
+    ['POST', '/v1/payments', 'payments:write'],
+    ['GET', '/v1/payments/pay_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'payments:read'],
+    ['GET', '/v1/payouts', 'payouts:read'],
+    ['POST', '/v1/payouts', 'payouts:write'],
+    ['GET', '/v1/payouts/po_01ARZ3NDEKTSV4RRFFQ69G5FAV', 'payouts:read'],
 );
 
 # every endpoint with every key: allowed (not 403) exactly when the key's
