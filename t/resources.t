@@ -100,7 +100,7 @@ Location: /v1/freelancers/fl_\w{26}
  $::problem->(400, 'parameter_invalid', 'hourly_rate'), $::problem->(400, 'parameter_invalid', 'currency'),
  $::problem->(400, 'parameter_invalid', 'hourly_rate'), $::problem->(400, 'parameter_invalid', 'currency'),
  $::problem->(400, 'parameter_unknown', 'id'), $::problem->(400, 'parameter_invalid', 'name'),
- $::problem->(400, 'invalid_json')]
+ $::problem->(400, 'parameter_invalid', 'hourly_rate')]
 
 
 
