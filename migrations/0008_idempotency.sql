@@ -4,7 +4,10 @@
 -- key for replays; this table is what makes our own writes exactly once
 -- even when Redis forgets (a flush, a failover, an eviction): the primary
 -- key refuses a second record, which rolls the second write back, and the
--- module then replays this row.
+-- module then replays this row. The statement the module sends is
+--   SELECT CASE WHEN worksible_idempotency_fresh(company, key)
+--          THEN worksible_idempotency_save(company, key, fingerprint, ttl,
+--                                          (SELECT the write)) END
 --
 -- result is the JSON the write function returned, before the module shaped
 -- the response (201 Location, the one-time "key" of a new API key, never
@@ -31,6 +34,28 @@ CREATE POLICY company_isolation ON idempotency_records
     USING (company_id = current_setting('worksible.company_id', true));
 
 GRANT SELECT, INSERT, DELETE ON idempotency_records TO worksible_api;
+
+-- worksible_idempotency_fresh(company, key) -> true when the key has no
+--   live record. When it has one it raises unique_violation (23505) on
+--   idempotency_records_pkey, like a second insert would: the module then
+--   replays the record. Called before the write (a CASE evaluates it
+--   first), so that a retry after Redis forgot never runs the write again,
+--   even one that would now fail.
+CREATE FUNCTION worksible_idempotency_fresh(p_company_id text, p_key text)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY INVOKER AS $$
+BEGIN
+    PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
+    IF EXISTS (SELECT 1 FROM idempotency_records
+               WHERE company_id = p_company_id AND idempotency_key = p_key
+                 AND expires_at > now()) THEN
+        RAISE EXCEPTION USING ERRCODE = 'unique_violation',
+            CONSTRAINT = 'idempotency_records_pkey',
+            MESSAGE = 'this Idempotency-Key has a record';
+    END IF;
+    RETURN true;
+END
+$$;
 
 -- worksible_idempotency_save(company, key, fingerprint, ttl seconds,
 --   result) -> result. Called with the write as its last argument, so that

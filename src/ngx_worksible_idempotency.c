@@ -2,15 +2,14 @@
  * Idempotent writes (see ngx_worksible_idempotency.h).
  *
  * The fingerprint is BLAKE2b-256 (libsodium) over the method, the path
- * (as nginx normalized it) with the raw query string, and the body bytes
- * as sent: two bodies that differ only in spacing or member order are
- * different requests.
+ * (as nginx normalized it; it holds no NUL), the raw query string and the
+ * body bytes as sent, NUL-separated: two bodies that differ only in
+ * spacing or member order are different requests.
  */
 
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ngx_sha1.h>
 #include <sodium.h>
 
 #include "ngx_worksible_module.h"
@@ -19,7 +18,8 @@
 
 
 #define NGX_WORKSIBLE_IDEM_SAVE_SQL                                           \
-    "SELECT worksible_idempotency_save($1, $%d, $%d, $%d, (%s))"
+    "SELECT CASE WHEN worksible_idempotency_fresh($1, $%d) "                  \
+    "THEN worksible_idempotency_save($1, $%d, $%d, $%d, (%s)) END"
 
 #define NGX_WORKSIBLE_IDEM_FIND_SQL                                           \
     "SELECT fingerprint, result FROM worksible_idempotency_find($1, $2)"
@@ -126,7 +126,9 @@ ngx_worksible_idempotency_conf(ngx_conf_t *cf,
             s.len = value[i].len - 4;
 
             conf->ttl = ngx_parse_time(&s, 1);
-            if (conf->ttl == (time_t) NGX_ERROR || conf->ttl < 1) {
+            if (conf->ttl == (time_t) NGX_ERROR || conf->ttl < 1
+                || conf->ttl > NGX_WORKSIBLE_IDEMPOTENCY_TTL_MAX)
+            {
                 goto invalid;
             }
 
@@ -167,7 +169,7 @@ invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid worksible_idempotency \"%V\" (on|off|required "
-                       "[ttl=TIME, at least 1s] [lock=TIME, at least 300ms] "
+                       "[ttl=TIME, 1s to 365d] [lock=TIME, at least 300ms] "
                        "[max_size=SIZE])", &value[i]);
 
     return NGX_CONF_ERROR;
@@ -177,15 +179,7 @@ invalid:
 void
 ngx_worksible_idempotency_sha(u_char *hex)
 {
-    u_char      sha[20];
-    ngx_sha1_t  ctx;
-
-    ngx_sha1_init(&ctx);
-    ngx_sha1_update(&ctx, ngx_worksible_idempotency_script,
-                    sizeof(ngx_worksible_idempotency_script) - 1);
-    ngx_sha1_final(sha, &ctx);
-
-    *ngx_hex_dump(hex, sha, sizeof(sha)) = '\0';
+    ngx_worksible_redis_sha(ngx_worksible_idempotency_script, hex);
 }
 
 
@@ -442,7 +436,7 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
 }
 
 
-/* hex BLAKE2b-256 of method NUL path [? query] NUL body */
+/* hex BLAKE2b-256 of method NUL path NUL query NUL body */
 
 static ngx_int_t
 ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r, u_char *hex)
@@ -458,12 +452,8 @@ ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r, u_char *hex)
     crypto_generichash_update(&st, r->method_name.data, r->method_name.len);
     crypto_generichash_update(&st, (u_char *) "", 1);
     crypto_generichash_update(&st, r->uri.data, r->uri.len);
-
-    if (r->args.len) {
-        crypto_generichash_update(&st, (u_char *) "?", 1);
-        crypto_generichash_update(&st, r->args.data, r->args.len);
-    }
-
+    crypto_generichash_update(&st, (u_char *) "", 1);
+    crypto_generichash_update(&st, r->args.data, r->args.len);
     crypto_generichash_update(&st, (u_char *) "", 1);
 
     for (cl = r->request_body ? r->request_body->bufs : NULL;
@@ -519,6 +509,7 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
     ctx->redis_op = NULL;
     idem->state = NGX_WORKSIBLE_IDEM_DECIDED;
     idem->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
+    idem->unanswered = (reply == NULL);
 
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
         && reply->elements >= 1
@@ -607,6 +598,7 @@ static ngx_int_t
 ngx_worksible_idempotency_answer(ngx_http_request_t *r,
     ngx_worksible_idempotency_t *idem)
 {
+    time_t                      retry;
     ngx_str_t                   v;
     ngx_worksible_main_conf_t  *mcf;
 
@@ -617,11 +609,14 @@ ngx_worksible_idempotency_answer(ngx_http_request_t *r,
 
     case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
         mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+        retry = ngx_worksible_redis_retry_after(mcf->redis);
 
-        if (ngx_worksible_retry_after(r,
-                           ngx_worksible_redis_retry_after(mcf->redis))
-            != NGX_OK)
-        {
+        if (idem->unanswered) {
+            /* a reservation that timed out may still have taken the key */
+            retry = ngx_max(retry, (time_t) (idem->lock + 999) / 1000);
+        }
+
+        if (ngx_worksible_retry_after(r, retry) != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -802,6 +797,17 @@ ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem)
         ngx_del_timer(&idem->renew);
     }
 
+    if (idem->state == NGX_WORKSIBLE_IDEM_WAIT) {
+        /*
+         * The client left before Redis answered: the reservation may still
+         * run, then this release (same connection, in order) undoes it;
+         * the request itself never ran.
+         */
+        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+        ngx_worksible_idempotency_send(idem, "release", NULL, 0);
+        return;
+    }
+
     if (idem->state != NGX_WORKSIBLE_IDEM_RESERVED) {
         return;
     }
@@ -872,9 +878,13 @@ ngx_worksible_idempotency_header_filter(ngx_http_request_t *r)
 
     idem->status = r->headers_out.status;
 
+    /* as ngx_http_header_filter() writes it */
+
     idem->type.len = r->headers_out.content_type.len;
 
-    if (idem->type.len && r->headers_out.charset.len) {
+    if (idem->type.len && r->headers_out.charset.len
+        && r->headers_out.content_type_len == r->headers_out.content_type.len)
+    {
         idem->type.len += sizeof("; charset=") - 1
                           + r->headers_out.charset.len;
     }
@@ -1053,9 +1063,13 @@ ngx_worksible_idempotency_wrap(ngx_http_request_t *r,
         return NGX_OK;
     }
 
-    /* "SELECT f(...)" becomes the last argument of the save */
+    /*
+     * "SELECT f(...)" becomes the last argument of the save, evaluated
+     * only when the key has no record yet (CASE evaluates lazily, and so
+     * does the subquery's InitPlan)
+     */
 
-    len = sizeof(NGX_WORKSIBLE_IDEM_SAVE_SQL) + 3 * NGX_INT_T_LEN
+    len = sizeof(NGX_WORKSIBLE_IDEM_SAVE_SQL) + 4 * NGX_INT_T_LEN
           + ngx_strlen(op->sql);
 
     sql = ngx_pnalloc(op->mem, len);
@@ -1065,8 +1079,8 @@ ngx_worksible_idempotency_wrap(ngx_http_request_t *r,
 
     n = op->nparams;
 
-    if (snprintf(sql, len, NGX_WORKSIBLE_IDEM_SAVE_SQL, n + 1, n + 2, n + 3,
-                 op->sql)
+    if (snprintf(sql, len, NGX_WORKSIBLE_IDEM_SAVE_SQL, n + 1, n + 1, n + 2,
+                 n + 3, op->sql)
         >= (int) len)
     {
         return NGX_ERROR;

@@ -36,6 +36,7 @@
 #define NGX_WORKSIBLE_IDEMPOTENCY_REQUIRED  2
 
 #define NGX_WORKSIBLE_IDEMPOTENCY_KEY_MAX   255
+#define NGX_WORKSIBLE_IDEMPOTENCY_TTL_MAX   (365 * 86400)
 #define NGX_WORKSIBLE_FINGERPRINT_LEN       64      /* hex BLAKE2b-256 */
 
 
@@ -83,13 +84,15 @@ typedef struct {
     unsigned                    replayed:1;   /* Idempotent-Replayed sent */
     unsigned                    release:1;    /* keep nothing: release */
     unsigned                    release_on_abort:1;
+    unsigned                    unanswered:1; /* the reservation timed out */
 } ngx_worksible_idempotency_t;
 
 
 /*
  * Parses "on|off|required [ttl=TIME] [lock=TIME] [max_size=SIZE]" (the
- * worksible_idempotency directive). Defaults: ttl 24h, lock 10s (renewed
- * every third of it while the request runs), max_size 1m.
+ * worksible_idempotency directive). Defaults: ttl 24h (at most 365d),
+ * lock 10s (renewed every third of it while the request runs), max_size
+ * 1m.
  */
 char *ngx_worksible_idempotency_conf(ngx_conf_t *cf,
     ngx_worksible_idempotency_conf_t *conf);
@@ -115,9 +118,9 @@ ngx_int_t ngx_worksible_idempotency_filter_init(ngx_conf_t *cf);
 void ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem);
 
 /*
- * Our API: makes op (company id as $1, SQL "SELECT f(...)") also store
- * its result for a reserved request, in the same statement:
- * worksible_idempotency_save(company, key, fingerprint, ttl, (op's SQL)).
+ * Our API: makes op (company id as $1, SQL "SELECT f(...)") of a reserved
+ * request run only when PostgreSQL has no record of its key, and store
+ * its result in the same statement (migrations/0008_idempotency.sql).
  * NGX_OK (wrapped or not to wrap), NGX_ERROR.
  */
 ngx_int_t ngx_worksible_idempotency_wrap(ngx_http_request_t *r,

@@ -18,7 +18,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <ngx_sha1.h>
 
 #include "ngx_worksible_module.h"
 #include "ngx_worksible_problem.h"
@@ -61,15 +60,7 @@ static const char  ngx_worksible_ratelimit_script[] =
 void
 ngx_worksible_ratelimit_sha(u_char *hex)
 {
-    u_char      sha[20];
-    ngx_sha1_t  ctx;
-
-    ngx_sha1_init(&ctx);
-    ngx_sha1_update(&ctx, ngx_worksible_ratelimit_script,
-                    sizeof(ngx_worksible_ratelimit_script) - 1);
-    ngx_sha1_final(sha, &ctx);
-
-    *ngx_hex_dump(hex, sha, sizeof(sha)) = '\0';
+    ngx_worksible_redis_sha(ngx_worksible_ratelimit_script, hex);
 }
 
 

@@ -5,6 +5,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <ngx_sha1.h>
 
 #include "ngx_worksible_redis.h"
 
@@ -629,6 +630,20 @@ ngx_worksible_redis_write_handler(ngx_event_t *ev)
     if (redis->ac != NULL) {
         redisAsyncHandleWrite(redis->ac);
     }
+}
+
+
+void
+ngx_worksible_redis_sha(const char *script, u_char *hex)
+{
+    u_char      sha[20];
+    ngx_sha1_t  ctx;
+
+    ngx_sha1_init(&ctx);
+    ngx_sha1_update(&ctx, script, ngx_strlen(script));
+    ngx_sha1_final(sha, &ctx);
+
+    *ngx_hex_dump(hex, sha, sizeof(sha)) = '\0';
 }
 
 

@@ -83,6 +83,9 @@ ngx_worksible_redis_t *ngx_worksible_redis_create(
 /* closes it (exit_process); pending commands get a NULL reply */
 void ngx_worksible_redis_close(ngx_worksible_redis_t *redis);
 
+/* the SHA-1 of a Lua script, 40 hex digits and a NUL, for EVALSHA */
+void ngx_worksible_redis_sha(const char *script, u_char *hex);
+
 /*
  * EVALSHA sha 1 key args... (re-sent as EVAL script on NOSCRIPT); key and
  * args are copied, script and sha must live as long as the worker (at

@@ -88,6 +88,8 @@ my @cases = (
       1, qr/invalid worksible_idempotency "lock=100ms" \(on\|off\|required/, 'a lock TTL too short to renew' ],
     [ "worksible_idempotency on ttl=0;",
       1, qr/invalid worksible_idempotency "ttl=0"/, 'no retention' ],
+    [ "worksible_idempotency on ttl=400d;",
+      1, qr/invalid worksible_idempotency "ttl=400d"/, 'a retention past 365 days' ],
     [ "worksible_idempotency on max_size=big;",
       1, qr/invalid worksible_idempotency "max_size=big"/, 'a bad max_size' ],
 );

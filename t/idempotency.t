@@ -14,14 +14,15 @@ use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
-    http psql_value redis_cli stack json problem);
+    nginx_clone http psql_value redis_cli stack json problem);
 
 my $top = $ENV{WORKSIBLE_TOP};
 my $counter = "$top/t/servroot_idempotency.calls";
 
 # --- a service behind proxy_pass that counts its calls ----------------------
-# /svc/slow sleeps 2 s, /svc/fail answers 500, /svc/big 2 KB; the others
-# 201 with the call's number and the body it got.
+# /svc/slow sleeps 2 s, /svc/fail answers 500, /svc/big 2 KB, /svc/text is
+# text/plain; charset=utf-8; the others 201 with the call's number and the
+# body it got.
 
 sub calls {
     open my $fh, '<', $counter or return 0;
@@ -58,7 +59,8 @@ sub service {
         my ($status, $out) = $path =~ m{/fail} ? (500, "failed $n\n")
                            : $path =~ m{/big}  ? (201, 'x' x 2048)
                            : (201, qq({"call":$n,"body":"$body"}));
-        print $c "HTTP/1.1 $status X\r\nContent-Type: application/json\r\n"
+        my $type = $path =~ m{/text} ? 'text/plain; charset=utf-8' : 'application/json';
+        print $c "HTTP/1.1 $status X\r\nContent-Type: $type\r\n"
             . "Location: /things/$n\r\nContent-Length: " . length($out)
             . "\r\nConnection: close\r\n\r\n$out";
         close $c;
@@ -94,7 +96,7 @@ my $prefix = nginx_start(name => 'idempotency', port => 1970, workers => 2,
     http => $http, server => $server);
 
 my $cmp = company(name => 'Idem Co');
-my $key = api_key($cmp, 'freelancers:write api_keys:write reports:read')->{key};
+my $key = api_key($cmp, 'freelancers:write projects:write api_keys:write reports:read')->{key};
 my $other_cmp = company(name => 'Other Idem Co');
 my $other = api_key($other_cmp, 'freelancers:write')->{key};
 my $n = 0;
@@ -180,6 +182,7 @@ for my $case (
     [ 'another path', 'POST', '/v1/projects', $body ],
     [ 'another query', 'POST', '/v1/freelancers?x=1', $body ],
     [ 'another method', 'PATCH', '/v1/freelancers', $body ],
+    [ 'a query written into the path', 'POST', '/v1/freelancers%3Fx=1', $body ],
 ) {
     my ($name, $method, $path, $b) = @$case;
     my $res = post($path, 'create-1', $b, method => $method);
@@ -285,6 +288,19 @@ is($pg422->{status}, 422, 'Redis lost it, another body: 422 from PostgreSQL\'s r
 is(rows('late@example.com'), 0, 'nothing written');
 is(redis_cli('EXISTS', $record), '0', 'and the key is not taken in Redis');
 
+# Redis forgets, and the write would now fail: the record answers first
+my $prj = json()->decode(post('/v1/projects', undef,
+    '{"name":"Budgeted","budget":100,"currency":"EUR"}')->{body})->{id};
+my $w1 = post("/v1/projects/$prj", 'budget-1', '{"budget":200}', method => 'PATCH');
+is($w1->{status}, 200, 'a PATCH with a key');
+post("/v1/projects/$prj", undef, '{"budget":null,"currency":null}', method => 'PATCH');
+redis_cli('DEL', "worksible:idem:{$cmp}:budget-1");
+my $w2 = post("/v1/projects/$prj", 'budget-1', '{"budget":200}', method => 'PATCH');
+is($w2->{status}, 200, 'Redis forgot it and the same PATCH would now fail: still its 200');
+is($w2->{body}, $w1->{body}, 'the first body, from PostgreSQL');
+is(psql_value("SELECT coalesce(budget::text, 'null') FROM projects WHERE id = '$prj'"), 'null',
+   'and the write did not run again');
+
 # --- ten at once, each on its own connection ----------------------------------
 
 sub at_once {
@@ -318,23 +334,11 @@ is(($seen->{409} // 0) + ($seen->{'201 replayed'} // 0), 9,
 is(rows('burst@example.com'), 1, 'one row');
 
 # two nginx servers on one Redis and one PostgreSQL
-my $second = "$top/t/servroot_idempotency2";
-system('rm', '-rf', $second);
-system('cp', '-r', $prefix, $second) == 0 or die;
-system('sed', '-i', 's/listen 127.0.0.1:1970;/listen 127.0.0.1:1971;/; s/listen 127.0.0.1:1972;/listen 127.0.0.1:1974;/',
-       "$second/conf/nginx.conf") == 0 or die;
-unlink "$second/logs/nginx.pid";
-system($ENV{TEST_NGINX_BINARY}, '-p', $second, '-c', 'conf/nginx.conf') == 0 or die;
-sleep 0.3;
+my $stop_second = nginx_clone($prefix, 'idempotency2', { 1970 => 1971, 1972 => 1974 });
 $seen = at_once(10, 'burst-2', freelancer('burst2@example.com'), 1970, 1971);
 is($seen->{201}, 1, 'ten at once on two servers: exactly one runs');
 is(rows('burst2@example.com'), 1, 'one row');
-my $pid2 = Worksible::Test::slurp("$second/logs/nginx.pid");
-chomp $pid2;
-kill 'QUIT', $pid2;
-sleep 0.5;
-unlike(Worksible::Test::slurp("$second/logs/error.log") // '',
-       qr/\[(alert|emerg)\]|exited on signal/, 'the second server had no alert');
+$stop_second->();
 
 # --- a client that leaves mid-request ----------------------------------------
 
@@ -361,6 +365,31 @@ my $back = post('/v1/freelancers', 'leaver-1', freelancer('leaver@example.com'))
 is($back->{status}, 201, 'its retry gets 201');
 is(rows('leaver@example.com'), 1, 'and there is exactly one row');
 
+# a client that leaves while Redis still holds its reservation back
+my $busy_redis = fork // die;
+if ($busy_redis == 0) {
+    # Redis runs one script at a time: 250 ms of this delays the next command
+    exec 'redis-cli', '-h', '127.0.0.1', '-p', (split /:/, $ENV{TEST_NGINX_REDIS})[1],
+        'EVAL', "local s = redis.call('TIME') repeat local n = redis.call('TIME') "
+              . "until (n[1] - s[1]) * 1000000 + n[2] - s[2] > 250000 return 1", '0';
+}
+sleep 0.05;
+{
+    my $b = freelancer('early@example.com');
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1972') or die;
+    print $s "POST /v1/freelancers HTTP/1.1\r\nHost: x\r\n"
+        . "Authorization: Bearer $key\r\nContent-Type: application/json\r\n"
+        . "Idempotency-Key: early-1\r\nContent-Length: " . length($b) . "\r\n\r\n$b";
+    sleep 0.05;
+    close $s;
+}
+waitpid($busy_redis, 0);
+sleep 0.1;
+is(redis_cli('EXISTS', "worksible:idem:{$cmp}:early-1"), '0',
+   'a client that left before Redis answered leaves no lock behind');
+is(post('/v1/freelancers', 'early-1', freelancer('early@example.com'), port => 1972)->{status},
+   201, 'its retry runs at once');
+
 # --- a proxied service --------------------------------------------------------
 
 unlink $counter;
@@ -371,12 +400,17 @@ is($p2->{body}, $p1->{body}, 'its repeat gets the same body');
 is($p2->{headers}{'idempotent-replayed'}, 'true', 'marked replayed');
 is($p2->{headers}{location}, '/things/1', 'with the service\'s Location');
 is(calls(), 1, 'the service was called once');
+my $t1st = post('/svc/text', 'svc-text', '{}');
+my $t2nd = post('/svc/text', 'svc-text', '{}');
+is($t2nd->{headers}{'content-type'}, 'text/plain; charset=utf-8',
+   'a replayed Content-Type with a charset is the service\'s, byte for byte');
+is($t2nd->{headers}{'content-type'}, $t1st->{headers}{'content-type'}, 'as the first');
 
 my $f1 = post('/svc/fail', 'svc-fail', '{}');
 is($f1->{status}, 500, 'the service fails: 500');
 my $f2 = post('/svc/fail', 'svc-fail', '{}');
 is($f2->{status}, 500, 'a 5xx is not kept: the retry runs again');
-is(calls(), 3, 'the service was called for both');
+is(calls(), 4, 'the service was called for both');
 
 my $t1 = post('/hurried/slow', 'svc-slow', '{}');
 is($t1->{status}, 504, 'the service times out: 504');

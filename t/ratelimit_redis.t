@@ -10,7 +10,7 @@ use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key plan http_config nginx_start
-    nginx_stop http redis_cli stack);
+    nginx_stop nginx_clone http redis_cli stack);
 
 my $top = $ENV{WORKSIBLE_TOP};
 
@@ -74,14 +74,8 @@ cmp_ok($pttl, '>', 55_000, 'and the 5 charged ones are');
 nginx_stop();
 my $four = key_on(4);
 
-# the second instance, started by hand beside the first
-my $second = "$top/t/servroot_ratelimit2";
-system('rm', '-rf', $second);
-system('cp', '-r', $prefix, $second) == 0 or die;
-system('sed', '-i', 's/listen 127.0.0.1:1996;/listen 127.0.0.1:1997;/; s/listen 127.0.0.1:1998;/listen 127.0.0.1:1999;/',
-       "$second/conf/nginx.conf") == 0 or die;
-unlink "$second/logs/nginx.pid";
-system($ENV{TEST_NGINX_BINARY}, '-p', $second, '-c', 'conf/nginx.conf') == 0 or die;
+# the second instance, beside the first
+my $stop_second = nginx_clone($prefix, 'ratelimit2', { 1996 => 1997, 1998 => 1999 });
 
 nginx_start(name => 'ratelimit', port => 1996, workers => 2,
     http => $http, server => $server);
@@ -94,12 +88,7 @@ for my $port (1996, 1997, 1996, 1997, 1996, 1997) {
 is_deeply(\@seen, [200, 200, 200, 200, 429, 429],
           'two nginx servers on one Redis share one budget of 4');
 
-my $pid2 = Worksible::Test::slurp("$second/logs/nginx.pid");
-chomp $pid2;
-kill 'QUIT', $pid2;
-sleep 0.5;
-unlike(Worksible::Test::slurp("$second/logs/error.log") // '',
-       qr/\[(alert|emerg)\]|exited on signal/, 'the second server had no alert');
+$stop_second->();
 
 # --- Redis stopped ------------------------------------------------------------
 

@@ -21,7 +21,7 @@ our @EXPORT_OK = qw(
     psql psql_value psql_as sql_literal cli company api_key freelancers plan
     redis_cli problem
     http_config
-    use_default_http_config nginx_start nginx_stop nginx_reload http
+    use_default_http_config nginx_start nginx_stop nginx_reload nginx_clone http
     stack json
 );
 
@@ -250,6 +250,33 @@ sub nginx_reload {
     my $pid = slurp("$nginx{prefix}/logs/nginx.pid");
     chomp $pid;
     kill 'HUP', $pid;
+}
+
+# nginx_clone($prefix, $name, { old port => new port }): a second nginx
+# with $prefix's configuration on other ports, started now, beside the
+# first; returns a sub that stops it and checks its error log (one test)
+sub nginx_clone {
+    my ($from, $name, $ports) = @_;
+    my $second = "$top/t/servroot_$name";
+    remove_tree($second);
+    system('cp', '-r', $from, $second) == 0 or die "cp $from: $?";
+    my $conf = slurp("$second/conf/nginx.conf");
+    $conf =~ s/listen 127\.0\.0\.1:$_;/listen 127.0.0.1:$ports->{$_};/g for keys %$ports;
+    open my $fh, '>', "$second/conf/nginx.conf" or die;
+    print $fh $conf;
+    close $fh;
+    unlink "$second/logs/nginx.pid", "$second/logs/error.log";
+    system($ENV{TEST_NGINX_BINARY}, '-p', $second, '-c', 'conf/nginx.conf') == 0
+        or die "the second nginx failed to start";
+    sleep 0.3;
+    return sub {
+        my $pid = slurp("$second/logs/nginx.pid");
+        chomp $pid;
+        kill 'QUIT', $pid;
+        sleep 0.5;
+        Test::More::unlike(slurp("$second/logs/error.log") // '',
+            qr/\[(alert|emerg)\]|exited on signal/, "nginx $second: no alert");
+    };
 }
 
 # stops it and checks its error log: no [alert], [emerg], crashed worker
