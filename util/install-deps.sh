@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs, from Debian's packages, what building, running and testing need.
-# Idempotent: does nothing (and needs no network) when everything is present.
+# Installs, from Debian's packages, what building, running and testing need,
+# and the OpenAPI linter from npm (docs/package-lock.json). Idempotent: does
+# nothing (and needs no network) when everything is present.
 set -euo pipefail
 
 pkgs=(
@@ -8,6 +9,7 @@ pkgs=(
     libpq-dev libhiredis-dev libjansson-dev libsodium-dev
     postgresql-15 postgresql-client-15 redis-server
     perl libtest-base-perl libjson-pp-perl liburi-perl
+    libjson-validator-perl libyaml-libyaml-perl
 )
 
 missing=()
@@ -16,20 +18,31 @@ for p in "${pkgs[@]}"; do
         || missing+=("$p")
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "install-deps: installing ${missing[*]}" >&2
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-deps: run as root (apt-get needs it)" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # policy-rc.d stops the packages from starting their system-wide
+    # services: we run private instances on our own ports.
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-echo "install-deps: installing ${missing[*]}" >&2
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-deps: run as root (apt-get needs it)" >&2
-    exit 1
+# The OpenAPI linter, at the version docs/package-lock.json pins, from the
+# npm registry: only when it is not installed yet or the lock changed.
+docs=$(cd "$(dirname "$0")/.." && pwd)/docs
+if [ ! -x "$docs/node_modules/.bin/redocly" ] \
+   || [ "$docs/package-lock.json" -nt "$docs/node_modules/.package-lock.json" ]; then
+    if ! command -v npm >/dev/null; then
+        echo "install-deps: npm is missing (Node.js 20 or later with npm)" >&2
+        exit 1
+    fi
+    echo "install-deps: npm ci in docs/ (the OpenAPI linter)" >&2
+    (cd "$docs" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-# policy-rc.d stops the packages from starting their system-wide services:
-# we run private instances on our own ports.
-printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-chmod +x /usr/sbin/policy-rc.d
-trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
