@@ -38,10 +38,12 @@ static ngx_int_t ngx_worksible_idempotency_copy(ngx_http_request_t *r,
     redisReply *reply, ngx_str_t *dst);
 static ngx_int_t ngx_worksible_idempotency_answer(ngx_http_request_t *r,
     ngx_worksible_idempotency_t *idem);
+static ngx_int_t ngx_worksible_idempotency_send_answer(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem);
 static void ngx_worksible_idempotency_renew(ngx_event_t *ev);
-static void ngx_worksible_idempotency_send(ngx_worksible_idempotency_t *idem,
+static void ngx_worksible_idempotency_act(ngx_worksible_idempotency_t *idem,
     const char *action, ngx_str_t *args, int nargs);
-static void ngx_worksible_idempotency_sent(ngx_worksible_redis_op_t *op,
+static void ngx_worksible_idempotency_acted(ngx_worksible_redis_op_t *op,
     redisReply *reply);
 static void ngx_worksible_idempotency_store(ngx_http_request_t *r,
     ngx_worksible_idempotency_t *idem);
@@ -201,10 +203,7 @@ ngx_worksible_idempotency_handler(ngx_http_request_t *r)
         return NGX_AGAIN;
 
     case NGX_WORKSIBLE_IDEM_DECIDED:
-        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
-        ngx_http_finalize_request(r, ngx_worksible_idempotency_answer(r,
-                                                                      idem));
-        return NGX_DONE;
+        return ngx_worksible_idempotency_answer(r, idem);
 
     case NGX_WORKSIBLE_IDEM_NONE:
         break;
@@ -233,18 +232,12 @@ ngx_worksible_idempotency_handler(ngx_http_request_t *r)
         }
 
         idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_KEY_MISSING;
-        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
-        ngx_http_finalize_request(r, ngx_worksible_idempotency_answer(r,
-                                                                      idem));
-        return NGX_DONE;
+        return ngx_worksible_idempotency_answer(r, idem);
     }
 
     if (rc == NGX_ABORT) {
         idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_KEY_INVALID;
-        idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
-        ngx_http_finalize_request(r, ngx_worksible_idempotency_answer(r,
-                                                                      idem));
-        return NGX_DONE;
+        return ngx_worksible_idempotency_answer(r, idem);
     }
 
     idem->mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
@@ -592,10 +585,24 @@ ngx_worksible_idempotency_copy(ngx_http_request_t *r, redisReply *reply,
 }
 
 
-/* sends what the access phase decided: a refusal or a replay */
+/* sends and finalizes what the access phase decided: NGX_DONE */
 
 static ngx_int_t
 ngx_worksible_idempotency_answer(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem)
+{
+    idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+
+    ngx_http_finalize_request(r, ngx_worksible_idempotency_send_answer(r,
+                                                                     idem));
+    return NGX_DONE;
+}
+
+
+/* a refusal or a replay; rc for ngx_http_finalize_request() */
+
+static ngx_int_t
+ngx_worksible_idempotency_send_answer(ngx_http_request_t *r,
     ngx_worksible_idempotency_t *idem)
 {
     time_t                      retry;
@@ -676,7 +683,7 @@ ngx_worksible_idempotency_renew(ngx_event_t *ev)
     args[0].data = lock;
     args[0].len = p - lock;
 
-    ngx_worksible_idempotency_send(idem, "renew", args, 1);
+    ngx_worksible_idempotency_act(idem, "renew", args, 1);
 
     ngx_add_timer(&idem->renew, idem->lock / 3);
 }
@@ -688,7 +695,7 @@ ngx_worksible_idempotency_renew(ngx_event_t *ev)
  */
 
 static void
-ngx_worksible_idempotency_send(ngx_worksible_idempotency_t *idem,
+ngx_worksible_idempotency_act(ngx_worksible_idempotency_t *idem,
     const char *action, ngx_str_t *args, int nargs)
 {
     int                           i;
@@ -711,7 +718,7 @@ ngx_worksible_idempotency_send(ngx_worksible_idempotency_t *idem,
     if (ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
                                  (char *) mcf->idempotency_sha, &idem->record,
                                  all, 2 + nargs,
-                                 ngx_worksible_idempotency_sent,
+                                 ngx_worksible_idempotency_acted,
                                  (void *) action)
         == NULL)
     {
@@ -724,7 +731,7 @@ ngx_worksible_idempotency_send(ngx_worksible_idempotency_t *idem,
 
 
 static void
-ngx_worksible_idempotency_sent(ngx_worksible_redis_op_t *op,
+ngx_worksible_idempotency_acted(ngx_worksible_redis_op_t *op,
     redisReply *reply)
 {
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
@@ -764,7 +771,7 @@ ngx_worksible_idempotency_store(ngx_http_request_t *r,
     args[3] = idem->location;
     args[4] = idem->stored.data ? idem->stored : idem->body;
 
-    ngx_worksible_idempotency_send(idem, "store", args, 5);
+    ngx_worksible_idempotency_act(idem, "store", args, 5);
 }
 
 
@@ -786,7 +793,7 @@ ngx_worksible_idempotency_release(ngx_http_request_t *r,
                       &idem->key);
     }
 
-    ngx_worksible_idempotency_send(idem, "release", NULL, 0);
+    ngx_worksible_idempotency_act(idem, "release", NULL, 0);
 }
 
 
@@ -804,7 +811,7 @@ ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem)
          * the request itself never ran.
          */
         idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
-        ngx_worksible_idempotency_send(idem, "release", NULL, 0);
+        ngx_worksible_idempotency_act(idem, "release", NULL, 0);
         return;
     }
 
@@ -821,7 +828,7 @@ ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem)
     idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
 
     if (idem->release_on_abort) {
-        ngx_worksible_idempotency_send(idem, "release", NULL, 0);
+        ngx_worksible_idempotency_act(idem, "release", NULL, 0);
     }
 }
 
