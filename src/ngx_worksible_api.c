@@ -80,7 +80,8 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
     { NGX_HTTP_POST, ngx_string("/v1/freelancers"),
       ngx_string("freelancers:write"), "freelancer", "fl", 1,
       { NULL },
-      ngx_worksible_resource_create, &ngx_worksible_freelancers_resource, NULL },
+      ngx_worksible_resource_create, &ngx_worksible_freelancers_resource,
+      NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/freelancers/{id}"),
       ngx_string("freelancers:read"), "freelancer", "fl", 0,
@@ -90,7 +91,8 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
     { NGX_HTTP_PATCH, ngx_string("/v1/freelancers/{id}"),
       ngx_string("freelancers:write"), "freelancer", "fl", 1,
       { NULL },
-      ngx_worksible_resource_update, &ngx_worksible_freelancers_resource, NULL },
+      ngx_worksible_resource_update, &ngx_worksible_freelancers_resource,
+      NULL },
 
     { NGX_HTTP_GET, ngx_string("/v1/projects"),
       ngx_string("projects:read"), "project", "prj", 0,

@@ -1,10 +1,13 @@
 /*
  * The resources of API.md that follow one pattern (list, retrieve, create,
- * update): a table of their fields, checked here for shape and type before
- * any write, and a SQL function per resource that checks what needs the
- * database and writes in one transaction (migrations/0006_resources.sql):
+ * update, and state changes): a table of their fields (nested items have
+ * one of their own), checked here for shape and type before any write,
+ * and SQL functions per resource that check what needs the database and
+ * write in one transaction (migrations/0006_resources.sql,
+ * 0009_billing.sql):
  *
  *   worksible_<object>_write(company, id or NULL, fields jsonb)
+ *   worksible_<object>_<action>(company, id)    submit, finalize, void...
  *   worksible_get(company, table, worksible_<object>_object, id)
  *   worksible_list(company, table, worksible_<object>_object, url, ...)
  */
