@@ -67,7 +67,8 @@ $$;
 --   {contract_id, period_start, period_end, entries: [{date, minutes,
 --   description}]} -> the timesheet object, or NULL when the id is not
 --   found. entries replace the old ones whole; every date lies within the
---   period. A timesheet that is not a draft is WS409.
+--   period, and no day has more than 1440 minutes. A timesheet that is not
+--   a draft is WS409.
 CREATE FUNCTION worksible_timesheet_write(p_company_id text, p_id text, p jsonb)
 RETURNS json
 LANGUAGE plpgsql SECURITY INVOKER AS $$
@@ -127,12 +128,19 @@ BEGIN
             VALUES (p_company_id, t.id, i, d, (e->>'minutes')::integer,
                     e->>'description');
         END LOOP;
+        SELECT e2.date INTO d FROM timesheet_entries e2
+        WHERE e2.company_id = p_company_id AND e2.timesheet_id = t.id
+        GROUP BY e2.date HAVING sum(e2.minutes) > 1440
+        ORDER BY e2.date LIMIT 1;
+        PERFORM worksible_check(NOT FOUND, 'entries',
+                    format('The entries of %s add up to more than 1440 minutes', d));
     ELSE
         PERFORM worksible_check(NOT EXISTS (
                     SELECT 1 FROM timesheet_entries
                     WHERE company_id = p_company_id AND timesheet_id = t.id
                       AND date NOT BETWEEN t.period_start AND t.period_end),
-                'period_end', 'An entry would be outside the new period');
+                CASE WHEN p ? 'period_end' THEN 'period_end' ELSE 'period_start' END,
+                'An entry would be outside the new period');
     END IF;
 
     RETURN worksible_timesheet_object(t);
@@ -262,11 +270,15 @@ BEGIN
     IF p ? 'contract_id' THEN v.contract_id := p->>'contract_id'; END IF;
     IF p ? 'due_date' THEN v.due_date := worksible_date(p, 'due_date'); END IF;
 
-    SELECT c.currency INTO v.currency FROM contracts c
-    WHERE c.company_id = p_company_id AND c.id = v.contract_id;
-    PERFORM worksible_check(FOUND, 'contract_id', 'No such contract');
+    -- the currency is the contract's when the invoice is made or moved to
+    -- another contract, and stays the invoice's own after that
+    IF p_id IS NULL OR p ? 'contract_id' THEN
+        SELECT c.currency INTO v.currency FROM contracts c
+        WHERE c.company_id = p_company_id AND c.id = v.contract_id;
+        PERFORM worksible_check(FOUND, 'contract_id', 'No such contract');
+    END IF;
     PERFORM worksible_check(NOT p ? 'currency' OR p->>'currency' = v.currency,
-                            'currency', format('The invoice''s currency is its contract''s, %s',
+                            'currency', format('The invoice''s currency is %s, its contract''s',
                                                v.currency));
 
     IF p_id IS NULL THEN
@@ -285,14 +297,14 @@ BEGIN
                         format('line_items[%s].unit_amount', i),
                         'quantity times unit_amount is past 9007199254740991');
             running := running + amount;
-            PERFORM worksible_check(abs(running) <= cap, 'line_items',
-                                    'The subtotal is past 9007199254740991');
             INSERT INTO invoice_line_items (company_id, invoice_id, position,
                                             description, quantity, unit_amount, amount)
             VALUES (p_company_id, v.id, i, l->>'description',
                     (l->>'quantity')::integer, (l->>'unit_amount')::bigint,
                     amount::bigint);
         END LOOP;
+        PERFORM worksible_check(abs(running) <= cap, 'line_items',
+                    'The subtotal is outside -9007199254740991..9007199254740991');
         PERFORM worksible_check(running >= 0, 'line_items', 'The total is below zero');
         v.subtotal := running;
         v.total := running;
@@ -312,8 +324,8 @@ END
 $$;
 
 -- POST /v1/invoices/{id}/finalize: draft -> open, with the company's next
---   invoice number (1, 2, ...: the company's row lock orders finalizations,
---   and a rolled-back one leaves no gap). A total of 0 is paid at once. It
+--   invoice number (1, 2, ...: the company's row lock, FOR NO KEY UPDATE,
+--   orders finalizations, and a rolled-back one leaves no gap). A total of 0 is paid at once. It
 --   needs line items (WS400 line_items). NULL: no such invoice.
 CREATE FUNCTION worksible_invoice_finalize(p_company_id text, p_id text) RETURNS json
 LANGUAGE plpgsql SECURITY INVOKER AS $$
@@ -321,7 +333,9 @@ DECLARE
     v invoices;
 BEGIN
     PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
-    PERFORM 1 FROM companies WHERE id = p_company_id FOR UPDATE;
+    -- NO KEY UPDATE: it orders finalizations without blocking the foreign
+    -- key checks (FOR KEY SHARE) of writes that hold an invoice's lock
+    PERFORM 1 FROM companies WHERE id = p_company_id FOR NO KEY UPDATE;
     SELECT * INTO v FROM invoices
     WHERE company_id = p_company_id AND id = p_id FOR UPDATE;
     IF NOT FOUND THEN
@@ -347,7 +361,8 @@ BEGIN
 END
 $$;
 
--- POST /v1/invoices/{id}/void: open -> void. NULL: no such invoice.
+-- POST /v1/invoices/{id}/void: open -> void, without payments (WS409
+--   otherwise: money received stays on an invoice). NULL: no such invoice.
 CREATE FUNCTION worksible_invoice_void(p_company_id text, p_id text) RETURNS json
 LANGUAGE plpgsql SECURITY INVOKER AS $$
 DECLARE
@@ -362,6 +377,10 @@ BEGIN
     IF v.status <> 'open' THEN
         PERFORM worksible_state_conflict(format(
             'Only an open invoice can be voided; this one is %s', v.status));
+    END IF;
+    IF v.amount_paid > 0 THEN
+        PERFORM worksible_state_conflict(format(
+            'This invoice has payments (%s paid): it cannot be voided', v.amount_paid));
     END IF;
     UPDATE invoices SET status = 'void', voided_at = now()
     WHERE company_id = p_company_id AND id = p_id

@@ -104,6 +104,7 @@ for my $case (
     [ 'an entry that is no object', $tsbody->(3), 'parameter_invalid', 'entries[0]' ],
     [ 'entries that are no array', json()->encode({ %$week, entries => {} }), 'parameter_invalid', 'entries' ],
     [ 'another company\'s contract', json()->encode({ %$week, contract_id => $o_ctr }), 'parameter_invalid', 'contract_id' ],
+    [ 'more than 1440 minutes on one day', $tsbody->({ date => '2026-11-03', minutes => 1000 }, { date => '2026-11-03', minutes => 441 }), 'parameter_invalid', 'entries' ],
     [ 'a period that ends before it starts', json()->encode({ %$week, period_end => '2026-11-01', entries => [] }), 'parameter_invalid', 'period_end' ],
     [ 'no period', json()->encode({ contract_id => $ctr }), 'parameter_missing', 'period_start' ],
 ) {
@@ -118,6 +119,8 @@ is(psql_value("SELECT count(*) FROM timesheet_entries WHERE timesheet_id = '$ts-
    'one entry row left');
 refused('PATCH a period its entries leave', 'PATCH', "/v1/timesheets/$ts->{id}",
         '{"period_end":"2026-11-03"}', 'parameter_invalid', 'period_end', 'timesheets');
+refused('PATCH a period start its entries leave', 'PATCH', "/v1/timesheets/$ts->{id}",
+        '{"period_start":"2026-11-05"}', 'parameter_invalid', 'period_start', 'timesheets');
 
 my $empty = create('/v1/timesheets', { %$week, entries => [] });
 refused('submit a timesheet without entries', 'POST', "/v1/timesheets/$empty->{id}/submit",
@@ -188,6 +191,7 @@ for my $case (
     [ 'a negative amount past 64 bits', '{"contract_id":"' . $ctr . '","line_items":[{"description":"x","quantity":2,"unit_amount":1},{"description":"y","quantity":1,"unit_amount":-99999999999999999999}]}', 'line_items[1].unit_amount' ],
     [ 'a line amount past 2^53-1', $ibody->($line->(quantity => 1000000, unit_amount => 9007199254741)), 'line_items[0].unit_amount' ],
     [ 'a subtotal past 2^53-1', $ibody->($line->(unit_amount => 9007199254740991), $line->(unit_amount => 1)), 'line_items' ],
+    [ 'a subtotal past 2^53-1 in any order', $ibody->($line->(unit_amount => -1), $line->(unit_amount => 9007199254740991), $line->(unit_amount => 2)), 'line_items' ],
     [ 'a total below zero', $ibody->($line->(unit_amount => -5)), 'line_items' ],
     [ 'a line without a description', $ibody->({ quantity => 1, unit_amount => 1 }), 'line_items[0].description' ],
     [ 'another currency than the contract\'s', json()->encode({ contract_id => $ctr, currency => 'USD' }), 'currency' ],
@@ -204,6 +208,14 @@ $r = api('PATCH', "/v1/invoices/$inv->{id}", json()->encode({ line_items => [
 is($r->{status}, 200, 'PATCH a draft invoice');
 is_deeply([ @{ $r->{json} }{qw(subtotal total amount_due)} ], [ 50000, 50000, 50000 ],
           'the totals follow its new lines');
+
+# the currency is the contract's when made, then the invoice's own
+my $eur = create('/v1/contracts', { project_id => $prj, freelancer_id => $fl,
+    type => 'fixed', rate => 100, currency => 'EUR' })->{id};
+my $kept = create('/v1/invoices', { contract_id => $eur, line_items => $lines });
+api('PATCH', "/v1/contracts/$eur", '{"currency":"JPY","rate":100}');
+is(api('PATCH', "/v1/invoices/$kept->{id}", '{"due_date":"2027-01-01"}')->{json}{currency}, 'EUR',
+   'a contract that changed its currency leaves its draft invoice in its own');
 
 my $blank = create('/v1/invoices', { contract_id => $ctr });
 refused('finalize an invoice without lines', 'POST', "/v1/invoices/$blank->{id}/finalize",
@@ -242,6 +254,7 @@ refused("pay another company's invoice", 'POST', '/v1/payments', $pay->(invoice_
 
 $r = api('POST', '/v1/payments', $pay->());
 is($r->{status}, 201, 'a payment: 201');
+conflict('void an invoice with a payment', 'POST', "/v1/invoices/$inv->{id}/void");
 like($r->{json}{id}, qr/^pay_/, 'a pay_ id');
 my $after = api('GET', "/v1/invoices/$inv->{id}")->{json};
 is_deeply([ @$after{qw(amount_paid amount_due status)} ], [ 10000, 40000, 'open' ],

@@ -96,5 +96,32 @@ for my $s (@socks) {
 is_deeply([ sort { $a <=> $b } @numbers ], [ 2 .. 13 ],
           '12 finalizations at once: numbers 2 to 13, no gap, no duplicate');
 
+# PATCHes and finalizations of one draft at the same moment: each waits
+# for the other (never a deadlock, never a 500)
+my %seen;
+for my $round (1 .. 5) {
+    my $draft = post('/v1/invoices', { contract_id => $ctr, line_items => [
+        { description => 'W', quantity => 1, unit_amount => 10 } ] })->{json}{id};
+    my @reqs = map {
+        my $patch = json()->encode({ line_items => [ map {
+            { description => "L$_", quantity => 1, unit_amount => 10 } } 1 .. 20 ] });
+        $_ % 2 ? "PATCH /v1/invoices/$draft HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 . "Authorization: Bearer $key\r\nContent-Type: application/json\r\n"
+                 . "Content-Length: " . length($patch) . "\r\n\r\n$patch"
+               : "POST /v1/invoices/$draft/finalize HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 . "Authorization: Bearer $key\r\nContent-Length: 0\r\n\r\n"
+    } 1 .. 6;
+    my @s = map { IO::Socket::INET->new(PeerAddr => '127.0.0.1:1976') or die } @reqs;
+    print { $s[$_] } $reqs[$_] for 0 .. $#reqs;
+    for my $sock (@s) {
+        local $/;
+        my ($code) = (<$sock> // '') =~ m{^HTTP/1\.1 (\d+)};
+        $seen{ $code // 0 }++;
+    }
+}
+is(($seen{200} // 0) + ($seen{409} // 0), 30,
+   'PATCHes and finalizations of one draft at once: 200 or 409, never a 500')
+    or diag(explain(\%seen));
+
 nginx_stop();
 done_testing();
