@@ -134,7 +134,9 @@ my $pay = check('create payment', 'POST', '/v1/payments', '/v1/payments',
     json()->encode({ invoice_id => $inv, amount => 4000, currency => 'EUR' }), status => 201)->{id};
 check('list payments', 'GET', "/v1/payments?invoice_id=$inv", '/v1/payments', undef, status => 200);
 check('get payment', 'GET', "/v1/payments/$pay", '/v1/payments/{id}', undef, status => 200);
-check('void invoice', 'POST', "/v1/invoices/$inv/void", '/v1/invoices/{id}/void', undef, status => 200);
+my $inv2 = check('another invoice', 'POST', '/v1/invoices', '/v1/invoices', $lines, status => 201)->{id};
+check('finalize it', 'POST', "/v1/invoices/$inv2/finalize", '/v1/invoices/{id}/finalize', undef, status => 200);
+check('void invoice', 'POST', "/v1/invoices/$inv2/void", '/v1/invoices/{id}/void', undef, status => 200);
 my $po = check('create payout', 'POST', '/v1/payouts', '/v1/payouts',
     json()->encode({ freelancer_id => $fl, amount => 100, currency => 'EUR' }), status => 201)->{id};
 check('list payouts', 'GET', '/v1/payouts', '/v1/payouts', undef, status => 200);
@@ -184,7 +186,7 @@ check('no such object to move', 'POST', '/v1/invoices/inv_01ARZ3NDEKTSV4RRFFQ69G
 check('a method not allowed', 'DELETE', '/v1/freelancers', '/v1/freelancers', undef, status => 405);
 check('a state conflict', 'POST', "/v1/timesheets/$ts/reject", '/v1/timesheets/{id}/reject', undef, status => 409);
 check('a conflict on payment', 'POST', '/v1/payments', '/v1/payments',
-      json()->encode({ invoice_id => $inv, amount => 1, currency => 'EUR' }), status => 409);
+      json()->encode({ invoice_id => $inv2, amount => 1, currency => 'EUR' }), status => 409);
 
 stack('pg-stop');
 check('PostgreSQL down', 'GET', "/v1/payouts/$po", '/v1/payouts/{id}', undef, status => 503);
