@@ -275,35 +275,11 @@ static ngx_int_t
 ngx_worksible_idempotency_key(ngx_http_request_t *r, ngx_str_t *key)
 {
     u_char           *p, *last, *d;
-    ngx_uint_t        i, n;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h, *found;
+    ngx_uint_t        n;
+    ngx_table_elt_t  *found;
 
-    found = NULL;
-    n = 0;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == sizeof("Idempotency-Key") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Idempotency-Key",
-                               sizeof("Idempotency-Key") - 1) == 0)
-        {
-            found = &h[i];
-            n++;
-        }
-    }
+    found = ngx_worksible_header_find(&r->headers_in.headers,
+                                      "Idempotency-Key", &n);
 
     if (n == 0) {
         return NGX_DECLINED;
@@ -943,38 +919,16 @@ static ngx_str_t
 ngx_worksible_idempotency_location(ngx_http_request_t *r)
 {
     ngx_str_t         none = ngx_null_string;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    if (r->headers_out.location != NULL) {
-        return r->headers_out.location->value;
+    h = r->headers_out.location;
+
+    if (h == NULL) {
+        h = ngx_worksible_header_find(&r->headers_out.headers, "Location",
+                                      NULL);
     }
 
-    part = &r->headers_out.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].hash != 0 && h[i].key.len == sizeof("Location") - 1
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Location",
-                               sizeof("Location") - 1) == 0)
-        {
-            return h[i].value;
-        }
-    }
-
-    return none;
+    return h != NULL ? h->value : none;
 }
 
 

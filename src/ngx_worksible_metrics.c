@@ -261,38 +261,17 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
 }
 
 
-/* 1 when an Accept header asks for application/json */
+/* 1 when the Accept header asks for application/json */
 
 static ngx_uint_t
 ngx_worksible_metrics_wants_json(ngx_http_request_t *r)
 {
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    h = ngx_worksible_header_find(&r->headers_in.headers, "Accept", NULL);
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return 0;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == 6
-            && ngx_strncasecmp(h[i].key.data, (u_char *) "Accept", 6) == 0
-            && ngx_strlcasestrn(h[i].value.data,
-                                h[i].value.data + h[i].value.len,
-                                (u_char *) "application/json", 16 - 1)
-               != NULL)
-        {
-            return 1;
-        }
-    }
+    return h != NULL
+           && ngx_strlcasestrn(h->value.data, h->value.data + h->value.len,
+                               (u_char *) "application/json", 16 - 1)
+              != NULL;
 }

@@ -338,6 +338,52 @@ ngx_worksible_body_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+ngx_table_elt_t *
+ngx_worksible_header_find(ngx_list_t *headers, const char *name,
+    ngx_uint_t *count)
+{
+    size_t            len;
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *found;
+
+    len = ngx_strlen(name);
+    found = NULL;
+    n = 0;
+    part = &headers->part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            if (found == NULL) {
+                found = &h[i];
+            }
+
+            n++;
+        }
+    }
+
+    if (count != NULL) {
+        *count = n;
+    }
+
+    return found;
+}
+
+
 ngx_int_t
 ngx_worksible_header_add(ngx_http_request_t *r, char *name, ngx_str_t *value)
 {

@@ -60,6 +60,14 @@ ngx_int_t ngx_worksible_json_send(ngx_http_request_t *r, ngx_uint_t status,
 ngx_int_t ngx_worksible_body_send(ngx_http_request_t *r, ngx_uint_t status,
     u_char *body, size_t len);
 
+/*
+ * The first header called name (case-insensitive) in headers (a
+ * headers_in or headers_out list), skipping cleared ones (hash 0), or
+ * NULL; *count, unless NULL, gets how many there are.
+ */
+ngx_table_elt_t *ngx_worksible_header_find(ngx_list_t *headers,
+    const char *name, ngx_uint_t *count);
+
 /* adds a response header; name must be a literal */
 ngx_int_t ngx_worksible_header_add(ngx_http_request_t *r, char *name,
     ngx_str_t *value);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "ngx_worksible_module.h"
+#include "ngx_worksible_problem.h"
 #include "ngx_worksible_reqlog.h"
 
 
@@ -231,34 +232,13 @@ static json_t *
 ngx_worksible_reqlog_header(ngx_http_request_t *r, const char *name,
     size_t max)
 {
-    size_t            n;
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    n = ngx_strlen(name);
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    h = ngx_worksible_header_find(&r->headers_in.headers, name, NULL);
 
-    for (i = 0; /* void */ ; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return json_null();
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == n
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, n) == 0)
-        {
-            return ngx_worksible_reqlog_text(h[i].value.data,
-                                             h[i].value.len, max);
-        }
-    }
+    return h != NULL ? ngx_worksible_reqlog_text(h->value.data,
+                                                 h->value.len, max)
+                     : json_null();
 }
 
 
