@@ -112,14 +112,22 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
     v = json_object_get(ep->body, "name");
 
     if (v != NULL && !json_is_null(v)) {
+        for (i = 0; json_is_string(v) && i < json_string_length(v); i++) {
+            if ((u_char) json_string_value(v)[i] > ' ') {
+                break;
+            }
+        }
+
         if (!json_is_string(v)
+            || i == json_string_length(v)
             || ngx_utf8_length((u_char *) json_string_value(v),
                                json_string_length(v))
                > NGX_WORKSIBLE_API_KEY_NAME_MAX)
         {
             return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, "name", -1,
-                       "name must be a string of at most 200 characters.");
+                       "name must be a string of 1 to 200 characters, "
+                       "not blank.");
         }
 
         values[3].len = json_string_length(v);

@@ -88,11 +88,12 @@ $::problem->(403, 'insufficient_scope', 'scopes[1]')
  '{"scopes":["company:read"],"ip_allowlist":["10.0.0.0/8","010.1.1.1"]}',
  '{"scopes":["company:read"],"ip_allowlist":"10.0.0.0/8"}',
  '{"scopes":["company:read"],"name":"a\u0000b"}',
- '{"scopes":["company:read"],"name":"\ud800"}']
+ '{"scopes":["company:read"],"name":"\ud800"}',
+ '{"scopes":["company:read"],"name":" \t "}']
 --- more_headers eval
 "Authorization: Bearer $::admin\nContent-Type: application/json"
 --- error_code eval
-[(400) x 19]
+[(400) x 20]
 --- response_body_like eval
 [$::problem->(400, 'invalid_json'), $::problem->(400, 'invalid_json'),
  $::problem->(400, 'invalid_json'), $::problem->(400, 'parameter_unknown', 'color'),
@@ -103,7 +104,7 @@ $::problem->(403, 'insufficient_scope', 'scopes[1]')
  $::problem->(400, 'parameter_invalid', 'expires_at'), $::problem->(400, 'parameter_invalid', 'expires_at'),
  $::problem->(400, 'parameter_invalid', 'ip_allowlist[0]'), $::problem->(400, 'parameter_invalid', 'ip_allowlist[1]'),
  $::problem->(400, 'parameter_invalid', 'ip_allowlist'), $::problem->(400, 'invalid_json'),
- $::problem->(400, 'invalid_json')]
+ $::problem->(400, 'invalid_json'), $::problem->(400, 'parameter_invalid', 'name')]
 
 
 
