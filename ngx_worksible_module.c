@@ -58,6 +58,7 @@ static char *ngx_worksible_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_worksible_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_worksible_init_process(ngx_cycle_t *cycle);
 static void ngx_worksible_exit_process(ngx_cycle_t *cycle);
+static void ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op);
 static void ngx_worksible_request_cleanup(void *data);
 
 
@@ -996,6 +997,45 @@ ngx_worksible_pg_done(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
 
     ctx->op = NULL;
+}
+
+
+ngx_int_t
+ngx_worksible_pg_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
+    ngx_worksible_respond_pt respond)
+{
+    ngx_worksible_ctx_t  *ctx;
+
+    ctx = ngx_worksible_get_ctx(r);
+    if (ctx == NULL) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_ERROR;
+    }
+
+    ctx->respond = respond;
+    op->handler = ngx_worksible_pg_responded;
+
+    return ngx_worksible_pg_run(r, op);
+}
+
+
+static void
+ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op)
+{
+    ngx_connection_t     *c;
+    ngx_http_request_t   *r;
+    ngx_worksible_ctx_t  *ctx;
+
+    r = op->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    ngx_http_set_log_request(c->log, r);
+
+    ctx->op = NULL;
+
+    ngx_http_finalize_request(r, ctx->respond(r, op));
+    ngx_http_run_posted_requests(c);
 }
 
 

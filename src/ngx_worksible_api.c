@@ -42,7 +42,6 @@ static size_t ngx_worksible_api_cut(ngx_str_t *s, size_t max);
 static ngx_int_t ngx_worksible_api_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allow);
 static ngx_int_t ngx_worksible_api_unavailable(ngx_http_request_t *r);
-static void ngx_worksible_api_done(ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_respond(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_dump(ngx_http_request_t *r, json_t *o,
@@ -50,7 +49,8 @@ static ngx_int_t ngx_worksible_api_dump(ngx_http_request_t *r, json_t *o,
 static ngx_int_t ngx_worksible_api_success(ngx_http_request_t *r,
     ngx_worksible_route_t *route, ngx_str_t *body);
 static ngx_int_t ngx_worksible_api_recorded(ngx_http_request_t *r);
-static void ngx_worksible_api_replay(ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_api_replay(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_constraint(ngx_http_request_t *r,
     PGresult *res, ngx_worksible_refusal_t *ref);
 static ngx_int_t ngx_worksible_api_created(ngx_http_request_t *r,
@@ -590,9 +590,8 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
     }
 
     ctx->route = route;
-    op->handler = ngx_worksible_api_done;
 
-    rc = ngx_worksible_pg_run(r, op);
+    rc = ngx_worksible_pg_respond(r, op, ngx_worksible_api_respond);
 
     if (rc == NGX_DECLINED) {
         return ngx_worksible_api_unavailable(r);
@@ -843,24 +842,6 @@ ngx_worksible_api_unavailable(ngx_http_request_t *r)
 }
 
 
-static void
-ngx_worksible_api_done(ngx_worksible_pg_op_t *op)
-{
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = op->data;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    ngx_worksible_pg_done(r);
-
-    ngx_http_finalize_request(r, ngx_worksible_api_respond(r, op));
-    ngx_http_run_posted_requests(c);
-}
-
-
 /*
  * The endpoint's query came back: one row, one JSON column (NULL: no such
  * object). SQLSTATE WS400 is a parameter the database found invalid (a
@@ -1013,9 +994,7 @@ ngx_worksible_api_recorded(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    op->handler = ngx_worksible_api_replay;
-
-    rc = ngx_worksible_pg_run(r, op);
+    rc = ngx_worksible_pg_respond(r, op, ngx_worksible_api_replay);
 
     if (rc == NGX_DECLINED) {
         return ngx_worksible_api_unavailable(r);
@@ -1032,51 +1011,42 @@ ngx_worksible_api_recorded(ngx_http_request_t *r)
 }
 
 
-static void
-ngx_worksible_api_replay(ngx_worksible_pg_op_t *op)
+/* the record came back: its replay, or 409, 422 (ngx_worksible_respond_pt) */
+
+static ngx_int_t
+ngx_worksible_api_replay(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 {
     ngx_int_t               rc;
     ngx_str_t               result;
-    ngx_connection_t       *c;
-    ngx_http_request_t     *r;
     ngx_worksible_ctx_t    *ctx;
     ngx_worksible_error_e   err;
 
-    r = op->data;
-    c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
 
-    ngx_http_set_log_request(c->log, r);
-
-    ngx_worksible_pg_done(r);
-
     if (op->status != NGX_WORKSIBLE_PG_OK) {
-        rc = ngx_worksible_api_unavailable(r);
-
-    } else {
-        rc = ngx_worksible_idempotency_found(r, op->result, &result, &err);
-
-        if (rc == NGX_OK) {
-            /* the key this attempt made was rolled back: show none */
-            ctx->token.len = 0;
-            rc = ngx_worksible_api_success(r, ctx->route, &result);
-
-        } else if (rc == NGX_DECLINED) {
-            if (err == NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS) {
-                (void) ngx_worksible_retry_after(r, 1);
-            }
-
-            rc = ngx_worksible_problem_send(r, err, NULL, NULL);
-
-        } else {
-            ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "worksible idempotency record query failed");
-            rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
+        return ngx_worksible_api_unavailable(r);
     }
 
-    ngx_http_finalize_request(r, rc);
-    ngx_http_run_posted_requests(c);
+    rc = ngx_worksible_idempotency_found(r, op->result, &result, &err);
+
+    if (rc == NGX_OK) {
+        /* the key this attempt made was rolled back: show none */
+        ctx->token.len = 0;
+        return ngx_worksible_api_success(r, ctx->route, &result);
+    }
+
+    if (rc == NGX_DECLINED) {
+        if (err == NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS) {
+            (void) ngx_worksible_retry_after(r, 1);
+        }
+
+        return ngx_worksible_problem_send(r, err, NULL, NULL);
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "worksible idempotency record query failed");
+
+    return NGX_HTTP_INTERNAL_SERVER_ERROR;
 }
 
 

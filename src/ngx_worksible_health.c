@@ -11,7 +11,8 @@
 #include "ngx_worksible_problem.h"
 
 
-static void ngx_worksible_health_done(ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_health_answered(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_health_send(ngx_http_request_t *r,
     const char *postgres);
 
@@ -44,9 +45,8 @@ ngx_worksible_health_handler(ngx_http_request_t *r)
     }
 
     op->sql = "SELECT 1";
-    op->handler = ngx_worksible_health_done;
 
-    rc = ngx_worksible_pg_run(r, op);
+    rc = ngx_worksible_pg_respond(r, op, ngx_worksible_health_answered);
 
     if (rc == NGX_DECLINED) {
         return ngx_worksible_health_send(r, "down");
@@ -63,24 +63,14 @@ ngx_worksible_health_handler(ngx_http_request_t *r)
 }
 
 
-static void
-ngx_worksible_health_done(ngx_worksible_pg_op_t *op)
+static ngx_int_t
+ngx_worksible_health_answered(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op)
 {
-    ngx_connection_t    *c;
-    ngx_http_request_t  *r;
-
-    r = op->data;
-    c = r->connection;
-
-    ngx_http_set_log_request(c->log, r);
-
-    ngx_worksible_pg_done(r);
-
-    ngx_http_finalize_request(r, ngx_worksible_health_send(r,
+    return ngx_worksible_health_send(r,
                  (op->status == NGX_WORKSIBLE_PG_OK
                   && PQresultStatus(op->result) == PGRES_TUPLES_OK)
-                 ? "up" : "down"));
-    ngx_http_run_posted_requests(c);
+                 ? "up" : "down");
 }
 
 

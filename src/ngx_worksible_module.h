@@ -91,6 +91,11 @@ typedef struct {
 } ngx_worksible_loc_conf_t;
 
 
+/* a content handler's answer to its query (ngx_worksible_pg_respond) */
+typedef ngx_int_t (*ngx_worksible_respond_pt)(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op);
+
+
 /* what the access phase learnt about the caller */
 typedef struct {
     ngx_str_t                  api_key_id;    /* key_... */
@@ -111,6 +116,7 @@ typedef struct {
     ngx_worksible_idempotency_t  idem;
 
     ngx_worksible_pg_op_t     *op;            /* in flight, or NULL */
+    ngx_worksible_respond_pt   respond;       /* answers op's result */
     ngx_worksible_redis_op_t  *redis_op;      /* in flight, or NULL */
     ngx_http_cleanup_t        *cleanup;       /* detaches both */
 
@@ -148,6 +154,14 @@ ngx_int_t ngx_worksible_pg_run(ngx_http_request_t *r,
 
 /* after op->handler ran: the request no longer waits for op */
 void ngx_worksible_pg_done(ngx_http_request_t *r);
+
+/*
+ * ngx_worksible_pg_run() for a content handler: when op answers, r is
+ * finalized with respond(r, op) (and posted requests run). The caller
+ * holds r's count meanwhile.
+ */
+ngx_int_t ngx_worksible_pg_respond(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op, ngx_worksible_respond_pt respond);
 
 
 extern ngx_module_t  ngx_worksible_module;

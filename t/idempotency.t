@@ -14,7 +14,8 @@ use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
-    nginx_clone http psql_value redis_cli stack json problem);
+    nginx_clone http request at_once leave psql_value redis_cli stack json
+    problem);
 
 my $top = $ENV{WORKSIBLE_TOP};
 my $counter = "$top/t/servroot_idempotency.calls";
@@ -211,15 +212,10 @@ my $max = post('/v1/freelancers', 'k' x 255, freelancer('bad-key@example.com'));
 is($max->{status}, 201, 'a key of 255 characters is fine');
 
 {
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1970') or die;
-    my $b = freelancer('two-keys@example.com');
-    print $s "POST /v1/freelancers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        . "Authorization: Bearer $key\r\nContent-Type: application/json\r\n"
-        . "Idempotency-Key: a\r\nIdempotency-Key: b\r\n"
-        . "Content-Length: " . length($b) . "\r\n\r\n$b";
-    local $/;
-    my $raw = <$s>;
-    like($raw, qr{^HTTP/1\.1 400 .*"code":"idempotency_key_invalid"}s,
+    my $res = http('POST', '/v1/freelancers', { Authorization => "Bearer $key",
+        'Content-Type' => 'application/json', 'Idempotency-Key' => [ 'a', 'b' ] },
+        port => 1970, body => freelancer('two-keys@example.com'));
+    like("$res->{status} $res->{body}", qr{^400 .*"code":"idempotency_key_invalid"}s,
          'two Idempotency-Key headers: 400 idempotency_key_invalid');
 }
 is(rows('bad-key@example.com'), 1, 'malformed keys create nothing');
@@ -303,30 +299,22 @@ is(psql_value("SELECT coalesce(budget::text, 'null') FROM projects WHERE id = '$
 
 # --- ten at once, each on its own connection ----------------------------------
 
-sub at_once {
+# $count identical POSTs with one key at once: how many got each status
+# ("201 replayed" for a replay)
+sub burst {
     my ($count, $idem, $b, @ports) = @_;
-    my @socks;
-    for my $i (1 .. $count) {
-        my $port = $ports[$i % @ports];
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
-        push @socks, $s;
-    }
-    print $_ "POST /v1/freelancers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        . "Authorization: Bearer $key\r\nContent-Type: application/json\r\n"
-        . "Idempotency-Key: $idem\r\nContent-Length: " . length($b) . "\r\n\r\n$b"
-        for @socks;
+    my $req = request('POST', '/v1/freelancers', { Authorization => "Bearer $key",
+        'Content-Type' => 'application/json', 'Idempotency-Key' => $idem }, $b);
     my %seen;
-    for my $s (@socks) {
-        local $/;
-        my $raw = <$s> // '';
-        my ($code) = $raw =~ m{^HTTP/1\.1 (\d+)};
-        $code .= ' replayed' if $raw =~ /^Idempotent-Replayed: true/mi;
+    for my $res (at_once(\@ports, ($req) x $count)) {
+        my $code = $res->{status};
+        $code .= ' replayed' if ($res->{headers}{'idempotent-replayed'} // '') eq 'true';
         $seen{$code}++;
     }
     return \%seen;
 }
 
-my $seen = at_once(10, 'burst-1', freelancer('burst@example.com'), 1970);
+my $seen = burst(10, 'burst-1', freelancer('burst@example.com'), 1970);
 is($seen->{201}, 1, 'ten at once: exactly one runs (201)');
 is(($seen->{409} // 0) + ($seen->{'201 replayed'} // 0), 9,
    'the other nine get 409 or the replay')
@@ -335,7 +323,7 @@ is(rows('burst@example.com'), 1, 'one row');
 
 # two nginx servers on one Redis and one PostgreSQL
 my $stop_second = nginx_clone($prefix, 'idempotency2', { 1970 => 1971, 1972 => 1974 });
-$seen = at_once(10, 'burst-2', freelancer('burst2@example.com'), 1970, 1971);
+$seen = burst(10, 'burst-2', freelancer('burst2@example.com'), 1970, 1971);
 is($seen->{201}, 1, 'ten at once on two servers: exactly one runs');
 is(rows('burst2@example.com'), 1, 'one row');
 $stop_second->();
@@ -349,15 +337,9 @@ if ($locker == 0) {
         'BEGIN; LOCK TABLE freelancers IN SHARE ROW EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;';
 }
 sleep 0.3;
-{
-    my $b = freelancer('leaver@example.com');
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1970') or die;
-    print $s "POST /v1/freelancers HTTP/1.1\r\nHost: x\r\n"
-        . "Authorization: Bearer $key\r\nContent-Type: application/json\r\n"
-        . "Idempotency-Key: leaver-1\r\nContent-Length: " . length($b) . "\r\n\r\n$b";
-    sleep 0.3;
-    close $s;
-}
+leave(1970, request('POST', '/v1/freelancers', { Authorization => "Bearer $key",
+    'Content-Type' => 'application/json', 'Idempotency-Key' => 'leaver-1' },
+    freelancer('leaver@example.com')), 0.3);
 waitpid($locker, 0);
 sleep 0.5;
 ok(rows('leaver@example.com') <= 1, 'the client left: at most one row');
@@ -374,15 +356,9 @@ if ($busy_redis == 0) {
               . "until (n[1] - s[1]) * 1000000 + n[2] - s[2] > 250000 return 1", '0';
 }
 sleep 0.05;
-{
-    my $b = freelancer('early@example.com');
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1972') or die;
-    print $s "POST /v1/freelancers HTTP/1.1\r\nHost: x\r\n"
-        . "Authorization: Bearer $key\r\nContent-Type: application/json\r\n"
-        . "Idempotency-Key: early-1\r\nContent-Length: " . length($b) . "\r\n\r\n$b";
-    sleep 0.05;
-    close $s;
-}
+leave(1972, request('POST', '/v1/freelancers', { Authorization => "Bearer $key",
+    'Content-Type' => 'application/json', 'Idempotency-Key' => 'early-1' },
+    freelancer('early@example.com')), 0.05);
 waitpid($busy_redis, 0);
 sleep 0.1;
 is(redis_cli('EXISTS', "worksible:idem:{$cmp}:early-1"), '0',
@@ -452,14 +428,8 @@ is($after->{headers}{'idempotent-replayed'}, 'true', 'then the repeat is a repla
 is(calls(), 1, 'the slow service ran once');
 
 # a proxied request whose client left keeps its lock until the TTL
-{
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1970') or die;
-    print $s "POST /svc/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $key\r\n"
-        . "Content-Type: application/json\r\nIdempotency-Key: svc-left\r\n"
-        . "Content-Length: 2\r\n\r\n{}";
-    sleep 0.3;
-    close $s;
-}
+leave(1970, request('POST', '/svc/slow', { Authorization => "Bearer $key",
+    'Content-Type' => 'application/json', 'Idempotency-Key' => 'svc-left' }, '{}'), 0.3);
 sleep 0.2;
 is(post('/svc/slow', 'svc-left', '{}')->{status}, 409,
    'a proxied request whose client left keeps its lock for now');

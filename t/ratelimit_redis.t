@@ -10,7 +10,7 @@ use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key plan http_config nginx_start
-    nginx_stop nginx_clone http redis_cli stack);
+    nginx_stop nginx_clone http request at_once redis_cli stack);
 
 my $top = $ENV{WORKSIBLE_TOP};
 
@@ -32,20 +32,9 @@ sub key_on {
 # n requests at once, each on its own connection: the statuses
 sub burst {
     my ($port, $key, $n) = @_;
-    my @socks;
-    for (1 .. $n) {
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
-        push @socks, $s;
-    }
-    print $_ "GET /closed/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        . "Authorization: Bearer $key\r\n\r\n" for @socks;
     my %status;
-    for my $s (@socks) {
-        local $/;
-        my $raw = <$s> // '';
-        my ($code) = $raw =~ m{^HTTP/1\.1 (\d+)};
-        $status{ $code // 0 }++;
-    }
+    $status{ $_->{status} }++
+        for at_once($port, (request('GET', '/closed/x', { Authorization => "Bearer $key" })) x $n);
     return \%status;
 }
 

@@ -22,6 +22,7 @@ our @EXPORT_OK = qw(
     redis_cli problem
     http_config
     use_default_http_config nginx_start nginx_stop nginx_reload nginx_clone http
+    request at_once leave
     stack json
 );
 
@@ -316,6 +317,32 @@ sub slurp {
     return scalar <$fh>;
 }
 
+# request($method, $path, { header => value or [values] }, $body): the
+# bytes of an HTTP/1.1 request with Connection: close (and Content-Length
+# when there is a body)
+sub request {
+    my ($method, $path, $headers, $body) = @_;
+    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    for my $name (sort keys %{ $headers // {} }) {
+        my $v = $headers->{$name};
+        $req .= "$name: $_\r\n" for ref $v ? @$v : ($v);
+    }
+    $req .= "Content-Length: " . length($body) . "\r\n" if defined $body;
+    return "$req\r\n" . ($body // '');
+}
+
+# the answer in $raw: { status, headers => { lc name => value }, body };
+# status 0 when there is none
+sub response {
+    my ($raw) = @_;
+    my ($head, $body) = split /\r\n\r\n/, $raw // '', 2;
+    return { status => 0 } unless $head && $head =~ m{^HTTP/1\.\d (\d+)};
+    my $status = $1 + 0;
+    my %h;
+    for (split /\r\n/, $head) { $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/ }
+    return { status => $status, headers => \%h, body => $body // '' };
+}
+
 # http($method, $path, { header => value }, timeout => s, port => n,
 #      body => bytes):
 # { status, headers => { lc name => value }, body, ms }; status 0 on
@@ -326,10 +353,7 @@ sub http {
     my $t0 = time;
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port",
         Timeout => $o{timeout} // 10) or return { status => 0, ms => 0 };
-    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
-    $req .= "$_: $headers->{$_}\r\n" for sort keys %{ $headers // {} };
-    $req .= "Content-Length: " . length($o{body}) . "\r\n" if defined $o{body};
-    print $s "$req\r\n" . ($o{body} // '');
+    print $s request($method, $path, $headers, $o{body});
     my $raw = '';
     my $deadline = $t0 + ($o{timeout} // 10);
     $s->blocking(0);
@@ -338,13 +362,31 @@ sub http {
         if (defined $n) { last if $n == 0; $raw .= $buf; next }
         sleep 0.005;
     }
-    my $ms = int((time - $t0) * 1000);
-    my ($head, $body) = split /\r\n\r\n/, $raw, 2;
-    return { status => 0, ms => $ms } unless $head && $head =~ m{^HTTP/1\.\d (\d+)};
-    my $status = $1 + 0;
-    my %h;
-    for (split /\r\n/, $head) { $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/ }
-    return { status => $status, headers => \%h, body => $body // '', ms => $ms };
+    return { %{ response($raw) }, ms => int((time - $t0) * 1000) };
+}
+
+# at_once($port or [ports], @requests): each request (bytes, see request())
+# on its own connection, taking the ports in turn, all sent before any
+# answer is read; the answers in order, as response() gives them
+sub at_once {
+    my ($ports, @requests) = @_;
+    my @ports = ref $ports ? @$ports : ($ports);
+    my @socks = map {
+        IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $ports[$_ % @ports])
+            or die "connect: $!"
+    } 0 .. $#requests;
+    print { $socks[$_] } $requests[$_] for 0 .. $#requests;
+    return map { local $/; response(scalar readline($_)) } @socks;
+}
+
+# leave($port, $request, $seconds): sends the request and closes the
+# connection after $seconds, before reading any answer (a client that goes)
+sub leave {
+    my ($port, $request, $seconds) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die "connect: $!";
+    print $s $request;
+    sleep $seconds;
+    close $s;
 }
 
 1;
