@@ -1000,6 +1000,21 @@ ngx_worksible_pg_done(ngx_http_request_t *r)
 }
 
 
+void
+ngx_worksible_access_resume(ngx_http_request_t *r)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
 ngx_int_t
 ngx_worksible_pg_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
     ngx_worksible_respond_pt respond)

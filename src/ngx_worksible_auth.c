@@ -317,11 +317,7 @@ ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op)
         ctx->problem = ngx_worksible_auth_verify(r, ctx, &rec, 0);
     }
 
-    r->read_event_handler = ngx_http_block_reading;
-    r->write_event_handler = ngx_http_core_run_phases;
-
-    ngx_http_core_run_phases(r);
-    ngx_http_run_posted_requests(c);
+    ngx_worksible_access_resume(r);
 }
 
 

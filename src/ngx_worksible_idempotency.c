@@ -532,11 +532,7 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
                       "(type %d)", reply->type);
     }
 
-    r->read_event_handler = ngx_http_block_reading;
-    r->write_event_handler = ngx_http_core_run_phases;
-
-    ngx_http_core_run_phases(r);
-    ngx_http_run_posted_requests(c);
+    ngx_worksible_access_resume(r);
 }
 
 

@@ -152,6 +152,12 @@ ngx_int_t ngx_worksible_cleanup_arm(ngx_http_request_t *r);
 ngx_int_t ngx_worksible_pg_run(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op);
 
+/*
+ * A store answered what r's access phase waited for: run r's phases
+ * again from there, then the posted requests (DataDog/nginx-datadog#154).
+ */
+void ngx_worksible_access_resume(ngx_http_request_t *r);
+
 /* after op->handler ran: the request no longer waits for op */
 void ngx_worksible_pg_done(ngx_http_request_t *r);
 

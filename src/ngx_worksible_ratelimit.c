@@ -166,11 +166,7 @@ ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op, redisReply *reply)
         }
     }
 
-    r->read_event_handler = ngx_http_block_reading;
-    r->write_event_handler = ngx_http_core_run_phases;
-
-    ngx_http_core_run_phases(r);
-    ngx_http_run_posted_requests(c);
+    ngx_worksible_access_resume(r);
 }
 
 
