@@ -9,6 +9,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <jansson.h>
 #include <sodium.h>
 
 #include "ngx_worksible_module.h"
@@ -17,9 +18,6 @@
 #include "ngx_worksible_health.h"
 #include "ngx_worksible_metrics.h"
 #include "ngx_worksible_reqlog.h"
-#include <jansson.h>
-#include "ngx_worksible_id.h"
-#include "ngx_worksible_problem.h"
 
 
 static void *ngx_worksible_create_main_conf(ngx_conf_t *cf);
@@ -28,10 +26,6 @@ static void *ngx_worksible_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static ngx_int_t ngx_worksible_preconfiguration(ngx_conf_t *cf);
-static ngx_int_t ngx_worksible_request_id_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
-static ngx_int_t ngx_worksible_identity_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_worksible_postconfiguration(ngx_conf_t *cf);
 static char *ngx_worksible_postgres(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -58,8 +52,6 @@ static char *ngx_worksible_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t ngx_worksible_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_worksible_init_process(ngx_cycle_t *cycle);
 static void ngx_worksible_exit_process(ngx_cycle_t *cycle);
-static void ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op);
-static void ngx_worksible_request_cleanup(void *data);
 
 
 static ngx_command_t  ngx_worksible_commands[] = {
@@ -436,55 +428,6 @@ ngx_worksible_preconfiguration(ngx_conf_t *cf)
 
 
 static ngx_int_t
-ngx_worksible_request_id_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_worksible_ctx_t  *ctx;
-
-    ctx = ngx_worksible_get_ctx(r->main);
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    v->data = ctx->request_id;
-    v->len = NGX_WORKSIBLE_REQUEST_ID_LEN;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
-
-
-/* data: the offset of an ngx_str_t in ngx_worksible_identity_t */
-
-static ngx_int_t
-ngx_worksible_identity_variable(ngx_http_request_t *r,
-    ngx_http_variable_value_t *v, uintptr_t data)
-{
-    ngx_str_t            *s;
-    ngx_worksible_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r->main, ngx_worksible_module);
-
-    if (ctx == NULL || !ctx->authenticated) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    s = (ngx_str_t *) ((u_char *) &ctx->identity + data);
-
-    v->data = s->data;
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
 ngx_worksible_postconfiguration(ngx_conf_t *cf)
 {
     ngx_http_handler_pt        *h;
@@ -498,7 +441,16 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    *h = ngx_worksible_auth_handler;
+    *h = ngx_worksible_access_handler;
+
+    /* after every access check: a refusal is never reserved or replayed */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_worksible_precontent_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {
@@ -913,163 +865,4 @@ ngx_worksible_exit_process(ngx_cycle_t *cycle)
         json_decref(mcf->log_rows);
         mcf->log_rows = NULL;
     }
-}
-
-
-ngx_worksible_ctx_t *
-ngx_worksible_get_ctx(ngx_http_request_t *r)
-{
-    u_char               *p;
-    ngx_worksible_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    if (ctx != NULL) {
-        return ctx;
-    }
-
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_worksible_ctx_t));
-    if (ctx == NULL) {
-        return NULL;
-    }
-
-    p = ngx_cpymem(ctx->request_id, "req_", 4);
-    ngx_worksible_ulid(p);
-
-    ngx_http_set_ctx(r, ctx, ngx_worksible_module);
-
-    return ctx;
-}
-
-
-ngx_int_t
-ngx_worksible_cleanup_arm(ngx_http_request_t *r)
-{
-    ngx_worksible_ctx_t  *ctx;
-
-    ctx = ngx_worksible_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ctx->cleanup == NULL) {
-        ctx->cleanup = ngx_http_cleanup_add(r, 0);
-        if (ctx->cleanup == NULL) {
-            return NGX_ERROR;
-        }
-
-        ctx->cleanup->handler = ngx_worksible_request_cleanup;
-        ctx->cleanup->data = ctx;
-    }
-
-    return NGX_OK;
-}
-
-
-ngx_int_t
-ngx_worksible_pg_run(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
-{
-    ngx_worksible_ctx_t  *ctx;
-
-    if (ngx_worksible_cleanup_arm(r) != NGX_OK) {
-        ngx_worksible_pg_op_free(op);
-        return NGX_ERROR;
-    }
-
-    op->data = r;
-
-    if (ngx_worksible_pg_op_start(op) != NGX_OK) {
-        ngx_worksible_pg_op_free(op);
-        return NGX_DECLINED;
-    }
-
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    ctx->op = op;
-
-    return NGX_OK;
-}
-
-
-void
-ngx_worksible_pg_done(ngx_http_request_t *r)
-{
-    ngx_worksible_ctx_t  *ctx;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-
-    ctx->op = NULL;
-}
-
-
-void
-ngx_worksible_access_resume(ngx_http_request_t *r)
-{
-    ngx_connection_t  *c;
-
-    c = r->connection;
-
-    r->read_event_handler = ngx_http_block_reading;
-    r->write_event_handler = ngx_http_core_run_phases;
-
-    ngx_http_core_run_phases(r);
-    ngx_http_run_posted_requests(c);
-}
-
-
-ngx_int_t
-ngx_worksible_pg_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
-    ngx_worksible_respond_pt respond)
-{
-    ngx_worksible_ctx_t  *ctx;
-
-    ctx = ngx_worksible_get_ctx(r);
-    if (ctx == NULL) {
-        ngx_worksible_pg_op_free(op);
-        return NGX_ERROR;
-    }
-
-    ctx->respond = respond;
-    op->handler = ngx_worksible_pg_responded;
-
-    return ngx_worksible_pg_run(r, op);
-}
-
-
-static void
-ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op)
-{
-    ngx_connection_t     *c;
-    ngx_http_request_t   *r;
-    ngx_worksible_ctx_t  *ctx;
-
-    r = op->data;
-    c = r->connection;
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-
-    ngx_http_set_log_request(c->log, r);
-
-    ctx->op = NULL;
-
-    ngx_http_finalize_request(r, ctx->respond(r, op));
-    ngx_http_run_posted_requests(c);
-}
-
-
-/* the request ends before its store calls: they must not call it back */
-
-static void
-ngx_worksible_request_cleanup(void *data)
-{
-    ngx_worksible_ctx_t  *ctx = data;
-
-    if (ctx->op != NULL) {
-        ngx_worksible_pg_op_detach(ctx->op);
-        ctx->op = NULL;
-    }
-
-    if (ctx->redis_op != NULL) {
-        ngx_worksible_redis_detach(ctx->redis_op);
-        ctx->redis_op = NULL;
-    }
-
-    ngx_worksible_idempotency_cleanup(&ctx->idem);
 }

@@ -267,15 +267,15 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
     ngx_int_t                 rc;
     ngx_str_t                 id;
     ngx_uint_t                allow;
-    ngx_worksible_ctx_t      *ctx;
+    ngx_worksible_request_t  *st;
     ngx_worksible_error_e     err;
     ngx_worksible_route_t    *route;
     ngx_worksible_refusal_t   ref;
     ngx_str_t                *args;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
 
-    if (ctx == NULL || !ctx->authenticated) {
+    if (st == NULL || !st->authenticated) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "worksible_api reached without worksible_auth");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -289,7 +289,7 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
                                    NGX_WORKSIBLE_ROUTE_NOT_FOUND, NULL, NULL);
     }
 
-    if (!ngx_worksible_scope_held(&ctx->identity.scopes, &route->scope)) {
+    if (!ngx_worksible_scope_held(&st->identity.scopes, &route->scope)) {
         return ngx_worksible_insufficient_scope(r, &route->scope);
     }
 
@@ -321,8 +321,8 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
         return ngx_worksible_problem_send(r, err, NULL, NULL);
     }
 
-    ctx->route = route;
-    ctx->id = id;
+    st->route = route;
+    st->id = id;
 
     r->request_body_in_single_buf = 1;
 
@@ -408,10 +408,10 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
     ngx_int_t                 rc;
     ngx_str_t                 body;
     json_error_t              err;
-    ngx_worksible_ctx_t      *ctx;
+    ngx_worksible_request_t  *st;
     ngx_worksible_refusal_t   ref;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
 
     rc = ngx_worksible_api_body(r, &body);
 
@@ -436,7 +436,7 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
         json = json_loadb((const char *) body.data, body.len,
                           JSON_REJECT_DUPLICATES|JSON_DECODE_INT_AS_REAL,
                           &err);
-        ctx->body_reals = 1;
+        st->body_reals = 1;
     }
 
     if (json == NULL || !json_is_object(json)) {
@@ -461,7 +461,7 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
         return;
     }
 
-    rc = ngx_worksible_api_run(r, ctx->route, &ctx->id, NULL, json);
+    rc = ngx_worksible_api_run(r, st->route, &st->id, NULL, json);
 
     json_decref(json);
 
@@ -543,12 +543,12 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ngx_str_t *id, ngx_str_t *args, json_t *body)
 {
     ngx_int_t                   rc;
-    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_request_t    *st;
     ngx_worksible_pg_op_t      *op;
     ngx_worksible_endpoint_t    ep;
     ngx_worksible_main_conf_t  *mcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     ngx_memzero(&ep, sizeof(ngx_worksible_endpoint_t));
@@ -564,7 +564,7 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_worksible_pg_op_param(op, &ctx->identity.company_id) != NGX_OK) {
+    if (ngx_worksible_pg_op_param(op, &st->identity.company_id) != NGX_OK) {
         ngx_worksible_pg_op_free(op);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -573,7 +573,7 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ep.id = *id;
     ep.args = args;
     ep.body = body;
-    ep.reals = ctx->body_reals;
+    ep.reals = st->body_reals;
     ep.op = op;
 
     rc = route->endpoint(r, &ep);
@@ -589,7 +589,7 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->route = route;
+    st->route = route;
 
     rc = ngx_worksible_pg_respond(r, op, ngx_worksible_api_respond);
 
@@ -855,12 +855,12 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     char                     *state, *param, *text;
     ngx_str_t                 msg, body;
     PGresult                 *res;
-    ngx_worksible_ctx_t      *ctx;
+    ngx_worksible_request_t  *st;
     ngx_worksible_route_t    *route;
     ngx_worksible_refusal_t   ref;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    route = ctx->route;
+    st = ngx_worksible_request_find(r);
+    route = st->route;
 
     if (op->status != NGX_WORKSIBLE_PG_OK) {
         return ngx_worksible_api_unavailable(r);
@@ -935,7 +935,7 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "worksible %s query failed, request_id %*s: %V",
                       route->object, (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
-                      ctx->request_id, &msg);
+                      st->request_id, &msg);
 
         return ngx_worksible_problem_send(r, NGX_WORKSIBLE_INTERNAL_ERROR,
                                           NULL, NULL);
@@ -958,13 +958,13 @@ static ngx_int_t
 ngx_worksible_api_success(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ngx_str_t *body)
 {
-    ngx_str_t             out;
-    ngx_worksible_ctx_t  *ctx;
+    ngx_str_t                 out;
+    ngx_worksible_request_t  *st;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
 
     if (route->method == NGX_HTTP_POST && route->body) {
-        return ngx_worksible_api_created(r, route, body, &ctx->token);
+        return ngx_worksible_api_created(r, route, body, &st->token);
     }
 
     out.data = ngx_pstrdup(r->pool, body);
@@ -1016,12 +1016,12 @@ ngx_worksible_api_recorded(ngx_http_request_t *r)
 static ngx_int_t
 ngx_worksible_api_replay(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 {
-    ngx_int_t               rc;
-    ngx_str_t               result;
-    ngx_worksible_ctx_t    *ctx;
-    ngx_worksible_error_e   err;
+    ngx_int_t                 rc;
+    ngx_str_t                 result;
+    ngx_worksible_request_t  *st;
+    ngx_worksible_error_e     err;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
 
     if (op->status != NGX_WORKSIBLE_PG_OK) {
         return ngx_worksible_api_unavailable(r);
@@ -1031,8 +1031,8 @@ ngx_worksible_api_replay(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 
     if (rc == NGX_OK) {
         /* the key this attempt made was rolled back: show none */
-        ctx->token.len = 0;
-        return ngx_worksible_api_success(r, ctx->route, &result);
+        st->token.len = 0;
+        return ngx_worksible_api_success(r, st->route, &result);
     }
 
     if (rc == NGX_DECLINED) {
@@ -1062,10 +1062,10 @@ static ngx_int_t
 ngx_worksible_api_constraint(ngx_http_request_t *r, PGresult *res,
     ngx_worksible_refusal_t *ref)
 {
-    char                   *column, *constraint, *table, *end;
-    size_t                  n;
-    ngx_str_t               msg;
-    ngx_worksible_ctx_t    *ctx;
+    char                     *column, *constraint, *table, *end;
+    size_t                    n;
+    ngx_str_t                 msg;
+    ngx_worksible_request_t  *st;
 
     column = PQresultErrorField(res, PG_DIAG_COLUMN_NAME);
     constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
@@ -1099,13 +1099,13 @@ ngx_worksible_api_constraint(ngx_http_request_t *r, PGresult *res,
     ref->err = NGX_WORKSIBLE_PARAMETER_INVALID;
     ngx_str_set(&ref->detail, "The value breaks a rule of this field.");
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
     msg = ngx_worksible_pg_message(PQresultErrorMessage(res));
 
     ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                   "worksible: a body passed the checks but not the schema, "
                   "request_id %*s: %V", (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
-                  ctx->request_id, &msg);
+                  st->request_id, &msg);
 
     return NGX_OK;
 }
@@ -1122,12 +1122,12 @@ static ngx_int_t
 ngx_worksible_api_created(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ngx_str_t *body, ngx_str_t *key)
 {
-    size_t                len;
-    json_t               *o, *id;
-    ngx_str_t             location, out;
-    ngx_worksible_ctx_t  *ctx;
+    size_t                    len;
+    json_t                   *o, *id;
+    ngx_str_t                 location, out;
+    ngx_worksible_request_t  *st;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
 
     o = json_loadb((const char *) body->data, body->len, 0, NULL);
     id = json_object_get(o, "id");
@@ -1151,8 +1151,9 @@ ngx_worksible_api_created(ngx_http_request_t *r, ngx_worksible_route_t *route,
 
     if (route->secret != NULL) {
         if (json_object_set_new(o, route->secret, json_null()) != 0
-            || (ctx->idem.state == NGX_WORKSIBLE_IDEM_RESERVED
-                && ngx_worksible_api_dump(r, o, &ctx->idem.stored) != NGX_OK)
+            || (st->idem != NULL
+                && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED
+                && ngx_worksible_api_dump(r, o, &st->idem->stored) != NGX_OK)
             || (key->len
                 && json_object_set_new(o, route->secret,
                             json_stringn((char *) key->data, key->len)) != 0))

@@ -73,7 +73,7 @@ ngx_worksible_api_keys_revoke(ngx_http_request_t *r,
  * RFC 3339, "ip_allowlist": [CIDR...]}: a new key hashed under the current
  * server secret, worksible_api_key_create(company, key_id, hash, version,
  * name, scopes, allowlist, expires_at). The key itself goes to the
- * response only (ctx->token).
+ * response only (st->token).
  */
 
 ngx_int_t
@@ -86,12 +86,12 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
     ngx_int_t                   rc;
     ngx_uint_t                  i;
     const char                 *member;
-    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_request_t    *st;
     ngx_worksible_key_t         key;
     ngx_worksible_main_conf_t  *mcf;
     u_char                      hash[NGX_WORKSIBLE_KEY_HASH_LEN];
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     ngx_memzero(values, sizeof(values));
@@ -173,20 +173,20 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
 
     /* the key: shown in this response, stored only as its hash */
 
-    ctx->token.data = ngx_pnalloc(r->pool, NGX_WORKSIBLE_KEY_LEN);
+    st->token.data = ngx_pnalloc(r->pool, NGX_WORKSIBLE_KEY_LEN);
     values[1].data = ngx_pnalloc(r->pool, 2 * NGX_WORKSIBLE_KEY_HASH_LEN);
     values[2].data = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
 
-    if (ctx->token.data == NULL || values[1].data == NULL
+    if (st->token.data == NULL || values[1].data == NULL
         || values[2].data == NULL)
     {
         return NGX_ERROR;
     }
 
-    ngx_worksible_key_generate(ctx->token.data);
-    ctx->token.len = NGX_WORKSIBLE_KEY_LEN;
+    ngx_worksible_key_generate(st->token.data);
+    st->token.len = NGX_WORKSIBLE_KEY_LEN;
 
-    if (ngx_worksible_key_parse(ctx->token.data, ctx->token.len, &key)
+    if (ngx_worksible_key_parse(st->token.data, st->token.len, &key)
         != NGX_WORKSIBLE_KEY_OK)
     {
         return NGX_ERROR;
@@ -228,13 +228,13 @@ static ngx_int_t
 ngx_worksible_api_keys_scopes(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep, json_t *scopes, ngx_str_t *out)
 {
-    u_char               *p;
-    size_t                i, n;
-    json_t               *v;
-    ngx_str_t             s, seen;
-    ngx_worksible_ctx_t  *ctx;
+    u_char                   *p;
+    size_t                    i, n;
+    json_t                   *v;
+    ngx_str_t                 s, seen;
+    ngx_worksible_request_t  *st;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
 
     if (scopes == NULL || json_is_null(scopes)) {
         return ngx_worksible_api_refusal(r, ep,
@@ -268,7 +268,7 @@ ngx_worksible_api_keys_scopes(ngx_http_request_t *r,
                        "A scope is \"resource:read\" or \"resource:write\".");
         }
 
-        if (!ngx_worksible_scope_held(&ctx->identity.scopes, &s)) {
+        if (!ngx_worksible_scope_held(&st->identity.scopes, &s)) {
             return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_INSUFFICIENT_SCOPE, "scopes", i,
                        "An API key cannot grant a scope it does not hold.");

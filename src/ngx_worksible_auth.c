@@ -1,10 +1,6 @@
 /*
- * Access phase: API keys (see ngx_worksible_auth.h).
- *
- * Order (DESIGN.md): the Bearer token, the key record (key cache, else
- * PostgreSQL), the secret, revocation and expiry, the plan, the IP
- * allowlist, the rate limit, the location's scopes, then the
- * Idempotency-Key (ngx_worksible_idempotency.c).
+ * The access steps of the API key (see ngx_worksible_auth.h); their order
+ * is ngx_worksible_access_handler's (ngx_worksible_request.c).
  */
 
 #include <ngx_config.h>
@@ -50,31 +46,22 @@ enum {
 };
 
 
-static ngx_int_t ngx_worksible_auth_key(ngx_http_request_t *r,
-    ngx_worksible_ctx_t *ctx);
 static ngx_int_t ngx_worksible_auth_token(ngx_http_request_t *r,
     ngx_worksible_key_t *key);
-static ngx_worksible_error_e ngx_worksible_auth_scopes(ngx_http_request_t *r,
-    ngx_worksible_ctx_t *ctx);
 static void ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op);
 static ngx_worksible_error_e ngx_worksible_auth_row(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op, ngx_worksible_key_record_t *rec);
 static ngx_int_t ngx_worksible_auth_allowlist(ngx_http_request_t *r,
     ngx_str_t *text, ngx_worksible_key_record_t *rec);
 static ngx_worksible_error_e ngx_worksible_auth_verify(ngx_http_request_t *r,
-    ngx_worksible_ctx_t *ctx, ngx_worksible_key_record_t *rec,
-    ngx_uint_t cached);
-static ngx_uint_t ngx_worksible_auth_ip_allowed(ngx_http_request_t *r,
-    ngx_worksible_key_record_t *rec);
+    ngx_worksible_request_t *st);
 static void ngx_worksible_auth_rehash(ngx_http_request_t *r,
-    ngx_worksible_ctx_t *ctx, ngx_worksible_key_record_t *rec);
+    ngx_worksible_request_t *st);
 static void ngx_worksible_auth_touch(ngx_worksible_main_conf_t *mcf,
     ngx_str_t *api_key_id);
 static void ngx_worksible_auth_touch_flush(ngx_event_t *ev);
 static ngx_int_t ngx_worksible_auth_copy(ngx_http_request_t *r,
     PGresult *res, int col, ngx_str_t *dst);
-static ngx_int_t ngx_worksible_auth_refuse(ngx_http_request_t *r,
-    ngx_worksible_ctx_t *ctx);
 
 
 /* hashed for an unknown key id, so that it costs what a wrong secret does */
@@ -82,133 +69,50 @@ static const u_char  ngx_worksible_auth_dummy[NGX_WORKSIBLE_KEY_HASH_LEN];
 
 
 ngx_int_t
-ngx_worksible_auth_handler(ngx_http_request_t *r)
-{
-    ngx_int_t                  rc;
-    ngx_worksible_ctx_t       *ctx;
-    ngx_worksible_loc_conf_t  *lcf;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
-
-    if (r != r->main) {
-        return NGX_DECLINED;
-    }
-
-    if (lcf->deprecation) {
-        rc = ngx_worksible_deprecation_gone(r, lcf->deprecation);
-
-        if (rc != NGX_DECLINED) {
-            ngx_http_finalize_request(r, rc);
-            return NGX_DONE;
-        }
-    }
-
-    if (!lcf->auth) {
-        return NGX_DECLINED;
-    }
-
-    ctx = ngx_worksible_get_ctx(r);
-    if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (ctx->auth_done) {
-        return ctx->problem ? ngx_worksible_auth_refuse(r, ctx)
-                            : ngx_worksible_idempotency_handler(r);
-    }
-
-    if (ctx->op != NULL || ctx->redis_op != NULL) {
-        return NGX_AGAIN;
-    }
-
-    if (!ctx->key_done) {
-        rc = ngx_worksible_auth_key(r, ctx);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-    }
-
-    /* charged: every request whose key and address passed (API.md) */
-
-    if (ctx->problem == NGX_WORKSIBLE_OK && lcf->rate_limit && !ctx->rl_done) {
-        rc = ngx_worksible_ratelimit_start(r);
-
-        if (rc == NGX_AGAIN) {
-            r->read_event_handler = ngx_http_test_reading;
-            r->write_event_handler = ngx_http_request_empty_handler;
-            return NGX_AGAIN;
-        }
-
-        if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ctx->rl_done = 1;
-
-        if (rc == NGX_DECLINED) {
-            ctx->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
-            ctx->redis_failed = 1;
-        }
-    }
-
-    if (ctx->problem == NGX_WORKSIBLE_OK && ctx->rl.set && !ctx->rl.allowed) {
-        ctx->problem = NGX_WORKSIBLE_RATE_LIMITED;
-    }
-
-    if (ctx->problem == NGX_WORKSIBLE_OK) {
-        ctx->problem = ngx_worksible_auth_scopes(r, ctx);
-    }
-
-    ctx->auth_done = 1;
-
-    /* idempotency last: only a request allowed to run may take a key */
-
-    return ctx->problem ? ngx_worksible_auth_refuse(r, ctx)
-                        : ngx_worksible_idempotency_handler(r);
-}
-
-
-/*
- * The key: NGX_OK with ctx->key_done set (ctx->problem says whether the
- * key may be used), NGX_AGAIN while PostgreSQL looks it up, or an HTTP
- * status for a failure of our own.
- */
-
-static ngx_int_t
-ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
+ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_request_t *st)
 {
     ngx_int_t                    rc;
     ngx_str_t                    key_id;
     ngx_worksible_pg_op_t       *op;
     ngx_worksible_main_conf_t   *mcf;
-    ngx_worksible_key_record_t   rec;
+    ngx_worksible_key_record_t  *rec;
+
+    if (st->record != NULL) {
+        /* the lookup answered */
+        st->problem = ngx_worksible_auth_verify(r, st);
+        return NGX_OK;
+    }
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     if (r->headers_in.authorization == NULL) {
-        ctx->key_done = 1;
-        ctx->problem = NGX_WORKSIBLE_API_KEY_MISSING;
+        st->problem = NGX_WORKSIBLE_API_KEY_MISSING;
         return NGX_OK;
     }
 
-    if (ngx_worksible_auth_token(r, &ctx->key) != NGX_OK) {
-        ctx->key_done = 1;
-        ctx->problem = NGX_WORKSIBLE_API_KEY_INVALID;
+    if (ngx_worksible_auth_token(r, &st->key) != NGX_OK) {
+        st->problem = NGX_WORKSIBLE_API_KEY_INVALID;
         return NGX_OK;
     }
 
     if (mcf->key_cache != NULL) {
-        rc = ngx_worksible_cache_get(mcf->key_cache, ctx->key.key_id,
-                                     r->pool, &rec);
+        rec = ngx_palloc(r->pool, sizeof(ngx_worksible_key_record_t));
+        if (rec == NULL) {
+            return NGX_ERROR;
+        }
+
+        rc = ngx_worksible_cache_get(mcf->key_cache, st->key.key_id,
+                                     r->pool, rec);
 
         if (rc == NGX_ERROR) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
         if (rc == NGX_OK) {
             (void) ngx_atomic_fetch_add(&mcf->metrics->key_cache_hits, 1);
-            ctx->key_done = 1;
-            ctx->problem = ngx_worksible_auth_verify(r, ctx, &rec, 1);
+            st->record = rec;
+            st->cached = 1;
+            st->problem = ngx_worksible_auth_verify(r, st);
             return NGX_OK;
         }
 
@@ -217,10 +121,10 @@ ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
 
     op = ngx_worksible_pg_op_create(mcf->pg_pool);
     if (op == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    key_id.data = (u_char *) ctx->key.key_id;
+    key_id.data = (u_char *) st->key.key_id;
     key_id.len = NGX_WORKSIBLE_KEY_ID_LEN;
 
     op->sql = NGX_WORKSIBLE_LOOKUP_SQL;
@@ -228,27 +132,125 @@ ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
 
     if (ngx_worksible_pg_op_param(op, &key_id) != NGX_OK) {
         ngx_worksible_pg_op_free(op);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
     }
 
-    rc = ngx_worksible_pg_run(r, op);
+    rc = ngx_worksible_pg_run(st, op);
 
     if (rc == NGX_DECLINED) {
-        ctx->key_done = 1;
-        ctx->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
+        st->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
         return NGX_OK;
     }
 
-    if (rc != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return (rc == NGX_OK) ? NGX_AGAIN : NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_worksible_auth_plan(ngx_http_request_t *r, ngx_worksible_request_t *st)
+{
+    if (!st->record->api_access) {
+        st->problem = NGX_WORKSIBLE_PLAN_NOT_ELIGIBLE;
     }
 
-    /* like limit_req's delay: notice a client that leaves while we wait */
+    return NGX_OK;
+}
 
-    r->read_event_handler = ngx_http_test_reading;
-    r->write_event_handler = ngx_http_request_empty_handler;
 
-    return NGX_AGAIN;
+ngx_int_t
+ngx_worksible_auth_address(ngx_http_request_t *r, ngx_worksible_request_t *st)
+{
+    int                          family;
+    u_char                      *addr;
+    ngx_uint_t                   i, allowed;
+    struct sockaddr             *sa;
+    struct sockaddr_in          *sin;
+#if (NGX_HAVE_INET6)
+    struct sockaddr_in6         *sin6;
+#endif
+    ngx_worksible_main_conf_t   *mcf;
+    ngx_worksible_key_record_t  *rec;
+
+    rec = st->record;
+    allowed = (rec->nallowlist == 0);
+
+    sa = r->connection->sockaddr;
+
+    switch (sa->sa_family) {
+
+    case AF_INET:
+        sin = (struct sockaddr_in *) sa;
+        family = AF_INET;
+        addr = (u_char *) &sin->sin_addr;
+        break;
+
+#if (NGX_HAVE_INET6)
+    case AF_INET6:
+        sin6 = (struct sockaddr_in6 *) sa;
+        family = AF_INET6;
+        addr = sin6->sin6_addr.s6_addr;
+        break;
+#endif
+
+    default: /* a unix socket: no address to allow */
+        family = AF_UNSPEC;
+        addr = NULL;
+        break;
+    }
+
+    for (i = 0; !allowed && addr != NULL && i < rec->nallowlist; i++) {
+        allowed = ngx_worksible_cidr_match(&rec->allowlist[i], family, addr);
+    }
+
+    if (!allowed) {
+        st->problem = NGX_WORKSIBLE_IP_NOT_ALLOWED;
+        return NGX_OK;
+    }
+
+    st->identity.api_key_id = rec->api_key_id;
+    st->identity.company_id = rec->company_id;
+    st->identity.plan = rec->plan;
+    st->identity.scopes = rec->scopes;
+    st->identity.rate_limit = rec->rate_limit;
+    st->identity.rate_window = rec->rate_window;
+    st->authenticated = 1;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    if (!st->cached
+        || ngx_worksible_cache_touch(mcf->key_cache, st->key.key_id))
+    {
+        ngx_worksible_auth_touch(mcf, &rec->api_key_id);
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_auth_scope(ngx_http_request_t *r, ngx_worksible_request_t *st)
+{
+    ngx_str_t                 *scope;
+    ngx_uint_t                 i;
+    ngx_worksible_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    if (lcf->scopes == NULL) {
+        return NGX_OK;
+    }
+
+    scope = lcf->scopes->elts;
+
+    for (i = 0; i < lcf->scopes->nelts; i++) {
+        if (!ngx_worksible_scope_held(&st->identity.scopes, &scope[i])) {
+            st->scope = scope[i];
+            st->problem = NGX_WORKSIBLE_INSUFFICIENT_SCOPE;
+            break;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -288,36 +290,36 @@ ngx_worksible_auth_token(ngx_http_request_t *r, ngx_worksible_key_t *key)
 }
 
 
+/* PostgreSQL answered the KEY step's lookup: the step reads it */
+
 static void
 ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op)
 {
-    ngx_connection_t            *c;
     ngx_http_request_t          *r;
-    ngx_worksible_ctx_t         *ctx;
+    ngx_worksible_request_t     *st;
     ngx_worksible_main_conf_t   *mcf;
-    ngx_worksible_key_record_t   rec;
+    ngx_worksible_key_record_t  *rec;
 
-    r = op->data;
-    c = r->connection;
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = op->data;
+    r = st->r;
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
-    ngx_http_set_log_request(c->log, r);
+    st->op = NULL;
 
-    ngx_worksible_pg_done(r);
+    rec = ngx_palloc(r->pool, sizeof(ngx_worksible_key_record_t));
 
-    ctx->key_done = 1;
-    ctx->problem = ngx_worksible_auth_row(r, op, &rec);
+    st->problem = (rec == NULL) ? NGX_WORKSIBLE_INTERNAL_ERROR
+                                : ngx_worksible_auth_row(r, op, rec);
 
-    if (ctx->problem == NGX_WORKSIBLE_OK) {
+    if (st->problem == NGX_WORKSIBLE_OK) {
         if (mcf->key_cache != NULL) {
-            ngx_worksible_cache_put(mcf->key_cache, ctx->key.key_id, &rec);
+            ngx_worksible_cache_put(mcf->key_cache, st->key.key_id, rec);
         }
 
-        ctx->problem = ngx_worksible_auth_verify(r, ctx, &rec, 0);
+        st->record = rec;
     }
 
-    ngx_worksible_access_resume(r);
+    ngx_worksible_request_resume(st);
 }
 
 
@@ -476,19 +478,20 @@ ngx_worksible_auth_allowlist(ngx_http_request_t *r, ngx_str_t *text,
 }
 
 
-/* the key record against the token and the request: 0 when allowed */
+/* the token against the key's record: its secret, revocation, expiry */
 
 static ngx_worksible_error_e
-ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
-    ngx_worksible_key_record_t *rec, ngx_uint_t cached)
+ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_request_t *st)
 {
     u_char                         *stored;
     ngx_uint_t                      i, known;
     ngx_worksible_main_conf_t      *mcf;
+    ngx_worksible_key_record_t     *rec;
     ngx_worksible_server_secret_t  *secret;
     u_char                          hash[NGX_WORKSIBLE_KEY_HASH_LEN];
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    rec = st->record;
 
     secret = &mcf->secrets[0];
     stored = (u_char *) ngx_worksible_auth_dummy;
@@ -513,7 +516,7 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
         }
     }
 
-    ngx_worksible_key_hash(hash, &ctx->key, secret->secret);
+    ngx_worksible_key_hash(hash, &st->key, secret->secret);
 
     if (!ngx_worksible_key_hash_equal(hash, stored) || !known) {
         return NGX_WORKSIBLE_API_KEY_INVALID;
@@ -527,114 +530,11 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
         return NGX_WORKSIBLE_API_KEY_EXPIRED;
     }
 
-    if (!rec->api_access) {
-        return NGX_WORKSIBLE_PLAN_NOT_ELIGIBLE;
-    }
-
-    if (!ngx_worksible_auth_ip_allowed(r, rec)) {
-        return NGX_WORKSIBLE_IP_NOT_ALLOWED;
-    }
-
-    ctx->identity.api_key_id = rec->api_key_id;
-    ctx->identity.company_id = rec->company_id;
-    ctx->identity.plan = rec->plan;
-    ctx->identity.scopes = rec->scopes;
-    ctx->rate_limit = rec->rate_limit;
-    ctx->rate_window = rec->rate_window;
-    ctx->authenticated = 1;
-
     if (secret != &mcf->secrets[0]) {
-        ngx_worksible_auth_rehash(r, ctx, rec);
-    }
-
-    if (!cached || ngx_worksible_cache_touch(mcf->key_cache, ctx->key.key_id))
-    {
-        ngx_worksible_auth_touch(mcf, &rec->api_key_id);
+        ngx_worksible_auth_rehash(r, st);
     }
 
     return NGX_WORKSIBLE_OK;
-}
-
-
-/* worksible_scope of the location against the key's scopes */
-
-static ngx_worksible_error_e
-ngx_worksible_auth_scopes(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
-{
-    ngx_str_t                 *scope;
-    ngx_uint_t                 i;
-    ngx_worksible_loc_conf_t  *lcf;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
-
-    if (lcf->scopes == NULL) {
-        return NGX_WORKSIBLE_OK;
-    }
-
-    scope = lcf->scopes->elts;
-
-    for (i = 0; i < lcf->scopes->nelts; i++) {
-        if (!ngx_worksible_scope_held(&ctx->identity.scopes, &scope[i])) {
-            ctx->scope = scope[i];
-            return NGX_WORKSIBLE_INSUFFICIENT_SCOPE;
-        }
-    }
-
-    return NGX_WORKSIBLE_OK;
-}
-
-
-/*
- * The client address after nginx's realip module (c->sockaddr), against
- * the key's allowlist; an IPv4-mapped IPv6 address matches IPv4 blocks.
- */
-
-static ngx_uint_t
-ngx_worksible_auth_ip_allowed(ngx_http_request_t *r,
-    ngx_worksible_key_record_t *rec)
-{
-    int                   family;
-    u_char               *addr;
-    ngx_uint_t            i;
-    struct sockaddr      *sa;
-    struct sockaddr_in   *sin;
-#if (NGX_HAVE_INET6)
-    struct sockaddr_in6  *sin6;
-#endif
-
-    if (rec->nallowlist == 0) {
-        return 1;
-    }
-
-    sa = r->connection->sockaddr;
-
-    switch (sa->sa_family) {
-
-    case AF_INET:
-        sin = (struct sockaddr_in *) sa;
-        family = AF_INET;
-        addr = (u_char *) &sin->sin_addr;
-        break;
-
-#if (NGX_HAVE_INET6)
-    case AF_INET6:
-        sin6 = (struct sockaddr_in6 *) sa;
-        family = AF_INET6;
-        addr = sin6->sin6_addr.s6_addr;
-        break;
-#endif
-
-    default: /* a unix socket: no address to allow */
-        return 0;
-    }
-
-    for (i = 0; i < rec->nallowlist; i++) {
-        if (ngx_worksible_cidr_match(&rec->allowlist[i], family, addr)) {
-            return 1;
-        }
-    }
-
-    return 0;
 }
 
 
@@ -645,17 +545,18 @@ ngx_worksible_auth_ip_allowed(ngx_http_request_t *r,
  */
 
 static void
-ngx_worksible_auth_rehash(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
-    ngx_worksible_key_record_t *rec)
+ngx_worksible_auth_rehash(ngx_http_request_t *r, ngx_worksible_request_t *st)
 {
-    ngx_str_t                   v[4];
-    ngx_uint_t                  i;
-    ngx_worksible_pg_op_t      *op;
-    ngx_worksible_main_conf_t  *mcf;
-    u_char                      old[NGX_INT_T_LEN], cur[NGX_INT_T_LEN];
-    u_char                      hex[2 * NGX_WORKSIBLE_KEY_HASH_LEN];
+    ngx_str_t                    v[4];
+    ngx_uint_t                   i;
+    ngx_worksible_pg_op_t       *op;
+    ngx_worksible_main_conf_t   *mcf;
+    ngx_worksible_key_record_t  *rec;
+    u_char                       old[NGX_INT_T_LEN], cur[NGX_INT_T_LEN];
+    u_char                       hex[2 * NGX_WORKSIBLE_KEY_HASH_LEN];
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    rec = st->record;
 
     op = ngx_worksible_pg_op_create(mcf->pg_pool);
     if (op == NULL) {
@@ -666,7 +567,7 @@ ngx_worksible_auth_rehash(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
     v[1].data = old;
     v[1].len = ngx_sprintf(old, "%ui", rec->secret_version) - old;
 
-    ngx_worksible_key_hash(rec->hash, &ctx->key, mcf->secrets[0].secret);
+    ngx_worksible_key_hash(rec->hash, &st->key, mcf->secrets[0].secret);
     rec->secret_version = mcf->secrets[0].version;
 
     v[2].data = hex;
@@ -689,7 +590,7 @@ ngx_worksible_auth_rehash(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx,
     }
 
     if (mcf->key_cache != NULL) {
-        ngx_worksible_cache_put(mcf->key_cache, ctx->key.key_id, rec);
+        ngx_worksible_cache_put(mcf->key_cache, st->key.key_id, rec);
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
@@ -930,76 +831,4 @@ ngx_worksible_auth_copy(ngx_http_request_t *r, PGresult *res, int col,
     ngx_memcpy(dst->data, PQgetvalue(res, 0, col), dst->len);
 
     return NGX_OK;
-}
-
-
-/* sends ctx->problem with its headers and finalizes: NGX_DONE */
-
-static ngx_int_t
-ngx_worksible_auth_refuse(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
-{
-    ngx_int_t                   rc;
-    ngx_str_t                   v, detail;
-    ngx_worksible_main_conf_t  *mcf;
-
-    rc = NGX_OK;
-
-    switch (ctx->problem) {
-
-    case NGX_WORKSIBLE_API_KEY_MISSING:
-        ngx_str_set(&v, "Bearer realm=\"worksible\"");
-        rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
-        break;
-
-    case NGX_WORKSIBLE_API_KEY_INVALID:
-    case NGX_WORKSIBLE_API_KEY_EXPIRED:
-    case NGX_WORKSIBLE_API_KEY_REVOKED:
-        ngx_str_set(&v, "Bearer realm=\"worksible\", error=\"invalid_token\"");
-        rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
-        break;
-
-    case NGX_WORKSIBLE_INSUFFICIENT_SCOPE:
-        ngx_http_finalize_request(r,
-                            ngx_worksible_insufficient_scope(r, &ctx->scope));
-        return NGX_DONE;
-
-    case NGX_WORKSIBLE_IP_NOT_ALLOWED:
-        detail.data = ngx_pnalloc(r->pool,
-                                  80 + r->connection->addr_text.len);
-        if (detail.data == NULL) {
-            rc = NGX_ERROR;
-            break;
-        }
-
-        detail.len = ngx_sprintf(detail.data, "The request came from %V, "
-                                 "which this API key's IP allowlist does "
-                                 "not include.", &r->connection->addr_text)
-                     - detail.data;
-
-        ngx_http_finalize_request(r, ngx_worksible_problem_send(r,
-                                          ctx->problem, &detail, NULL));
-        return NGX_DONE;
-
-    case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
-        mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
-        rc = ngx_worksible_retry_after(r, ctx->redis_failed
-                               ? ngx_worksible_redis_retry_after(mcf->redis)
-                               : ngx_worksible_pg_retry_after(mcf->pg_pool));
-        break;
-
-    case NGX_WORKSIBLE_RATE_LIMITED:
-        rc = ngx_worksible_retry_after(r, ctx->rl.t);
-        break;
-
-    default:
-        break;
-    }
-
-    if (rc == NGX_OK) {
-        rc = ngx_worksible_problem_send(r, ctx->problem, NULL, NULL);
-    }
-
-    ngx_http_finalize_request(r, rc);
-
-    return NGX_DONE;
 }

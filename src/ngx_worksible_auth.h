@@ -1,6 +1,7 @@
 /*
- * Access phase of worksible_auth: the Bearer API key (RFC 6750), verified
- * against PostgreSQL, its expiry, revocation and the company's plan.
+ * The access steps of worksible_auth: the Bearer API key (RFC 6750),
+ * verified against PostgreSQL, its expiry, revocation, the company's plan,
+ * the key's IP allowlist and the location's scopes.
  */
 
 #ifndef _NGX_WORKSIBLE_AUTH_H_INCLUDED_
@@ -15,14 +16,34 @@
 
 
 /*
- * The NGX_HTTP_ACCESS_PHASE handler. NGX_DECLINED where worksible_auth is
- * off, NGX_OK for a valid key (identity in the request's ctx), NGX_AGAIN
- * while PostgreSQL answers, NGX_DONE after sending a refusal: 401
- * api_key_missing|invalid|expired|revoked with WWW-Authenticate (RFC 6750,
- * section 3), 403 plan_not_eligible|ip_not_allowed|insufficient_scope
- * (worksible_scope), 503 service_unavailable with Retry-After.
+ * The access phase's steps (ngx_worksible_request.h says what they return;
+ * each sets st->problem on a refusal):
+ *
+ * KEY: "Authorization: Bearer <key>" (RFC 6750, section 2.1), the key's
+ * record from the key cache or PostgreSQL (NGX_AGAIN meanwhile), its
+ * secret (BLAKE2b under the server secret of its version), revocation and
+ * expiry: 401 api_key_missing|invalid|revoked|expired, 503 when
+ * PostgreSQL cannot answer. A key verified under an older server secret
+ * is rehashed under the current one in the background.
  */
-ngx_int_t ngx_worksible_auth_handler(ngx_http_request_t *r);
+ngx_int_t ngx_worksible_auth_key(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
+
+/* PLAN: the company's plan includes API access, else 403 plan_not_eligible */
+ngx_int_t ngx_worksible_auth_plan(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
+
+/*
+ * ADDRESS: the client address (after realip) in the key's IP allowlist,
+ * else 403 ip_not_allowed. Passed: st->identity is set and the key's
+ * last_used_at recorded (in a batch, at most once a minute per server).
+ */
+ngx_int_t ngx_worksible_auth_address(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
+
+/* SCOPE: every worksible_scope of r's location, else 403 insufficient_scope */
+ngx_int_t ngx_worksible_auth_scope(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
 
 /* this worker's last_used_at batch (init_process); NGX_ERROR: no memory */
 ngx_int_t ngx_worksible_auth_init_process(ngx_cycle_t *cycle,

@@ -41,14 +41,13 @@ static ngx_int_t ngx_worksible_idempotency_answer(ngx_http_request_t *r,
 static ngx_int_t ngx_worksible_idempotency_send_answer(ngx_http_request_t *r,
     ngx_worksible_idempotency_t *idem);
 static void ngx_worksible_idempotency_renew(ngx_event_t *ev);
-static void ngx_worksible_idempotency_act(ngx_worksible_idempotency_t *idem,
+static void ngx_worksible_idempotency_act(ngx_worksible_request_t *st,
     const char *action, ngx_str_t *args, int nargs);
 static void ngx_worksible_idempotency_acted(ngx_worksible_redis_op_t *op,
     redisReply *reply);
-static void ngx_worksible_idempotency_store(ngx_http_request_t *r,
-    ngx_worksible_idempotency_t *idem);
-static void ngx_worksible_idempotency_release(ngx_http_request_t *r,
-    ngx_worksible_idempotency_t *idem, const char *why);
+static void ngx_worksible_idempotency_store(ngx_worksible_request_t *st);
+static void ngx_worksible_idempotency_release(ngx_worksible_request_t *st,
+    const char *why);
 static ngx_int_t ngx_worksible_idempotency_header_filter(
     ngx_http_request_t *r);
 static ngx_str_t ngx_worksible_idempotency_location(ngx_http_request_t *r);
@@ -186,37 +185,39 @@ ngx_worksible_idempotency_sha(u_char *hex)
 
 
 ngx_int_t
-ngx_worksible_idempotency_handler(ngx_http_request_t *r)
+ngx_worksible_idempotency_reserve(ngx_http_request_t *r,
+    ngx_worksible_request_t *st, ngx_worksible_idempotency_conf_t *conf)
 {
     ngx_int_t                     rc;
-    ngx_worksible_ctx_t          *ctx;
     ngx_worksible_loc_conf_t     *lcf;
     ngx_worksible_idempotency_t  *idem;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    idem = &ctx->idem;
+    idem = st->idem;
 
-    switch (idem->state) {
+    if (idem != NULL) {
+        switch (idem->state) {
 
-    case NGX_WORKSIBLE_IDEM_BODY:
-    case NGX_WORKSIBLE_IDEM_WAIT:
-        return NGX_AGAIN;
+        case NGX_WORKSIBLE_IDEM_BODY:
+        case NGX_WORKSIBLE_IDEM_WAIT:
+            return NGX_AGAIN;
 
-    case NGX_WORKSIBLE_IDEM_DECIDED:
-        return ngx_worksible_idempotency_answer(r, idem);
+        case NGX_WORKSIBLE_IDEM_DECIDED:
+            return ngx_worksible_idempotency_answer(r, idem);
 
-    case NGX_WORKSIBLE_IDEM_NONE:
-        break;
-
-    default:
-        return NGX_OK;
+        default:
+            /* decided in an earlier location of this client request */
+            return NGX_OK;
+        }
     }
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+    idem = ngx_pcalloc(r->pool, sizeof(ngx_worksible_idempotency_t));
+    if (idem == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    if (lcf->idempotency.mode == NGX_WORKSIBLE_IDEMPOTENCY_OFF
-        || !(r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH|NGX_HTTP_DELETE)))
-    {
+    st->idem = idem;
+
+    if (!(r->method & (NGX_HTTP_POST|NGX_HTTP_PATCH|NGX_HTTP_DELETE))) {
         return NGX_OK;
     }
 
@@ -227,7 +228,7 @@ ngx_worksible_idempotency_handler(ngx_http_request_t *r)
     }
 
     if (rc == NGX_DECLINED) {
-        if (lcf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_REQUIRED) {
+        if (conf->mode != NGX_WORKSIBLE_IDEMPOTENCY_REQUIRED) {
             return NGX_OK;
         }
 
@@ -240,10 +241,12 @@ ngx_worksible_idempotency_handler(ngx_http_request_t *r)
         return ngx_worksible_idempotency_answer(r, idem);
     }
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
     idem->mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
-    idem->ttl = lcf->idempotency.ttl;
-    idem->lock = lcf->idempotency.lock;
-    idem->max_size = lcf->idempotency.max_size;
+    idem->ttl = conf->ttl;
+    idem->lock = conf->lock;
+    idem->max_size = conf->max_size;
     idem->release_on_abort = lcf->api;
 
     /* the body is part of the fingerprint: read it now (like mirror) */
@@ -347,27 +350,27 @@ static void
 ngx_worksible_idempotency_body(ngx_http_request_t *r)
 {
     ngx_str_t                     args[4];
-    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_request_t      *st;
     ngx_worksible_redis_op_t     *op;
     ngx_worksible_main_conf_t    *mcf;
     ngx_worksible_idempotency_t  *idem;
     u_char                        lock[NGX_INT_T_LEN];
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
-    idem = &ctx->idem;
+    idem = st->idem;
 
     r->preserve_body = 1;
     r->write_event_handler = ngx_http_core_run_phases;
 
     idem->record.len = sizeof("worksible:idem:{}:") - 1
-                       + ctx->identity.company_id.len + idem->key.len;
+                       + st->identity.company_id.len + idem->key.len;
     idem->record.data = ngx_pnalloc(r->pool, idem->record.len);
 
     if (idem->record.data == NULL
         || ngx_worksible_idempotency_fingerprint(r, idem->fingerprint)
            != NGX_OK
-        || ngx_worksible_cleanup_arm(r) != NGX_OK)
+        || ngx_worksible_request_arm(st) != NGX_OK)
     {
         idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -375,10 +378,10 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
     }
 
     (void) ngx_sprintf(idem->record.data, "worksible:idem:{%V}:%V",
-                       &ctx->identity.company_id, &idem->key);
+                       &st->identity.company_id, &idem->key);
 
     ngx_str_set(&args[0], "reserve");
-    args[1].data = ctx->request_id;
+    args[1].data = st->request_id;
     args[1].len = NGX_WORKSIBLE_REQUEST_ID_LEN;
     args[2].data = idem->fingerprint;
     args[2].len = NGX_WORKSIBLE_FINGERPRINT_LEN;
@@ -388,7 +391,7 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
     op = ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
                                   (char *) mcf->idempotency_sha,
                                   &idem->record, args, 4,
-                                  ngx_worksible_idempotency_reserved, r);
+                                  ngx_worksible_idempotency_reserved, st);
 
     if (op == NULL) {
         /* Redis is down: never run unprotected */
@@ -397,7 +400,7 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
 
     } else {
         idem->state = NGX_WORKSIBLE_IDEM_WAIT;
-        ctx->redis_op = op;
+        st->redis_op = op;
         r->read_event_handler = ngx_http_test_reading;
     }
 
@@ -465,17 +468,15 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
     ngx_str_t                     state;
     ngx_connection_t             *c;
     ngx_http_request_t           *r;
-    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_request_t      *st;
     ngx_worksible_idempotency_t  *idem;
 
-    r = op->data;
+    st = op->data;
+    r = st->r;
     c = r->connection;
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    idem = &ctx->idem;
+    idem = st->idem;
 
-    ngx_http_set_log_request(c->log, r);
-
-    ctx->redis_op = NULL;
+    st->redis_op = NULL;
     idem->state = NGX_WORKSIBLE_IDEM_DECIDED;
     idem->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
     idem->unanswered = (reply == NULL);
@@ -492,7 +493,7 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
             idem->problem = NGX_WORKSIBLE_OK;
 
             idem->renew.handler = ngx_worksible_idempotency_renew;
-            idem->renew.data = r;
+            idem->renew.data = st;
             idem->renew.log = c->log;
             ngx_add_timer(&idem->renew, idem->lock / 3);
 
@@ -532,7 +533,7 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
                       "(type %d)", reply->type);
     }
 
-    ngx_worksible_access_resume(r);
+    ngx_worksible_request_resume(st);
 }
 
 
@@ -643,19 +644,17 @@ ngx_worksible_idempotency_renew(ngx_event_t *ev)
 {
     u_char                       *p;
     ngx_str_t                     args[1];
-    ngx_http_request_t           *r = ev->data;
-    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_request_t      *st = ev->data;
     ngx_worksible_idempotency_t  *idem;
     u_char                        lock[NGX_INT_T_LEN];
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    idem = &ctx->idem;
+    idem = st->idem;
 
     p = ngx_sprintf(lock, "%M", idem->lock);
     args[0].data = lock;
     args[0].len = p - lock;
 
-    ngx_worksible_idempotency_act(idem, "renew", args, 1);
+    ngx_worksible_idempotency_act(st, "renew", args, 1);
 
     ngx_add_timer(&idem->renew, idem->lock / 3);
 }
@@ -667,20 +666,20 @@ ngx_worksible_idempotency_renew(ngx_event_t *ev)
  */
 
 static void
-ngx_worksible_idempotency_act(ngx_worksible_idempotency_t *idem,
+ngx_worksible_idempotency_act(ngx_worksible_request_t *st,
     const char *action, ngx_str_t *args, int nargs)
 {
     int                           i;
     ngx_str_t                     all[8];
-    ngx_worksible_ctx_t          *ctx;
-    ngx_worksible_main_conf_t    *mcf = idem->mcf;
+    ngx_worksible_main_conf_t    *mcf;
+    ngx_worksible_idempotency_t  *idem;
 
-    ctx = (ngx_worksible_ctx_t *)
-              ((u_char *) idem - offsetof(ngx_worksible_ctx_t, idem));
+    idem = st->idem;
+    mcf = idem->mcf;
 
     all[0].data = (u_char *) action;
     all[0].len = ngx_strlen(action);
-    all[1].data = ctx->request_id;
+    all[1].data = st->request_id;
     all[1].len = NGX_WORKSIBLE_REQUEST_ID_LEN;
 
     for (i = 0; i < nargs; i++) {
@@ -718,12 +717,14 @@ ngx_worksible_idempotency_acted(ngx_worksible_redis_op_t *op,
 /* the whole response passed: keep it for the retention time */
 
 static void
-ngx_worksible_idempotency_store(ngx_http_request_t *r,
-    ngx_worksible_idempotency_t *idem)
+ngx_worksible_idempotency_store(ngx_worksible_request_t *st)
 {
-    u_char     *p;
-    ngx_str_t   args[5];
-    u_char      buf[2 * NGX_INT_T_LEN];
+    u_char                       *p;
+    ngx_str_t                     args[5];
+    ngx_worksible_idempotency_t  *idem;
+    u_char                        buf[2 * NGX_INT_T_LEN];
+
+    idem = st->idem;
 
     if (idem->renew.timer_set) {
         ngx_del_timer(&idem->renew);
@@ -743,14 +744,18 @@ ngx_worksible_idempotency_store(ngx_http_request_t *r,
     args[3] = idem->location;
     args[4] = idem->stored.data ? idem->stored : idem->body;
 
-    ngx_worksible_idempotency_act(idem, "store", args, 5);
+    ngx_worksible_idempotency_act(st, "store", args, 5);
 }
 
 
 static void
-ngx_worksible_idempotency_release(ngx_http_request_t *r,
-    ngx_worksible_idempotency_t *idem, const char *why)
+ngx_worksible_idempotency_release(ngx_worksible_request_t *st,
+    const char *why)
 {
+    ngx_worksible_idempotency_t  *idem;
+
+    idem = st->idem;
+
     if (idem->renew.timer_set) {
         ngx_del_timer(&idem->renew);
     }
@@ -759,19 +764,23 @@ ngx_worksible_idempotency_release(ngx_http_request_t *r,
     idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
 
     if (why != NULL) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+        ngx_log_error(NGX_LOG_WARN, st->r->connection->log, 0,
                       "worksible idempotency: not stored, %s: the key "
                       "\"%V\" is released and a retry runs again", why,
                       &idem->key);
     }
 
-    ngx_worksible_idempotency_act(idem, "release", NULL, 0);
+    ngx_worksible_idempotency_act(st, "release", NULL, 0);
 }
 
 
 void
-ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem)
+ngx_worksible_idempotency_cleanup(ngx_worksible_request_t *st)
 {
+    ngx_worksible_idempotency_t  *idem;
+
+    idem = st->idem;
+
     if (idem->renew.timer_set) {
         ngx_del_timer(&idem->renew);
     }
@@ -783,7 +792,7 @@ ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem)
          * the request itself never ran.
          */
         idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
-        ngx_worksible_idempotency_act(idem, "release", NULL, 0);
+        ngx_worksible_idempotency_act(st, "release", NULL, 0);
         return;
     }
 
@@ -800,7 +809,7 @@ ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem)
     idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
 
     if (idem->release_on_abort) {
-        ngx_worksible_idempotency_act(idem, "release", NULL, 0);
+        ngx_worksible_idempotency_act(st, "release", NULL, 0);
     }
 }
 
@@ -829,29 +838,28 @@ ngx_worksible_idempotency_header_filter(ngx_http_request_t *r)
 {
     u_char                       *p;
     ngx_int_t                     rc;
-    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_request_t      *st;
     ngx_worksible_idempotency_t  *idem;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_guarded(r);
 
-    if (r != r->main || ctx == NULL
-        || ctx->idem.state != NGX_WORKSIBLE_IDEM_RESERVED)
+    if (st == NULL || st->idem == NULL
+        || st->idem->state != NGX_WORKSIBLE_IDEM_RESERVED)
     {
         return ngx_http_next_header_filter(r);
     }
 
-    idem = &ctx->idem;
+    idem = st->idem;
 
     if (r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR
         || idem->release)
     {
-        ngx_worksible_idempotency_release(r, idem, NULL);
+        ngx_worksible_idempotency_release(st, NULL);
         return ngx_http_next_header_filter(r);
     }
 
     if (r->headers_out.content_length_n > (off_t) idem->max_size) {
-        ngx_worksible_idempotency_release(r, idem,
-                                          "the body is over max_size");
+        ngx_worksible_idempotency_release(st, "the body is over max_size");
         return ngx_http_next_header_filter(r);
     }
 
@@ -899,7 +907,7 @@ ngx_worksible_idempotency_header_filter(ngx_http_request_t *r)
 
     if (rc != NGX_ERROR && r->header_only && idem->capturing) {
         /* no body will pass (HEAD cannot be here: 204, 304) */
-        ngx_worksible_idempotency_store(r, idem);
+        ngx_worksible_idempotency_store(st);
     }
 
     return rc;
@@ -937,16 +945,16 @@ ngx_worksible_idempotency_body_filter(ngx_http_request_t *r,
     ngx_buf_t                    *b;
     ngx_uint_t                    last;
     ngx_chain_t                  *cl;
-    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_request_t      *st;
     ngx_worksible_idempotency_t  *idem;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_guarded(r);
 
-    if (r != r->main || ctx == NULL || !ctx->idem.capturing) {
+    if (st == NULL || st->idem == NULL || !st->idem->capturing) {
         return ngx_http_next_body_filter(r, in);
     }
 
-    idem = &ctx->idem;
+    idem = st->idem;
     last = 0;
 
     for (cl = in; cl; cl = cl->next) {
@@ -954,13 +962,13 @@ ngx_worksible_idempotency_body_filter(ngx_http_request_t *r,
         n = ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos) : 0;
 
         if (n == 0 && ngx_buf_size(b) != 0) {
-            ngx_worksible_idempotency_release(r, idem,
+            ngx_worksible_idempotency_release(st,
                                               "the body is not in memory");
             return ngx_http_next_body_filter(r, in);
         }
 
         if (idem->body.len + n > idem->max_size) {
-            ngx_worksible_idempotency_release(r, idem,
+            ngx_worksible_idempotency_release(st,
                                               "the body is over max_size");
             return ngx_http_next_body_filter(r, in);
         }
@@ -992,7 +1000,7 @@ ngx_worksible_idempotency_body_filter(ngx_http_request_t *r,
     }
 
     if (last) {
-        ngx_worksible_idempotency_store(r, idem);
+        ngx_worksible_idempotency_store(st);
     }
 
     return ngx_http_next_body_filter(r, in);
@@ -1007,14 +1015,14 @@ ngx_worksible_idempotency_wrap(ngx_http_request_t *r,
     char                         *sql;
     size_t                        len;
     ngx_str_t                     s;
-    ngx_worksible_ctx_t          *ctx;
+    ngx_worksible_request_t      *st;
     ngx_worksible_idempotency_t  *idem;
     u_char                        ttl[NGX_INT_T_LEN];
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    idem = &ctx->idem;
+    st = ngx_worksible_request_find(r);
+    idem = st->idem;
 
-    if (idem->state != NGX_WORKSIBLE_IDEM_RESERVED
+    if (idem == NULL || idem->state != NGX_WORKSIBLE_IDEM_RESERVED
         || (r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)))
     {
         return NGX_OK;
@@ -1078,11 +1086,11 @@ ngx_worksible_idempotency_recorded(PGresult *res)
 ngx_worksible_pg_op_t *
 ngx_worksible_idempotency_find(ngx_http_request_t *r)
 {
-    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_request_t    *st;
     ngx_worksible_pg_op_t      *op;
     ngx_worksible_main_conf_t  *mcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     op = ngx_worksible_pg_op_create(mcf->pg_pool);
@@ -1092,8 +1100,8 @@ ngx_worksible_idempotency_find(ngx_http_request_t *r)
 
     op->sql = NGX_WORKSIBLE_IDEM_FIND_SQL;
 
-    if (ngx_worksible_pg_op_param(op, &ctx->identity.company_id) != NGX_OK
-        || ngx_worksible_pg_op_param(op, &ctx->idem.key) != NGX_OK)
+    if (ngx_worksible_pg_op_param(op, &st->identity.company_id) != NGX_OK
+        || ngx_worksible_pg_op_param(op, &st->idem->key) != NGX_OK)
     {
         ngx_worksible_pg_op_free(op);
         return NULL;
@@ -1108,11 +1116,9 @@ ngx_worksible_idempotency_found(ngx_http_request_t *r, PGresult *res,
     ngx_str_t *result, ngx_worksible_error_e *err)
 {
     ngx_str_t                     v;
-    ngx_worksible_ctx_t          *ctx;
     ngx_worksible_idempotency_t  *idem;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    idem = &ctx->idem;
+    idem = ngx_worksible_request_find(r)->idem;
 
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 2) {
         return NGX_ERROR;

@@ -29,6 +29,7 @@
 
 #include "ngx_worksible_pg.h"
 #include "ngx_worksible_problem.h"
+#include "ngx_worksible_request.h"
 
 
 #define NGX_WORKSIBLE_IDEMPOTENCY_OFF       0
@@ -59,8 +60,8 @@ typedef enum {
 } ngx_worksible_idem_state_e;
 
 
-/* a request's idempotency, in its ctx */
-typedef struct {
+/* a client request's reservation, decided once (st->idem) */
+struct ngx_worksible_idempotency_s {
     ngx_worksible_idem_state_e  state;
     ngx_str_t                   key;          /* unquoted */
     ngx_str_t                   record;       /* the Redis key */
@@ -85,7 +86,7 @@ typedef struct {
     unsigned                    release:1;    /* keep nothing: release */
     unsigned                    release_on_abort:1;
     unsigned                    unanswered:1; /* the reservation timed out */
-} ngx_worksible_idempotency_t;
+};
 
 
 /*
@@ -101,21 +102,24 @@ char *ngx_worksible_idempotency_conf(ngx_conf_t *cf,
 void ngx_worksible_idempotency_sha(u_char *hex);
 
 /*
- * Access phase, after the key, rate limit and scopes passed. NGX_OK: run
- * the request (reserved, or nothing to do); NGX_AGAIN or NGX_DONE: it
- * waits for its body or Redis, or was answered (a replay; 400
- * idempotency_key_invalid|idempotency_key_missing, 409
+ * The pre-content phase's reservation, decided once per client request in
+ * the first location with worksible_idempotency on|required that a write
+ * (POST, PATCH, DELETE) reaches after every access check passed; conf is
+ * that location's. NGX_OK: run the request (reserved, or nothing to do);
+ * NGX_AGAIN or NGX_DONE: it waits for its body or Redis, or was answered
+ * (a replay; 400 idempotency_key_invalid|idempotency_key_missing, 409
  * idempotency_request_in_progress, 422 idempotency_key_reused, 503
  * service_unavailable with Retry-After); or an HTTP status to finalize
  * with.
  */
-ngx_int_t ngx_worksible_idempotency_handler(ngx_http_request_t *r);
+ngx_int_t ngx_worksible_idempotency_reserve(ngx_http_request_t *r,
+    ngx_worksible_request_t *st, ngx_worksible_idempotency_conf_t *conf);
 
 /* registers the capture filters (before the problem filters) */
 ngx_int_t ngx_worksible_idempotency_filter_init(ngx_conf_t *cf);
 
-/* r's request ends: stop renewing; a worksible_api write releases */
-void ngx_worksible_idempotency_cleanup(ngx_worksible_idempotency_t *idem);
+/* st's request ends: stop renewing; a worksible_api write releases */
+void ngx_worksible_idempotency_cleanup(ngx_worksible_request_t *st);
 
 /*
  * Our API: makes op (company id as $1, SQL "SELECT f(...)") of a reserved

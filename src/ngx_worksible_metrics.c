@@ -79,17 +79,15 @@ ngx_int_t
 ngx_worksible_metrics_log_handler(ngx_http_request_t *r)
 {
     ngx_uint_t                  status, outcome;
-    ngx_worksible_loc_conf_t   *lcf;
     ngx_worksible_main_conf_t  *mcf;
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
-    if (r != r->main || !lcf->auth || mcf->metrics == NULL) {
+    if (mcf->metrics == NULL || ngx_worksible_request_guarded(r) == NULL) {
         return NGX_OK;
     }
 
-    status = r->headers_out.status ? r->headers_out.status : r->err_status;
+    status = ngx_worksible_request_status(r);
 
     switch (status) {
     case NGX_HTTP_UNAUTHORIZED:

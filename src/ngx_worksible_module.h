@@ -1,11 +1,13 @@
 /*
- * ngx_worksible_module: configuration and per-request state shared by the
- * module's files. One file per concern (DESIGN.md):
+ * ngx_worksible_module: the configuration shared by the module's files.
+ * One file per concern (DESIGN.md):
  *
  *   ngx_worksible_module.c   directives, configuration, phase registration
+ *   ngx_worksible_request.c  one client request's state, through internal
+ *                            redirects; the access phase's state machine
  *   ngx_worksible_pg.c       per-worker non-blocking libpq pool
- *   ngx_worksible_auth.c     access phase: API key, expiry, plan,
- *                            IP allowlist, scopes; last_used_at batches
+ *   ngx_worksible_auth.c     the access steps of the key: secret, expiry,
+ *                            plan, IP allowlist, scopes; last_used_at
  *   ngx_worksible_cache.c    shared-memory key cache
  *   ngx_worksible_redis.c    per-worker hiredis connection, breaker
  *   ngx_worksible_ratelimit.c  GCRA rate limits and their headers
@@ -39,9 +41,9 @@
 #include "ngx_worksible_pg.h"
 #include "ngx_worksible_ratelimit.h"
 #include "ngx_worksible_redis.h"
+#include "ngx_worksible_request.h"
 
 
-#define NGX_WORKSIBLE_REQUEST_ID_LEN  (sizeof("req_") - 1 + 26)
 #define NGX_WORKSIBLE_OBJECT_ID_MAX   (sizeof("key_") - 1 + 26)
 #define NGX_WORKSIBLE_TOUCHED_MAX     1024
 
@@ -89,85 +91,6 @@ typedef struct {
     ngx_worksible_deprecation_t *deprecation; /* worksible_deprecation */
     ngx_worksible_idempotency_conf_t  idempotency;
 } ngx_worksible_loc_conf_t;
-
-
-/* a content handler's answer to its query (ngx_worksible_pg_respond) */
-typedef ngx_int_t (*ngx_worksible_respond_pt)(ngx_http_request_t *r,
-    ngx_worksible_pg_op_t *op);
-
-
-/* what the access phase learnt about the caller */
-typedef struct {
-    ngx_str_t                  api_key_id;    /* key_... */
-    ngx_str_t                  company_id;    /* cmp_... */
-    ngx_str_t                  plan;
-    ngx_str_t                  scopes;        /* space-separated */
-} ngx_worksible_identity_t;
-
-
-typedef struct {
-    u_char                     request_id[NGX_WORKSIBLE_REQUEST_ID_LEN];
-
-    ngx_worksible_key_t        key;           /* points into the header */
-    ngx_worksible_identity_t   identity;
-    ngx_uint_t                 rate_limit;    /* the plan's q ... */
-    ngx_uint_t                 rate_window;   /* ... per w seconds */
-    ngx_worksible_ratelimit_t  rl;
-    ngx_worksible_idempotency_t  idem;
-
-    ngx_worksible_pg_op_t     *op;            /* in flight, or NULL */
-    ngx_worksible_respond_pt   respond;       /* answers op's result */
-    ngx_worksible_redis_op_t  *redis_op;      /* in flight, or NULL */
-    ngx_http_cleanup_t        *cleanup;       /* detaches both */
-
-    ngx_uint_t                 problem;       /* to send, or 0 */
-    ngx_str_t                  scope;         /* insufficient_scope: needed */
-    void                      *route;         /* the API endpoint */
-    ngx_str_t                  id;            /* its {id} */
-    ngx_str_t                  token;         /* a new key, for its response */
-    ngx_str_t                  error_body;    /* replaces nginx's error page */
-
-    unsigned                   key_done:1;    /* the key is checked */
-    unsigned                   rl_done:1;     /* the limiter answered */
-    unsigned                   redis_failed:1;
-    unsigned                   auth_done:1;   /* the access phase decided */
-    unsigned                   error_body_sent:1;
-    unsigned                   authenticated:1;
-    unsigned                   body_reals:1;  /* see the endpoint's reals */
-} ngx_worksible_ctx_t;
-
-
-/* the module's ctx of r, made on first use; NULL only when out of memory */
-ngx_worksible_ctx_t *ngx_worksible_get_ctx(ngx_http_request_t *r);
-
-/* makes sure r's cleanup will detach its store calls; NGX_ERROR: memory */
-ngx_int_t ngx_worksible_cleanup_arm(ngx_http_request_t *r);
-
-/*
- * Starts op for r (query and parameters set): detached by r's cleanup if r
- * goes away first, op->handler is called with op->data == r otherwise.
- * Returns NGX_OK, or NGX_DECLINED when PostgreSQL is unavailable now (op is
- * freed), or NGX_ERROR.
- */
-ngx_int_t ngx_worksible_pg_run(ngx_http_request_t *r,
-    ngx_worksible_pg_op_t *op);
-
-/*
- * A store answered what r's access phase waited for: run r's phases
- * again from there, then the posted requests (DataDog/nginx-datadog#154).
- */
-void ngx_worksible_access_resume(ngx_http_request_t *r);
-
-/* after op->handler ran: the request no longer waits for op */
-void ngx_worksible_pg_done(ngx_http_request_t *r);
-
-/*
- * ngx_worksible_pg_run() for a content handler: when op answers, r is
- * finalized with respond(r, op) (and posted requests run). The caller
- * holds r's count meanwhile.
- */
-ngx_int_t ngx_worksible_pg_respond(ngx_http_request_t *r,
-    ngx_worksible_pg_op_t *op, ngx_worksible_respond_pt respond);
 
 
 extern ngx_module_t  ngx_worksible_module;

@@ -25,7 +25,7 @@ static ngx_int_t ngx_worksible_problem_body(ngx_http_request_t *r,
     ngx_worksible_problem_t *p, ngx_str_t *detail, ngx_str_t *param,
     ngx_str_t *body);
 static ngx_int_t ngx_worksible_error_page(ngx_http_request_t *r,
-    ngx_worksible_ctx_t *ctx);
+    ngx_worksible_request_t *st);
 static u_char *ngx_worksible_request_id(ngx_http_request_t *r);
 static json_t *ngx_worksible_json_string(ngx_str_t *s);
 static ngx_int_t ngx_worksible_headers_filter(ngx_http_request_t *r);
@@ -199,6 +199,13 @@ ngx_worksible_problem_send(ngx_http_request_t *r, ngx_worksible_error_e err,
     ngx_worksible_problem_t  *p;
 
     p = &ngx_worksible_problems[err];
+
+    /*
+     * a final answer: no "100 Continue" asks the client for a body that
+     * would be thrown away (RFC 9110, 10.1.1), as nginx's own errors do
+     */
+
+    r->expect_tested = 1;
 
     rc = ngx_http_discard_request_body(r);
     if (rc != NGX_OK) {
@@ -424,14 +431,14 @@ ngx_worksible_retry_after(ngx_http_request_t *r, time_t seconds)
 static u_char *
 ngx_worksible_request_id(ngx_http_request_t *r)
 {
-    ngx_worksible_ctx_t  *ctx;
+    ngx_worksible_request_t  *st;
 
-    ctx = ngx_worksible_get_ctx(r->main);
-    if (ctx == NULL) {
+    st = ngx_worksible_request(r);
+    if (st == NULL) {
         return NULL;
     }
 
-    return ctx->request_id;
+    return st->request_id;
 }
 
 
@@ -459,7 +466,7 @@ static ngx_int_t
 ngx_worksible_headers_filter(ngx_http_request_t *r)
 {
     ngx_str_t                  v;
-    ngx_worksible_ctx_t       *ctx;
+    ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
     if (r != r->main) {
@@ -474,16 +481,20 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (!lcf->auth && !lcf->api && !lcf->errors) {
+    /* a guarded request keeps its headers wherever a redirect took it */
+
+    st = ngx_worksible_request_guarded(r);
+
+    if (st == NULL && !lcf->auth && !lcf->api && !lcf->errors) {
         return ngx_http_next_header_filter(r);
     }
 
-    ctx = ngx_worksible_get_ctx(r);
-    if (ctx == NULL) {
+    st = ngx_worksible_request(r);
+    if (st == NULL) {
         return NGX_ERROR;
     }
 
-    v.data = ctx->request_id;
+    v.data = st->request_id;
     v.len = NGX_WORKSIBLE_REQUEST_ID_LEN;
 
     if (ngx_worksible_header_add(r, "X-Request-Id", &v) != NGX_OK) {
@@ -492,12 +503,12 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
 
     if (lcf->errors && r->err_status != 0 && !r->error_page
         && r->headers_out.status >= NGX_HTTP_BAD_REQUEST
-        && ngx_worksible_error_page(r, ctx) != NGX_OK)
+        && ngx_worksible_error_page(r, st) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if (ngx_worksible_ratelimit_headers(r) != NGX_OK) {
+    if (ngx_worksible_ratelimit_headers(r, st) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -520,7 +531,7 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
  */
 
 static ngx_int_t
-ngx_worksible_error_page(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
+ngx_worksible_error_page(ngx_http_request_t *r, ngx_worksible_request_t *st)
 {
     ngx_worksible_problem_t  *p, other;
 
@@ -536,7 +547,7 @@ ngx_worksible_error_page(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
         p = &other;
     }
 
-    if (ngx_worksible_problem_body(r, p, NULL, NULL, &ctx->error_body)
+    if (ngx_worksible_problem_body(r, p, NULL, NULL, &st->error_body)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -552,7 +563,7 @@ ngx_worksible_error_page(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
     ngx_str_set(&r->headers_out.content_type, "application/problem+json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
     r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.content_length_n = ctx->error_body.len;
+    r->headers_out.content_length_n = st->error_body.len;
 
     if (r->headers_out.content_length) {
         r->headers_out.content_length->hash = 0;
@@ -567,22 +578,26 @@ ngx_worksible_error_page(ngx_http_request_t *r, ngx_worksible_ctx_t *ctx)
 }
 
 
-/* sends the problem instead of nginx's HTML error page, once */
+/*
+ * Sends the problem instead of nginx's HTML error page, once; later calls
+ * (the writer's, for a slow client) still reach the write filter, which
+ * may hold part of it.
+ */
 
 static ngx_int_t
 ngx_worksible_error_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
 {
-    ngx_buf_t            *b;
-    ngx_chain_t          *cl, out;
-    ngx_worksible_ctx_t  *ctx;
+    ngx_buf_t                *b;
+    ngx_chain_t              *cl, out;
+    ngx_worksible_request_t  *st;
 
     if (r != r->main) {
         return ngx_http_next_body_filter(r, in);
     }
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
 
-    if (ctx == NULL || ctx->error_body.data == NULL) {
+    if (st == NULL || st->error_body.data == NULL) {
         return ngx_http_next_body_filter(r, in);
     }
 
@@ -591,19 +606,19 @@ ngx_worksible_error_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
         cl->buf->file_pos = cl->buf->file_last;
     }
 
-    if (ctx->error_body_sent) {
-        return NGX_OK;
+    if (st->error_body_sent) {
+        return ngx_http_next_body_filter(r, NULL);
     }
 
-    ctx->error_body_sent = 1;
+    st->error_body_sent = 1;
 
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_ERROR;
     }
 
-    b->pos = ctx->error_body.data;
-    b->last = b->pos + ctx->error_body.len;
+    b->pos = st->error_body.data;
+    b->last = b->pos + st->error_body.len;
     b->memory = 1;
     b->last_buf = 1;
     b->last_in_chain = 1;

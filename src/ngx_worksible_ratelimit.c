@@ -65,68 +65,103 @@ ngx_worksible_ratelimit_sha(u_char *hex)
 
 
 ngx_int_t
-ngx_worksible_ratelimit_start(ngx_http_request_t *r)
+ngx_worksible_ratelimit_charge(ngx_http_request_t *r,
+    ngx_worksible_request_t *st)
 {
     u_char                     *p;
     ngx_str_t                   key, args[2];
-    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_ratelimit_t  *rl;
     ngx_worksible_redis_op_t   *op;
+    ngx_worksible_loc_conf_t   *lcf;
     ngx_worksible_main_conf_t  *mcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
-    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
-    /* a hash tag, so that a Redis Cluster can shard by company */
+    rl = st->rl;
 
-    key.len = sizeof("worksible:rl:{}") - 1 + ctx->identity.company_id.len;
-    key.data = ngx_pnalloc(r->pool, key.len + 2 * NGX_INT_T_LEN + 2);
-    if (key.data == NULL) {
-        return NGX_ERROR;
+    if (rl == NULL) {
+        if (!lcf->rate_limit) {
+            return NGX_OK;
+        }
+
+        rl = ngx_pcalloc(r->pool, sizeof(ngx_worksible_ratelimit_t));
+        if (rl == NULL) {
+            return NGX_ERROR;
+        }
+
+        st->rl = rl;
+
+        mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+        /* a hash tag, so that a Redis Cluster can shard by company */
+
+        key.len = sizeof("worksible:rl:{}") - 1
+                  + st->identity.company_id.len;
+        key.data = ngx_pnalloc(r->pool, key.len + 2 * NGX_INT_T_LEN);
+        if (key.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        p = ngx_sprintf(key.data, "worksible:rl:{%V}",
+                        &st->identity.company_id);
+
+        args[0].data = p;
+        args[0].len = ngx_sprintf(p, "%ui", st->identity.rate_limit) - p;
+        p += args[0].len;
+        args[1].data = p;
+        args[1].len = ngx_sprintf(p, "%ui", st->identity.rate_window) - p;
+
+        if (ngx_worksible_request_arm(st) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        op = ngx_worksible_redis_eval(mcf->redis,
+                                      ngx_worksible_ratelimit_script,
+                                      (char *) mcf->ratelimit_sha, &key,
+                                      args, 2, ngx_worksible_ratelimit_done,
+                                      st);
+        if (op != NULL) {
+            st->redis_op = op;
+            return NGX_AGAIN;
+        }
+
+        rl->failed = 1;
     }
 
-    p = ngx_sprintf(key.data, "worksible:rl:{%V}", &ctx->identity.company_id);
-
-    args[0].data = p;
-    args[0].len = ngx_sprintf(p, "%ui", ctx->rate_limit) - p;
-    p += args[0].len;
-    args[1].data = p;
-    args[1].len = ngx_sprintf(p, "%ui", ctx->rate_window) - p;
-
-    op = ngx_worksible_redis_eval(mcf->redis, ngx_worksible_ratelimit_script,
-                                  (char *) mcf->ratelimit_sha, &key, args, 2,
-                                  ngx_worksible_ratelimit_done, r);
-    if (op == NULL) {
-        return ngx_worksible_ratelimit_unavailable(r);
+    if (rl->decided) {
+        /* charged in an earlier location of this client request */
+        return NGX_OK;
     }
 
-    if (ngx_worksible_cleanup_arm(r) != NGX_OK) {
-        ngx_worksible_redis_detach(op);
-        return NGX_ERROR;
+    rl->decided = 1;
+
+    if (rl->failed) {
+        if (ngx_worksible_ratelimit_unavailable(r) == NGX_DECLINED) {
+            st->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
+            st->redis_failed = 1;
+        }
+
+    } else if (!rl->allowed) {
+        st->problem = NGX_WORKSIBLE_RATE_LIMITED;
     }
 
-    ctx->redis_op = op;
-
-    return NGX_AGAIN;
+    return NGX_OK;
 }
 
+
+/* Redis answered the charge (reply NULL: no answer): see the step */
 
 static void
 ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op, redisReply *reply)
 {
     ngx_uint_t                  i;
-    ngx_connection_t           *c;
-    ngx_http_request_t         *r;
-    ngx_worksible_ctx_t        *ctx;
+    ngx_worksible_request_t    *st;
     ngx_worksible_ratelimit_t  *rl;
 
-    r = op->data;
-    c = r->connection;
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    st = op->data;
+    rl = st->rl;
 
-    ngx_http_set_log_request(c->log, r);
-
-    ctx->redis_op = NULL;
-    ctx->rl_done = 1;
+    st->redis_op = NULL;
 
     if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
         && reply->elements == 4)
@@ -135,38 +170,33 @@ ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op, redisReply *reply)
             if (reply->element[i]->type != REDIS_REPLY_INTEGER
                 || reply->element[i]->integer < 0)
             {
-                reply = NULL;
                 break;
             }
         }
-    }
 
-    if (reply != NULL && reply->type == REDIS_REPLY_ARRAY
-        && reply->elements == 4)
-    {
-        rl = &ctx->rl;
-        rl->allowed = reply->element[0]->integer ? 1 : 0;
-        rl->remaining = (ngx_uint_t) reply->element[1]->integer;
-        rl->t = (time_t) reply->element[2]->integer;
-        rl->reset = (time_t) reply->element[3]->integer;
-        rl->limit = ctx->rate_limit;
-        rl->window = ctx->rate_window;
-        rl->set = 1;
+        if (i == 4) {
+            rl->allowed = reply->element[0]->integer ? 1 : 0;
+            rl->remaining = (ngx_uint_t) reply->element[1]->integer;
+            rl->t = (time_t) reply->element[2]->integer;
+            rl->reset = (time_t) reply->element[3]->integer;
+            rl->limit = st->identity.rate_limit;
+            rl->window = st->identity.rate_window;
+            rl->set = 1;
 
-    } else {
-        if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "worksible rate limit script failed: %*s",
-                          (size_t) reply->len, reply->str);
-        }
-
-        if (ngx_worksible_ratelimit_unavailable(r) == NGX_DECLINED) {
-            ctx->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
-            ctx->redis_failed = 1;
+            ngx_worksible_request_resume(st);
+            return;
         }
     }
 
-    ngx_worksible_access_resume(r);
+    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, st->r->connection->log, 0,
+                      "worksible rate limit script failed: %*s",
+                      (size_t) reply->len, reply->str);
+    }
+
+    rl->failed = 1;
+
+    ngx_worksible_request_resume(st);
 }
 
 
@@ -204,28 +234,27 @@ ngx_worksible_ratelimit_unavailable(ngx_http_request_t *r)
 
 
 ngx_int_t
-ngx_worksible_ratelimit_headers(ngx_http_request_t *r)
+ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
+    ngx_worksible_request_t *st)
 {
     size_t                      len;
     ngx_str_t                   v;
-    ngx_worksible_ctx_t        *ctx;
     ngx_worksible_ratelimit_t  *rl;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_worksible_module);
+    rl = st->rl;
 
-    if (ctx == NULL || !ctx->rl.set) {
+    if (rl == NULL || !rl->set) {
         return NGX_OK;
     }
 
-    rl = &ctx->rl;
-    len = ctx->identity.plan.len + 4 * NGX_INT_T_LEN + 32;
+    len = st->identity.plan.len + 4 * NGX_INT_T_LEN + 32;
 
     v.data = ngx_pnalloc(r->pool, len);
     if (v.data == NULL) {
         return NGX_ERROR;
     }
 
-    v.len = ngx_sprintf(v.data, "\"%V\";q=%ui;w=%ui", &ctx->identity.plan,
+    v.len = ngx_sprintf(v.data, "\"%V\";q=%ui;w=%ui", &st->identity.plan,
                         rl->limit, rl->window) - v.data;
 
     if (ngx_worksible_header_add(r, "RateLimit-Policy", &v) != NGX_OK) {
@@ -237,7 +266,7 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    v.len = ngx_sprintf(v.data, "\"%V\";r=%ui;t=%T", &ctx->identity.plan,
+    v.len = ngx_sprintf(v.data, "\"%V\";r=%ui;t=%T", &st->identity.plan,
                         rl->remaining, rl->t) - v.data;
 
     if (ngx_worksible_header_add(r, "RateLimit", &v) != NGX_OK) {

@@ -13,9 +13,11 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_worksible_request.h"
 
-/* the limiter's answer for one request */
-typedef struct {
+
+/* the limiter's answer for one client request */
+struct ngx_worksible_ratelimit_s {
     ngx_uint_t                  limit;        /* q requests ... */
     ngx_uint_t                  window;       /* ... per w seconds */
     ngx_uint_t                  remaining;    /* r: requests allowed now */
@@ -23,23 +25,29 @@ typedef struct {
     time_t                      reset;        /* Unix seconds: all back */
     unsigned                    set:1;        /* headers to send */
     unsigned                    allowed:1;
-} ngx_worksible_ratelimit_t;
+    unsigned                    failed:1;     /* Redis could not answer */
+    unsigned                    decided:1;    /* the step read the answer */
+};
 
 
 /* the script's SHA-1, hex, for EVALSHA (postconfiguration) */
 void ngx_worksible_ratelimit_sha(u_char *hex);
 
 /*
- * Charges r's company one request, for the plan's limit and window in the
- * request's ctx. NGX_AGAIN: asked Redis, the request resumes when it
- * answers (ctx->rl set, or the failure handled). NGX_OK: nothing to wait
- * for (Redis down and fail=open: no headers). NGX_DECLINED: Redis down and
- * fail=closed (the caller answers 503). NGX_ERROR.
+ * The access phase's RATE_LIMIT step (see ngx_worksible_request.h):
+ * charges the company one request, at most once per client request, in
+ * the first location with worksible_rate_limit on, for the plan in
+ * st->identity. NGX_OK: decided (st->problem 429 rate_limited, or 503
+ * service_unavailable when Redis cannot answer and fail=closed; with
+ * fail=open the request passes without headers). NGX_AGAIN: Redis is
+ * asked. NGX_ERROR: no memory.
  */
-ngx_int_t ngx_worksible_ratelimit_start(ngx_http_request_t *r);
+ngx_int_t ngx_worksible_ratelimit_charge(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
 
-/* adds the rate-limit headers of ctx->rl, if any, to r's response */
-ngx_int_t ngx_worksible_ratelimit_headers(ngx_http_request_t *r);
+/* adds the rate-limit headers of st->rl, if any, to r's response */
+ngx_int_t ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
 
 
 #endif /* _NGX_WORKSIBLE_RATELIMIT_H_INCLUDED_ */

@@ -63,27 +63,25 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
     ngx_uint_t                  status;
     ngx_msec_int_t              ms;
     ngx_time_t                 *tp;
-    ngx_worksible_ctx_t        *ctx;
-    ngx_worksible_loc_conf_t   *lcf;
+    ngx_worksible_request_t    *st;
     ngx_worksible_main_conf_t  *mcf;
     u_char                      created[32];
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
-    if (r != r->main || !lcf->auth || mcf->log_rows == NULL
-        || mcf->pg_pool == NULL)
-    {
+    if (mcf->log_rows == NULL || mcf->pg_pool == NULL) {
+        return NGX_OK;
+    }
+
+    /* one row per client request that a worksible_auth location saw */
+
+    st = ngx_worksible_request_guarded(r);
+    if (st == NULL) {
         return NGX_OK;
     }
 
     if (json_array_size(mcf->log_rows) >= NGX_WORKSIBLE_REQLOG_MAX) {
         ngx_worksible_reqlog_dropped(mcf, 1, "the batch is full");
-        return NGX_OK;
-    }
-
-    ctx = ngx_worksible_get_ctx(r);
-    if (ctx == NULL) {
         return NGX_OK;
     }
 
@@ -97,20 +95,20 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
                 tm.ngx_tm_hour, tm.ngx_tm_min, tm.ngx_tm_sec,
                 r->start_msec);
 
-    status = r->headers_out.status ? r->headers_out.status : r->err_status;
+    status = ngx_worksible_request_status(r);
 
     row = json_pack("{s:s%,s:o,s:o,s:o,s:o,s:i,s:I,s:o,s:o,s:o,s:b,s:o,s:s}",
-        "id", ctx->request_id, (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
-        "company_id", ctx->authenticated
-            ? ngx_worksible_reqlog_text(ctx->identity.company_id.data,
-                                        ctx->identity.company_id.len, 64)
+        "id", st->request_id, (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
+        "company_id", st->authenticated
+            ? ngx_worksible_reqlog_text(st->identity.company_id.data,
+                                        st->identity.company_id.len, 64)
             : json_null(),
-        "api_key_id", ctx->authenticated
-            ? ngx_worksible_reqlog_text(ctx->identity.api_key_id.data,
-                                        ctx->identity.api_key_id.len, 64)
+        "api_key_id", st->authenticated
+            ? ngx_worksible_reqlog_text(st->identity.api_key_id.data,
+                                        st->identity.api_key_id.len, 64)
             : json_null(),
-        "method", ngx_worksible_reqlog_text(r->method_name.data,
-                                            r->method_name.len, 32),
+        "method", ngx_worksible_reqlog_text(st->method.data, st->method.len,
+                                            32),
         "path", ngx_worksible_reqlog_path(r),
         "status", (int) status,
         "latency_ms", (json_int_t) (ms > 0 ? ms : 0),
@@ -125,9 +123,9 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
         "user_agent", ngx_worksible_reqlog_header(r, "User-Agent", 512),
         "idempotency_key", ngx_worksible_reqlog_header(r, "Idempotency-Key",
                                                        255),
-        "replayed", ctx->idem.replayed,
-        "ratelimit_remaining", ctx->rl.set
-            ? json_integer((json_int_t) ctx->rl.remaining) : json_null(),
+        "replayed", st->idem != NULL && st->idem->replayed,
+        "ratelimit_remaining", (st->rl != NULL && st->rl->set)
+            ? json_integer((json_int_t) st->rl->remaining) : json_null(),
         "created_at", (char *) created);
 
     if (row == NULL || json_array_append_new(mcf->log_rows, row) != 0) {

@@ -15,63 +15,16 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
     nginx_clone http request at_once leave psql_value redis_cli stack json
-    problem);
+    problem service);
 
 my $top = $ENV{WORKSIBLE_TOP};
 my $counter = "$top/t/servroot_idempotency.calls";
 
-# --- a service behind proxy_pass that counts its calls ----------------------
-# /svc/slow sleeps 2 s, /svc/fail answers 500, /svc/big 2 KB, /svc/text is
-# text/plain; charset=utf-8; the others 201 with the call's number and the
-# body it got.
+# --- a service behind proxy_pass that counts its calls (Worksible::Test) ---
 
-sub calls {
-    open my $fh, '<', $counter or return 0;
-    my @l = <$fh>;
-    return scalar @l;
-}
+sub calls { Worksible::Test::calls($counter) }
 
-sub service {
-    my ($port) = @_;
-    my $srv = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port",
-        Listen => 64, ReuseAddr => 1) or die "listen $port: $!";
-    my $pid = fork // die;
-    return $pid if $pid;
-    $SIG{CHLD} = 'IGNORE';
-    while (my $c = $srv->accept) {
-        next if fork;
-        my ($head, $body) = ('', '');
-        while ($head !~ /\r\n\r\n/) {
-            sysread($c, my $buf, 4096) or POSIX::_exit(0);
-            $head .= $buf;
-        }
-        ($head, $body) = split /\r\n\r\n/, $head, 2;
-        my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
-        while (length($body) < ($len // 0)) {
-            sysread($c, my $buf, 4096) or last;
-            $body .= $buf;
-        }
-        my ($path) = $head =~ m{^\w+ (\S+)};
-        open my $fh, '>>', $counter or die;
-        print $fh "$path\n";
-        close $fh;
-        my $n = calls();
-        sleep 2 if $path =~ m{/slow};
-        my ($status, $out) = $path =~ m{/fail} ? (500, "failed $n\n")
-                           : $path =~ m{/big}  ? (201, 'x' x 2048)
-                           : (201, qq({"call":$n,"body":"$body"}));
-        my $type = $path =~ m{/text} ? 'text/plain; charset=utf-8' : 'application/json';
-        print $c "HTTP/1.1 $status X\r\nContent-Type: $type\r\n"
-            . "Location: /things/$n\r\nContent-Length: " . length($out)
-            . "\r\nConnection: close\r\n\r\n$out";
-        close $c;
-        POSIX::_exit(0);
-    }
-    POSIX::_exit(0);
-}
-
-unlink $counter;
-my $service = service(1973);
+my $service = service(1973, $counter);
 
 my $http = http_config() . '
     server {

@@ -22,7 +22,7 @@ our @EXPORT_OK = qw(
     redis_cli problem
     http_config
     use_default_http_config nginx_start nginx_stop nginx_reload nginx_clone http
-    request at_once leave
+    request at_once leave service calls call_log
     stack json
 );
 
@@ -387,6 +387,67 @@ sub leave {
     print $s $request;
     sleep $seconds;
     close $s;
+}
+
+# --- a service behind proxy_pass that counts its calls ------------------
+
+# service($port, $counter): a forked HTTP/1.1 server on 127.0.0.1:$port
+# that appends each call's method and path to the file $counter and
+# answers 201 with {"call":N,"body":"<the body it got>"} and
+# Location: /things/N. Paths containing /slow sleep 2 s first, /fail
+# answer 500, /big 2 KB, /text text/plain; charset=utf-8;
+# /accel/URI answers 200 with X-Accel-Redirect: /URI. Returns its pid.
+sub service {
+    my ($port, $counter) = @_;
+    unlink $counter;
+    my $srv = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port",
+        Listen => 64, ReuseAddr => 1) or die "listen $port: $!";
+    my $pid = fork // die;
+    return $pid if $pid;
+    $SIG{CHLD} = 'IGNORE';
+    while (my $c = $srv->accept) {
+        next if fork;
+        my ($head, $body) = ('', '');
+        while ($head !~ /\r\n\r\n/) {
+            sysread($c, my $buf, 4096) or POSIX::_exit(0);
+            $head .= $buf;
+        }
+        ($head, $body) = split /\r\n\r\n/, $head, 2;
+        my ($len) = $head =~ /^Content-Length:\s*(\d+)/mi;
+        while (length($body) < ($len // 0)) {
+            sysread($c, my $buf, 4096) or last;
+            $body .= $buf;
+        }
+        my ($method, $path) = $head =~ m{^(\w+) (\S+)};
+        open my $fh, '>>', $counter or die;
+        print $fh "$method $path\n";
+        close $fh;
+        my $n = calls($counter);
+        sleep 2 if $path =~ m{/slow};
+        my ($status, $out) = $path =~ m{/fail} ? (500, "failed $n\n")
+                           : $path =~ m{/big}  ? (201, 'x' x 2048)
+                           : $path =~ m{/accel/} ? (200, '')
+                           : (201, qq({"call":$n,"body":"$body"}));
+        my $type = $path =~ m{/text} ? 'text/plain; charset=utf-8' : 'application/json';
+        my $accel = $path =~ m{/accel(/\S*)} ? "X-Accel-Redirect: $1\r\n" : '';
+        print $c "HTTP/1.1 $status X\r\nContent-Type: $type\r\n$accel"
+            . "Location: /things/$n\r\nContent-Length: " . length($out)
+            . "\r\nConnection: close\r\n\r\n$out";
+        close $c;
+        POSIX::_exit(0);
+    }
+    POSIX::_exit(0);
+}
+
+# calls($counter): how many calls the service had so far
+sub calls { scalar call_log(@_) }
+
+# call_log($counter): its calls, "METHOD /path" each
+sub call_log {
+    my ($counter) = @_;
+    open my $fh, '<', $counter or return ();
+    chomp(my @l = <$fh>);
+    return @l;
 }
 
 1;

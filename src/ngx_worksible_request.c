@@ -1,0 +1,497 @@
+/*
+ * One client request's state and the access phase's state machine
+ * (see ngx_worksible_request.h).
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_worksible_module.h"
+#include "ngx_worksible_auth.h"
+#include "ngx_worksible_id.h"
+#include "ngx_worksible_problem.h"
+
+
+static void ngx_worksible_request_release(void *data);
+static ngx_int_t ngx_worksible_access_refuse(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
+static void ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op);
+
+
+ngx_worksible_request_t *
+ngx_worksible_request_find(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t       *cln;
+    ngx_worksible_request_t  *st;
+
+    r = r->main;
+
+    st = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+    if (st != NULL || !(r->internal || r->filter_finalize)) {
+        return st;
+    }
+
+    /* an internal redirect wiped r->ctx; the pool still owns the state */
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_worksible_request_release) {
+            st = cln->data;
+            ngx_http_set_ctx(r, st, ngx_worksible_module);
+            return st;
+        }
+    }
+
+    return NULL;
+}
+
+
+ngx_worksible_request_t *
+ngx_worksible_request(ngx_http_request_t *r)
+{
+    u_char                   *p, *last;
+    ngx_pool_cleanup_t       *cln;
+    ngx_worksible_request_t  *st;
+
+    st = ngx_worksible_request_find(r);
+    if (st != NULL) {
+        return st;
+    }
+
+    r = r->main;
+
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_worksible_request_t));
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    st = cln->data;
+    ngx_memzero(st, sizeof(ngx_worksible_request_t));
+
+    st->r = r;
+
+    p = ngx_cpymem(st->request_id, "req_", 4);
+    ngx_worksible_ulid(p);
+
+    /* X-Accel-Redirect and error_page to a URI turn the method into GET */
+
+    st->method = r->method_name;
+
+    last = r->request_line.data + r->request_line.len;
+    p = ngx_strlchr(r->request_line.data, last, ' ');
+
+    if (p != NULL) {
+        st->method.data = r->request_line.data;
+        st->method.len = p - r->request_line.data;
+    }
+
+    cln->handler = ngx_worksible_request_release;
+
+    ngx_http_set_ctx(r, st, ngx_worksible_module);
+
+    return st;
+}
+
+
+ngx_int_t
+ngx_worksible_request_arm(ngx_worksible_request_t *st)
+{
+    ngx_http_cleanup_t  *cln;
+
+    if (st->cleanup_armed) {
+        return NGX_OK;
+    }
+
+    /* r->cleanup survives internal redirects, like the pool */
+
+    cln = ngx_http_cleanup_add(st->r, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_worksible_request_release;
+    cln->data = st;
+
+    st->cleanup_armed = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The request ends (its cleanup when the client left, or its pool): store
+ * calls must not call it back, timers must not fire. Runs at most twice.
+ */
+
+static void
+ngx_worksible_request_release(void *data)
+{
+    ngx_worksible_request_t  *st = data;
+
+    if (st->op != NULL) {
+        ngx_worksible_pg_op_detach(st->op);
+        st->op = NULL;
+    }
+
+    if (st->redis_op != NULL) {
+        ngx_worksible_redis_detach(st->redis_op);
+        st->redis_op = NULL;
+    }
+
+    if (st->idem != NULL) {
+        ngx_worksible_idempotency_cleanup(st);
+    }
+}
+
+
+ngx_int_t
+ngx_worksible_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_worksible_request_t   *st;
+    ngx_worksible_loc_conf_t  *lcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    if (lcf->deprecation) {
+        rc = ngx_worksible_deprecation_gone(r, lcf->deprecation);
+
+        if (rc != NGX_DECLINED) {
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+    }
+
+    if (!lcf->auth) {
+        return NGX_DECLINED;
+    }
+
+    st = ngx_worksible_request(r);
+    if (st == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (st->op != NULL || st->redis_op != NULL) {
+        return NGX_AGAIN;
+    }
+
+    if (st->step == NGX_WORKSIBLE_STEP_DONE) {
+        /* a new location after an internal redirect: its own checks */
+        st->step = NGX_WORKSIBLE_STEP_RATE_LIMIT;
+    }
+
+    st->guarded = 1;
+
+    while (st->problem == NGX_WORKSIBLE_OK
+           && st->step != NGX_WORKSIBLE_STEP_DONE)
+    {
+        switch (st->step) {
+
+        case NGX_WORKSIBLE_STEP_KEY:
+            rc = ngx_worksible_auth_key(r, st);
+            break;
+
+        case NGX_WORKSIBLE_STEP_PLAN:
+            rc = ngx_worksible_auth_plan(r, st);
+            break;
+
+        case NGX_WORKSIBLE_STEP_ADDRESS:
+            rc = ngx_worksible_auth_address(r, st);
+            break;
+
+        case NGX_WORKSIBLE_STEP_RATE_LIMIT:
+            rc = ngx_worksible_ratelimit_charge(r, st);
+            break;
+
+        default: /* NGX_WORKSIBLE_STEP_SCOPE */
+            rc = ngx_worksible_auth_scope(r, st);
+            break;
+        }
+
+        if (rc == NGX_AGAIN) {
+            /* like limit_req's delay: notice a client that leaves */
+            r->read_event_handler = ngx_http_test_reading;
+            r->write_event_handler = ngx_http_request_empty_handler;
+            return NGX_AGAIN;
+        }
+
+        if (rc != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (st->problem == NGX_WORKSIBLE_OK) {
+            st->step++;
+        }
+    }
+
+    return st->problem ? ngx_worksible_access_refuse(r, st) : NGX_OK;
+}
+
+
+/* sends st->problem with its headers and finalizes: NGX_DONE */
+
+static ngx_int_t
+ngx_worksible_access_refuse(ngx_http_request_t *r,
+    ngx_worksible_request_t *st)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   v, detail, *dp;
+    ngx_worksible_main_conf_t  *mcf;
+
+    rc = NGX_OK;
+    dp = NULL;
+
+    switch (st->problem) {
+
+    case NGX_WORKSIBLE_API_KEY_MISSING:
+        ngx_str_set(&v, "Bearer realm=\"worksible\"");
+        rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
+        break;
+
+    case NGX_WORKSIBLE_API_KEY_INVALID:
+    case NGX_WORKSIBLE_API_KEY_EXPIRED:
+    case NGX_WORKSIBLE_API_KEY_REVOKED:
+        ngx_str_set(&v, "Bearer realm=\"worksible\", error=\"invalid_token\"");
+        rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
+        break;
+
+    case NGX_WORKSIBLE_INSUFFICIENT_SCOPE:
+        ngx_http_finalize_request(r,
+                            ngx_worksible_insufficient_scope(r, &st->scope));
+        return NGX_DONE;
+
+    case NGX_WORKSIBLE_IP_NOT_ALLOWED:
+        detail.data = ngx_pnalloc(r->pool,
+                                  80 + r->connection->addr_text.len);
+        if (detail.data == NULL) {
+            rc = NGX_ERROR;
+            break;
+        }
+
+        detail.len = ngx_sprintf(detail.data, "The request came from %V, "
+                                 "which this API key's IP allowlist does "
+                                 "not include.", &r->connection->addr_text)
+                     - detail.data;
+        dp = &detail;
+        break;
+
+    case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
+        mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+        rc = ngx_worksible_retry_after(r, st->redis_failed
+                               ? ngx_worksible_redis_retry_after(mcf->redis)
+                               : ngx_worksible_pg_retry_after(mcf->pg_pool));
+        break;
+
+    case NGX_WORKSIBLE_RATE_LIMITED:
+        rc = ngx_worksible_retry_after(r, st->rl->t);
+        break;
+
+    default:
+        break;
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_worksible_problem_send(r, st->problem, dp, NULL);
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+ngx_int_t
+ngx_worksible_precontent_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_worksible_request_t   *st;
+    ngx_worksible_loc_conf_t  *lcf;
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    if (lcf->idempotency.mode == NGX_WORKSIBLE_IDEMPOTENCY_OFF) {
+        return NGX_DECLINED;
+    }
+
+    /* worksible_idempotency needs worksible_auth: the access phase passed */
+
+    st = ngx_worksible_request_find(r);
+
+    if (st == NULL || !st->authenticated) {
+        return NGX_DECLINED;
+    }
+
+    if (st->op != NULL || st->redis_op != NULL) {
+        return NGX_AGAIN;
+    }
+
+    rc = ngx_worksible_idempotency_reserve(r, st, &lcf->idempotency);
+
+    return (rc == NGX_OK) ? NGX_DECLINED : rc;
+}
+
+
+void
+ngx_worksible_request_resume(ngx_worksible_request_t *st)
+{
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = st->r;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_int_t
+ngx_worksible_pg_run(ngx_worksible_request_t *st, ngx_worksible_pg_op_t *op)
+{
+    if (ngx_worksible_request_arm(st) != NGX_OK) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_ERROR;
+    }
+
+    op->data = st;
+
+    if (ngx_worksible_pg_op_start(op) != NGX_OK) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_DECLINED;
+    }
+
+    st->op = op;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_pg_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
+    ngx_worksible_respond_pt respond)
+{
+    ngx_worksible_request_t  *st;
+
+    st = ngx_worksible_request(r);
+    if (st == NULL) {
+        ngx_worksible_pg_op_free(op);
+        return NGX_ERROR;
+    }
+
+    st->respond = respond;
+    op->handler = ngx_worksible_pg_responded;
+
+    return ngx_worksible_pg_run(st, op);
+}
+
+
+static void
+ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op)
+{
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_worksible_request_t  *st;
+
+    st = op->data;
+    r = st->r;
+    c = r->connection;
+
+    ngx_http_set_log_request(c->log, r);
+
+    st->op = NULL;
+
+    ngx_http_finalize_request(r, st->respond(r, op));
+    ngx_http_run_posted_requests(c);
+}
+
+
+ngx_int_t
+ngx_worksible_request_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_worksible_request_t  *st;
+
+    st = ngx_worksible_request(r);
+    if (st == NULL) {
+        return NGX_ERROR;
+    }
+
+    v->data = st->request_id;
+    v->len = NGX_WORKSIBLE_REQUEST_ID_LEN;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_identity_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_worksible_request_t  *st;
+
+    st = ngx_worksible_request_find(r);
+
+    if (st == NULL || !st->authenticated) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) &st->identity + data);
+
+    v->data = s->data;
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_worksible_request_t *
+ngx_worksible_request_guarded(ngx_http_request_t *r)
+{
+    ngx_worksible_request_t   *st;
+    ngx_worksible_loc_conf_t  *lcf;
+
+    if (r != r->main) {
+        return NULL;
+    }
+
+    st = ngx_worksible_request_find(r);
+
+    if (st != NULL && st->guarded) {
+        return st;
+    }
+
+    /* nginx may answer before the access phase (400, 413, return) */
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    return lcf->auth ? ngx_worksible_request(r) : NULL;
+}
+
+
+ngx_uint_t
+ngx_worksible_request_status(ngx_http_request_t *r)
+{
+    return r->err_status ? r->err_status : r->headers_out.status;
+}
