@@ -11,6 +11,7 @@ use warnings;
 
 use File::Path qw(make_path);
 use IO::Socket::INET;
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key plan http_config nginx_start
@@ -29,7 +30,9 @@ for (["$root/tf/index.json", qq({"index":true}\n)],
     close $fh;
 }
 
+my $main = $$;
 my $service = service(1951, $counter);
+END { kill 'TERM', $service if $service && $$ == $main }
 
 my $svc = 'http://127.0.0.1:1951';
 nginx_start(name => 'redirects', port => 1950, http => http_config() . "
@@ -86,7 +89,7 @@ nginx_start(name => 'redirects', port => 1950, http => http_config() . "
                           send_timeout 30s; return 404; }
 
         location = /probe { worksible_auth on; worksible_rate_limit on;
-                            return 204; }");
+                            alias $root/data/x.json; }");
 
 # a fresh key on a plan of 1000 requests a day: charges do not come back
 # during the test
@@ -216,7 +219,7 @@ my $pid = fork // die;
 if (!$pid) {
     my $r = http('POST', '/xa/slow/accel/internal/slow', auth($k, { 'Idempotency-Key' => 'xa-1' }),
                  body => 'four');
-    exit($r->{status} == 201 ? 0 : 1);
+    POSIX::_exit($r->{status} == 201 ? 0 : 1);
 }
 sleep 3;    # the first upstream (2 s) answered; the redirected one runs
 is(record($k, 'xa-1'), '', 'mid-request: the record has no outcome yet ...');
@@ -276,7 +279,8 @@ sub expect {
 }
 
 my $inv = key('invoices:write');
-my $allowlisted = key('invoices:write', allow_ip => ['192.0.2.0/24']);
+my $allowlisted = api_key(company(plan => 'enterprise'), 'invoices:write',
+                         allow_ip => ['192.0.2.0/24']);
 my $one = api_key(company(plan => plan(limit => 1, window => 86400)), 'invoices:write');
 http('GET', '/v1/companies/me', auth($one));
 is(expect({}), 401, 'Expect: 100-continue, no key: 401 at once, no 100 Continue');
@@ -294,8 +298,6 @@ like($res->{body}, problem(404, 'route_not_found'),
      '... and the whole problem arrives, long before send_timeout');
 
 nginx_stop();
-kill 'TERM', $service;
-waitpid($service, 0);
 unlink $counter;
 
 done_testing();

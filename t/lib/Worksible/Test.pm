@@ -206,6 +206,11 @@ my %nginx;    # prefix, port
 sub nginx_start {
     my %o = @_;
     my $prefix = "$top/t/servroot_$o{name}";
+    # an nginx an interrupted run left behind holds the ports
+    my $old = slurp("$prefix/logs/nginx.pid");
+    if ($old && $old =~ /^(\d+)/ && kill 'TERM', $1) {
+        sleep 0.05 while kill 0, $1;
+    }
     remove_tree($prefix);
     make_path("$prefix/conf", "$prefix/logs", "$prefix/tmp");
     my $module = $ENV{TEST_NGINX_LOAD_MODULES};
