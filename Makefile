@@ -6,17 +6,42 @@
 #   make test       every test against a private test stack
 #   make test-asan  the same with the module built with AddressSanitizer
 #   make fuzz       fuzzes the key parsers with libFuzzer for FUZZ_SECONDS
+#   make deb        the Debian package, in build/
+#   make deb-test   installs it with apt-get, tests it, removes it
+#   make compat     builds the module for every nginx in NGINX_SOURCES
+#
+# NGINX_SRC=PATH (an nginx source tree or .tar.gz) builds the module for
+# that nginx instead of the system one, in build/nginx-VERSION/ (with
+# NGINX_FLAGS, its configure flags, when they are not Debian's); with
+# `make test` it also builds that nginx and runs every suite against it.
 #
 # Each target first installs what is missing (util/install-deps.sh, apt).
 
-BUILD   := $(CURDIR)/build
-MODULE  := $(BUILD)/ngx_worksible_module.so
-CLI     := $(BUILD)/worksible
-NGX_SRC := config ngx_worksible_module.c $(wildcard src/*.c src/*.h)
+NGINX_SRC ?=
+NGINX_SOURCES ?= $(wildcard $(CURDIR)/../shared/nginx-src/nginx-*.tar.gz)
+
+BUILD     := $(CURDIR)/build
+
+ifeq ($(NGINX_SRC),)
+NGX_BUILD := $(BUILD)
+NGINX     := /usr/sbin/nginx
+else
+NGX_BUILD := $(BUILD)/$(patsubst %.tar.gz,%,$(notdir $(NGINX_SRC:/=)))
+NGINX     := $(NGX_BUILD)/objs/nginx
+export NGINX_SRC
+endif
+
+MODULE    := $(NGX_BUILD)/ngx_worksible_module.so
+CLI       := $(BUILD)/worksible
+
+MODULE_SRC := config ngx_worksible_module.c $(wildcard src/*.c src/*.h)
+
+# where the CLI finds the migrations (the package's: /usr/share/worksible)
+MIGRATIONS_DIR ?= $(CURDIR)/migrations
 
 CLI_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc \
               -I/usr/include/postgresql \
-              -DWORKSIBLE_MIGRATIONS_DIR='"$(CURDIR)/migrations"'
+              -DWORKSIBLE_MIGRATIONS_DIR='"$(MIGRATIONS_DIR)"'
 CLI_LIBS   := -lpq -lsodium -ljansson
 
 ASAN_CC := -g -O1 -fno-omit-frame-pointer -fsanitize=address
@@ -24,19 +49,23 @@ ASAN_LD := -fsanitize=address -Wl,-z,nodelete
 
 FUZZ_SECONDS ?= 30
 
-.PHONY: all deps run stop test test-asan asan fuzz clean
+.PHONY: all deps cli run stop test test-asan asan fuzz clean deb deb-test \
+        compat
 
 all: deps $(MODULE) $(CLI)
 
 deps:
 	@util/install-deps.sh
 
-$(MODULE): $(NGX_SRC)
-	util/build-module.sh $(BUILD)
+$(MODULE): $(MODULE_SRC)
+	util/build-module.sh $(NGX_BUILD)
+
+cli: $(CLI)
 
 CLI_SRC := util/worksible.c src/ngx_worksible_key.c src/ngx_worksible_cidr.c
 
-$(CLI): $(CLI_SRC) src/ngx_worksible_key.h src/ngx_worksible_cidr.h
+$(CLI): $(CLI_SRC) src/ngx_worksible_key.h src/ngx_worksible_cidr.h \
+        src/ngx_worksible_version.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLI_CFLAGS) $(CLI_SRC) -o $@ $(CLI_LIBS)
 
@@ -63,10 +92,10 @@ fuzz: deps $(BUILD)/key_fuzz
 	$(BUILD)/key_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=128 \
 	    $(BUILD)/fuzz-corpus
 
-asan: deps $(BUILD)/asan/ngx_worksible_module.so
+asan: deps $(NGX_BUILD)/asan/ngx_worksible_module.so
 
-$(BUILD)/asan/ngx_worksible_module.so: $(NGX_SRC)
-	util/build-module.sh $(BUILD)/asan "$(ASAN_CC)" "$(ASAN_LD)"
+$(NGX_BUILD)/asan/ngx_worksible_module.so: $(MODULE_SRC)
+	util/build-module.sh $(NGX_BUILD)/asan "$(ASAN_CC)" "$(ASAN_LD)"
 
 run: all
 	util/dev.sh start
@@ -74,13 +103,27 @@ run: all
 stop:
 	util/dev.sh stop
 
-test: all $(BUILD)/key_test $(BUILD)/cidr_test
-	util/test.sh
+ifneq ($(NGINX_SRC),)
+$(NGINX): $(MODULE_SRC)
+	NGINX_BINARY=1 util/build-module.sh $(NGX_BUILD)
+endif
+
+test: all $(NGINX) $(BUILD)/key_test $(BUILD)/cidr_test
+	WORKSIBLE_NGINX=$(NGINX) WORKSIBLE_MODULE=$(MODULE) util/test.sh
 
 test-asan: all $(BUILD)/key_test $(BUILD)/cidr_test asan
 	WORKSIBLE_ASAN=1 util/test.sh
 
+compat: deps
+	util/compat.sh $(NGINX_SOURCES)
+
+deb: all
+	util/deb.sh
+
+deb-test: deb
+	util/deb-test.sh
+
 clean:
 	-util/dev.sh stop
 	-util/stack.sh stop test
-	rm -rf $(BUILD) t/servroot*
+	rm -rf $(NGX_BUILD) t/servroot*

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "ngx_worksible_module.h"
+#include "ngx_worksible_compat.h"
 #include "ngx_worksible_deprecation.h"
 #include "ngx_worksible_problem.h"
 
@@ -512,7 +513,7 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (r->headers_out.cache_control.nelts == 0) {
+    if (!ngx_worksible_has_cache_control(r)) {
         ngx_str_set(&v, "no-store");
 
         if (ngx_worksible_header_add(r, "Cache-Control", &v) != NGX_OK) {

@@ -3,6 +3,9 @@
 # Redis (56380), nginx on 1984 (DESIGN.md ports), a fresh database each run.
 # WORKSIBLE_ASAN=1 (make test-asan) loads the AddressSanitizer build of the
 # module into the stock nginx (LD_PRELOAD=libasan) and fails on any report.
+# WORKSIBLE_NGINX and WORKSIBLE_MODULE name another nginx binary and the
+# module built for it (make test NGINX_SRC=...), WORKSIBLE_CLI another CLI
+# (util/deb-test.sh: the packaged ones).
 # Extra arguments are passed to prove (e.g. util/test.sh t/auth.t).
 set -euo pipefail
 
@@ -17,13 +20,13 @@ export PGHOST=127.0.0.1 PGPORT=55433 PGUSER=worksible PGDATABASE=worksible
 psql -X -q -U postgres -d postgres \
     -c 'DROP DATABASE IF EXISTS worksible WITH (FORCE)' \
     -c 'CREATE DATABASE worksible OWNER worksible'
-"$build/worksible" migrate >/dev/null
+export WORKSIBLE_CLI=${WORKSIBLE_CLI:-$build/worksible}
+"$WORKSIBLE_CLI" migrate >/dev/null
 
 export WORKSIBLE_TOP=$top
-export WORKSIBLE_CLI=$build/worksible
 export WORKSIBLE_KEY_SECRET_FILE=$build/test/key_secret
-export TEST_NGINX_BINARY=/usr/sbin/nginx
-export TEST_NGINX_LOAD_MODULES=$build/ngx_worksible_module.so
+export TEST_NGINX_BINARY=${WORKSIBLE_NGINX:-/usr/sbin/nginx}
+export TEST_NGINX_LOAD_MODULES=${WORKSIBLE_MODULE:-$build/ngx_worksible_module.so}
 export TEST_NGINX_PORT=1984
 export TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=55433 dbname=worksible user=worksible_api"
 export TEST_NGINX_KEY_SECRET_FILE=$WORKSIBLE_KEY_SECRET_FILE

@@ -41,6 +41,7 @@
 
 #include "ngx_worksible_cidr.h"
 #include "ngx_worksible_key.h"
+#include "ngx_worksible_version.h"
 
 
 #ifndef WORKSIBLE_MIGRATIONS_DIR
@@ -68,9 +69,11 @@
 #define WORKSIBLE_OPT_LIMIT            0x2000
 #define WORKSIBLE_OPT_WINDOW           0x4000
 #define WORKSIBLE_OPT_OLDER_THAN       0x8000
+#define WORKSIBLE_OPT_VERSION          0x10000
 
 #define WORKSIBLE_OPT_GLOBAL                                                  \
-    (WORKSIBLE_OPT_DB | WORKSIBLE_OPT_JSON | WORKSIBLE_OPT_HELP)
+    (WORKSIBLE_OPT_DB | WORKSIBLE_OPT_JSON | WORKSIBLE_OPT_HELP             \
+     | WORKSIBLE_OPT_VERSION)
 
 #define WORKSIBLE_NAME_MAX             200    /* characters, as the schema */
 #define WORKSIBLE_SECRET_FILE_MAX      1024
@@ -223,6 +226,7 @@ static const worksible_option_t  worksible_options[] = {
     { "--db", WORKSIBLE_OPT_DB, 1, offsetof(worksible_args_t, db) },
     { "--json", WORKSIBLE_OPT_JSON, 0, 0 },
     { "--help", WORKSIBLE_OPT_HELP, 0, 0 },
+    { "--version", WORKSIBLE_OPT_VERSION, 0, 0 },
     { "--dir", WORKSIBLE_OPT_DIR, 1, offsetof(worksible_args_t, dir) },
     { "--name", WORKSIBLE_OPT_NAME, 1, offsetof(worksible_args_t, name) },
     { "--plan", WORKSIBLE_OPT_PLAN, 1, offsetof(worksible_args_t, plan) },
@@ -297,7 +301,9 @@ main(int argc, char **argv)
 
     rc = worksible_parse_args(argc, argv, &args);
 
-    if (rc != WORKSIBLE_EXIT_OK || (args.seen & WORKSIBLE_OPT_HELP)) {
+    if (rc != WORKSIBLE_EXIT_OK
+        || (args.seen & (WORKSIBLE_OPT_HELP | WORKSIBLE_OPT_VERSION)))
+    {
         goto done;
     }
 
@@ -426,6 +432,11 @@ worksible_parse_args(int argc, char **argv, worksible_args_t *args)
 
     if (args->seen & WORKSIBLE_OPT_HELP) {
         worksible_usage(stdout);
+        return worksible_flush();
+    }
+
+    if (args->seen & WORKSIBLE_OPT_VERSION) {
+        printf("worksible %s\n", NGX_WORKSIBLE_VERSION);
         return worksible_flush();
     }
 
@@ -605,6 +616,7 @@ worksible_usage(FILE *out)
 "  --json         print JSON (api_key objects as the API shows them,\n"
 "                 plan objects, {\"dropped\":[...]} for logs prune)\n"
 "  -h, --help     print this help\n"
+"  --version      print the version\n"
 "\n"
 "Exit status: 0 success, 1 the work failed, 2 bad arguments.\n",
             WORKSIBLE_MIGRATIONS_DIR);
