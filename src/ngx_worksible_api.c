@@ -273,6 +273,14 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
     ngx_worksible_refusal_t   ref;
     ngx_str_t                *args;
 
+    if (r != r->main) {
+        /* its answer would need the state of a client request of its own */
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "worksible_api does not answer subrequests (SSI, "
+                      "mirror, auth_request)");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     st = ngx_worksible_request_find(r);
 
     if (st == NULL || !st->authenticated) {

@@ -198,6 +198,14 @@ ngx_worksible_idempotency_reserve(ngx_http_request_t *r,
         switch (idem->state) {
 
         case NGX_WORKSIBLE_IDEM_BODY:
+            /*
+             * A new pass while the body was being read: reading it failed
+             * (400, 408, 413) and error_page redirected; nothing was
+             * reserved
+             */
+            idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
+            return NGX_OK;
+
         case NGX_WORKSIBLE_IDEM_WAIT:
             return NGX_AGAIN;
 
@@ -208,6 +216,11 @@ ngx_worksible_idempotency_reserve(ngx_http_request_t *r,
             /* decided in an earlier location of this client request */
             return NGX_OK;
         }
+    }
+
+    if (r->error_page) {
+        /* an error page answers a request that was refused or failed */
+        return NGX_OK;
     }
 
     idem = ngx_pcalloc(r->pool, sizeof(ngx_worksible_idempotency_t));

@@ -229,7 +229,13 @@ ngx_worksible_access_handler(ngx_http_request_t *r)
         }
     }
 
-    return st->problem ? ngx_worksible_access_refuse(r, st) : NGX_OK;
+    /*
+     * passed: NGX_DECLINED, not NGX_OK, so that under "satisfy any" the
+     * key is still required and one of the other access modules must
+     * allow the request too
+     */
+
+    return st->problem ? ngx_worksible_access_refuse(r, st) : NGX_DECLINED;
 }
 
 
@@ -245,6 +251,11 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
 
     rc = NGX_OK;
     dp = NULL;
+
+    if (st->idem != NULL && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED) {
+        /* refused in a later location: nothing ran, keep nothing */
+        st->idem->release = 1;
+    }
 
     switch (st->problem) {
 
@@ -386,7 +397,23 @@ ngx_worksible_pg_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
 {
     ngx_worksible_request_t  *st;
 
-    st = ngx_worksible_request(r);
+    if (r == r->main) {
+        st = ngx_worksible_request(r);
+
+    } else {
+        /* an SSI include or a mirror: its own query, its own answer */
+
+        st = ngx_http_get_module_ctx(r, ngx_worksible_module);
+
+        if (st == NULL) {
+            st = ngx_pcalloc(r->pool, sizeof(ngx_worksible_request_t));
+            if (st != NULL) {
+                st->r = r;
+                ngx_http_set_ctx(r, st, ngx_worksible_module);
+            }
+        }
+    }
+
     if (st == NULL) {
         ngx_worksible_pg_op_free(op);
         return NGX_ERROR;

@@ -150,8 +150,9 @@ ngx_int_t ngx_worksible_request_arm(ngx_worksible_request_t *st);
 
 /*
  * The NGX_HTTP_ACCESS_PHASE handler: the state machine above. NGX_DECLINED
- * where worksible_auth is off, NGX_OK once every check passed (identity
- * in the state), NGX_AGAIN while a store answers, NGX_DONE after sending a
+ * where worksible_auth is off and once every check passed (identity in the
+ * state; the other access modules still decide, under "satisfy any" too),
+ * NGX_AGAIN while a store answers, NGX_DONE after sending a
  * refusal: 401 api_key_missing|invalid|expired|revoked with
  * WWW-Authenticate (RFC 6750, section 3), 403
  * plan_not_eligible|ip_not_allowed|insufficient_scope, 429 rate_limited
@@ -187,7 +188,8 @@ ngx_int_t ngx_worksible_pg_run(ngx_worksible_request_t *st,
 /*
  * ngx_worksible_pg_run() for a content handler: when op answers, r is
  * finalized with respond(r, op) (and posted requests run). The caller
- * holds r's count meanwhile.
+ * holds r's count meanwhile. A subrequest (SSI, mirror) gets a state of
+ * its own for its query.
  */
 ngx_int_t ngx_worksible_pg_respond(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op, ngx_worksible_respond_pt respond);

@@ -21,9 +21,14 @@ my $top = $ENV{WORKSIBLE_TOP};
 my $counter = "$top/t/servroot_redirects.calls";
 my $root = "$top/t/servroot_redirects_html";
 
-make_path("$root/tf", "$root/data");
+make_path("$root/tf", "$root/data", "$root/ssi", "$root/status", "$root/err");
 for (["$root/tf/index.json", qq({"index":true}\n)],
-     ["$root/data/x.json", qq({"x":1}\n)])
+     ["$root/data/x.json", qq({"x":1}\n)],
+     ["$root/err/e.json", qq({"error":true}\n)],
+     ["$root/ssi/two.html",
+      qq(C<!--# include virtual="/health" -->D<!--# include virtual="/v1/companies/me" -->E\n)],
+     ["$root/status/two.html",
+      qq(a<!--# include virtual="/health" -->b<!--# include virtual="/health" -->c\n)])
 {
     open my $fh, '>', $_->[0] or die;
     print $fh $_->[1];
@@ -89,7 +94,35 @@ nginx_start(name => 'redirects', port => 1950, http => http_config() . "
                           send_timeout 30s; return 404; }
 
         location = /probe { worksible_auth on; worksible_rate_limit on;
-                            alias $root/data/x.json; }");
+                            alias $root/data/x.json; }
+
+        location = /health { worksible_health; }
+        location /ssi/ { ssi on; worksible_auth on; worksible_rate_limit on; }
+        location /status/ { ssi on; }
+        location /mir/ { worksible_auth on; worksible_rate_limit on;
+                         mirror /v1/companies/me; proxy_pass $svc; }
+
+        location /bb/ { worksible_auth on; worksible_idempotency on;
+                        client_body_timeout 2s;
+                        error_page 400 408 413 /err/e.json;
+                        proxy_pass $svc; }
+        location /err/ { worksible_auth on; worksible_idempotency on; }
+
+        location /sa/ { satisfy any; allow 10.0.0.0/8; deny all;
+                        worksible_auth on; proxy_pass $svc; }
+        location /sb/ { satisfy any; allow 127.0.0.1; deny all;
+                        worksible_auth on; proxy_pass $svc; }
+
+        location /ae/ { worksible_auth on; worksible_idempotency on;
+                        auth_request /authz; error_page 403 = \@login;
+                        proxy_pass $svc; }
+        location \@login { worksible_auth on; worksible_idempotency on;
+                            proxy_pass $svc; }
+
+        location /ts/ { worksible_auth on; worksible_idempotency on;
+                        try_files \$uri \@scoped; }
+        location \@scoped { worksible_auth on; worksible_scope admin:read;
+                            worksible_rate_limit on; proxy_pass $svc; }");
 
 # a fresh key on a plan of 1000 requests a day: charges do not come back
 # during the test
@@ -122,10 +155,22 @@ sub logged {
     return $rows;
 }
 
-sub record {
+sub record_key {
     my ($key, $idem) = @_;
     my $company = psql("SELECT company_id FROM api_keys WHERE id = '$key->{id}'")->[0][0];
-    return redis_cli('HGET', "worksible:idem:{$company}:$idem", 'status');
+    return "worksible:idem:{$company}:$idem";
+}
+
+# the status kept under an Idempotency-Key ('' while it runs or when none)
+sub record { redis_cli('HGET', record_key(@_), 'status') }
+
+# 1 while Redis holds anything under the key (a release may take a moment)
+sub held {
+    my $k = record_key(@_);
+    my $deadline = time + 2;
+    my $n;
+    do { $n = redis_cli('EXISTS', $k); sleep 0.05 if $n } while $n && time < $deadline;
+    return $n;
 }
 
 # --- index ---------------------------------------------------------------------
@@ -244,7 +289,7 @@ unlink $counter;
 $k = key();
 $res = http('POST', '/ar/x', auth($k, { 'Idempotency-Key' => 'ar-1' }), body => 'five');
 is($res->{status}, 403, 'auth_request refuses: 403');
-is(record($k, 'ar-1'), '', 'the refusal is not stored');
+is(held($k, 'ar-1'), 0, 'the refusal is not stored');
 $res = http('POST', '/ar/x', auth($k, { 'Idempotency-Key' => 'ar-1', 'X-Authz' => 'yes' }),
             body => 'five');
 is($res->{status}, 201, 'allowed on the retry: the service runs');
@@ -253,7 +298,7 @@ is(calls($counter), 1, 'once');
 
 $res = http('POST', '/dn/x', auth($k, { 'Idempotency-Key' => 'dn-1' }), body => 'six');
 is($res->{status}, 403, 'deny: 403');
-is(record($k, 'dn-1'), '', 'not stored either');
+is(held($k, 'dn-1'), 0, 'not stored either');
 is(calls($counter), 1, 'and the service did not run');
 
 # --- Expect: 100-continue ------------------------------------------------------------------
@@ -296,6 +341,77 @@ $res = http('GET', '/slow/x', {}, timeout => 15);
 is($res->{status}, 404, 'worksible_errors at 200 bytes/s: 404 ...');
 like($res->{body}, problem(404, 'route_not_found'),
      '... and the whole problem arrives, long before send_timeout');
+
+# --- subrequests: SSI and mirror -------------------------------------------------------
+
+$k = key();
+$res = http('GET', '/ssi/two.html', auth($k));
+is($res->{status}, 200, 'SSI: the page of a guarded location');
+like($res->{body}, qr/^C\{"status":"ok","postgres":"up","redis":"up"\}D/,
+     'worksible_health answers its own include');
+unlike($res->{body}, qr/"id":"cmp_/, 'worksible_api does not answer an include');
+$res = http('GET', '/status/two.html', {});
+like($res->{body}, qr/^a\{"status":"ok".*\}b\{"status":"ok".*\}c$/,
+     'an unguarded page with two worksible_health includes gets both');
+
+unlink $counter;
+$res = http('GET', '/mir/x', auth($k));
+is($res->{status}, 201, 'mirror to /v1/: the client gets the location\'s own answer ...');
+like($res->{body}, qr/"call":1/, '... the service\'s body, not the mirror\'s');
+
+# --- a body that fails to arrive, with error_page ----------------------------------------
+
+$k = key();
+my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1950') or die;
+print $s "POST /bb/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+       . "Authorization: Bearer $k->{key}\r\nIdempotency-Key: bb-1\r\n"
+       . "Transfer-Encoding: chunked\r\n\r\n";
+sleep 0.3;
+print $s "zz\r\n";
+$s->blocking(0);
+my $raw = '';
+my $deadline = time + 8;
+while (time < $deadline) {
+    my $n = sysread($s, my $buf, 4096);
+    last if defined $n && $n == 0;
+    $raw .= $buf if $n;
+    sleep 0.01;
+}
+like($raw, qr{^HTTP/1\.1 400 }, 'an invalid chunked body: 400, through error_page ...');
+like($raw, qr/"error":true/, '... its page, at once (the reservation does not wait for a body that failed)');
+is(held($k, 'bb-1'), 0, 'nothing reserved');
+
+# --- satisfy any ------------------------------------------------------------------------------
+
+unlink $counter;
+$k = key();
+is(http('GET', '/sa/x', auth($k))->{status}, 403,
+   'satisfy any: a valid key does not stand in for allow/deny (127.0.0.1 is denied)');
+is(http('GET', '/sb/x', {})->{status}, 401, 'nor does an allowed address stand in for the key');
+is(http('GET', '/sb/x', auth($k))->{status}, 201, 'a key and an allowed address pass');
+is(calls($counter), 1, 'the service ran once');
+
+# --- refusals answered through error_page = @named, and our own in a later location ---------
+
+unlink $counter;
+$k = key();
+$res = http('POST', '/ae/x', auth($k, { 'Idempotency-Key' => 'ae-1' }), body => 'seven');
+is($res->{status}, 201, 'auth_request refuses, error_page 403 = @login answers');
+is(held($k, 'ae-1'), 0, 'the error page is not stored under the key');
+$res = http('POST', '/ae/x', auth($k, { 'Idempotency-Key' => 'ae-1', 'X-Authz' => 'yes' }),
+            body => 'seven');
+is($res->{headers}{'idempotent-replayed'}, undef, 'the retry that passes runs, no replay');
+is(calls($counter), 2, 'the login page, then the service');
+
+unlink $counter;
+$k = key();
+$res = http('POST', '/ts/x', auth($k, { 'Idempotency-Key' => 'ts-1' }), body => 'eight');
+is($res->{status}, 403, 'try_files into a location whose scope the key lacks: 403');
+is(held($k, 'ts-1'), 0, 'a refusal of ours is not kept either (the reservation is released)');
+$res = http('POST', '/ts/x', auth($k, { 'Idempotency-Key' => 'ts-1' }), body => 'eight');
+is($res->{headers}{'idempotent-replayed'}, undef, 'the retry is refused afresh, not replayed');
+is(calls($counter), 0, 'nothing ran');
+is(left($k), 998, 'charged in the later location, once per request');
 
 nginx_stop();
 unlink $counter;

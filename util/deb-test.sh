@@ -50,7 +50,7 @@ pass "the stock nginx -t loads the module"
 
 [ "$(worksible --version)" = "worksible $(sed -n 's/^#define NGX_WORKSIBLE_VERSION *"\(.*\)"$/\1/p' src/ngx_worksible_version.h)" ] \
     || fail "worksible --version"
-man -w worksible >/dev/null || fail "man worksible"
+[ -f /usr/share/man/man1/worksible.1.gz ] || fail "the man page"
 pass "the CLI and its man page"
 
 # --- the example configuration ------------------------------------------------

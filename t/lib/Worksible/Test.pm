@@ -336,8 +336,8 @@ sub request {
     return "$req\r\n" . ($body // '');
 }
 
-# the answer in $raw: { status, headers => { lc name => value }, body };
-# status 0 when there is none
+# the answer in $raw: { status, headers => { lc name => value }, body (a
+# chunked one decoded) }; status 0 when there is none
 sub response {
     my ($raw) = @_;
     my ($head, $body) = split /\r\n\r\n/, $raw // '', 2;
@@ -345,7 +345,18 @@ sub response {
     my $status = $1 + 0;
     my %h;
     for (split /\r\n/, $head) { $h{lc $1} = $2 if /^([^:]+):\s*(.*)$/ }
-    return { status => $status, headers => \%h, body => $body // '' };
+    $body //= '';
+    if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+        my $whole = '';
+        while ($body =~ s/^([0-9a-fA-F]+)[^\r]*\r\n//) {
+            my $n = hex $1;
+            last if $n == 0;
+            $whole .= substr($body, 0, $n, '');
+            $body =~ s/^\r\n//;
+        }
+        $body = $whole;
+    }
+    return { status => $status, headers => \%h, body => $body };
 }
 
 # http($method, $path, { header => value }, timeout => s, port => n,
@@ -445,7 +456,7 @@ sub service {
 }
 
 # calls($counter): how many calls the service had so far
-sub calls { scalar call_log(@_) }
+sub calls { my @l = call_log(@_); return scalar @l }
 
 # call_log($counter): its calls, "METHOD /path" each
 sub call_log {
