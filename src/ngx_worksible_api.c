@@ -854,7 +854,8 @@ ngx_worksible_api_unavailable(ngx_http_request_t *r)
  * The endpoint's query came back: one row, one JSON column (NULL: no such
  * object). SQLSTATE WS400 is a parameter the database found invalid (a
  * cursor not in the list, a time in the past), WS403 a feature the plan
- * lacks; their DETAIL names the parameter, their message is ours.
+ * lacks, WS4K3 a key more powerful than the calling key; their DETAIL
+ * names the parameter, their message is ours.
  */
 
 static ngx_int_t
@@ -917,6 +918,8 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 
             ref.err = (ngx_strcmp(state, "WS403") == 0)
                       ? NGX_WORKSIBLE_PLAN_NOT_ELIGIBLE
+                      : (ngx_strcmp(state, "WS4K3") == 0)
+                      ? NGX_WORKSIBLE_INSUFFICIENT_SCOPE
                       : NGX_WORKSIBLE_PARAMETER_INVALID;
 
             ref.param.len = ngx_strlen(param);

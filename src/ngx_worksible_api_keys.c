@@ -53,18 +53,28 @@ ngx_worksible_api_keys_get(ngx_http_request_t *r,
 
 
 /*
- * POST /v1/api_keys/{id}/revoke: worksible_api_key_revoke(company, id).
- * Revoking a revoked key returns it unchanged. Other servers' key caches
- * (and this one's) keep the key valid for their ttl.
+ * POST /v1/api_keys/{id}/revoke: worksible_api_key_revoke(company, id,
+ * the calling key), which refuses a key more powerful than the caller
+ * (403 insufficient_scope naming the field). Revoking a revoked key
+ * returns it unchanged. Other servers' key caches (and this one's) keep
+ * the key valid for their ttl.
  */
 
 ngx_int_t
 ngx_worksible_api_keys_revoke(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
-    ep->op->sql = "SELECT worksible_api_key_revoke($1, $2)";
+    ngx_worksible_request_t  *st;
 
-    return ngx_worksible_pg_op_param(ep->op, &ep->id);
+    st = ngx_worksible_request_find(r);
+
+    ep->op->sql = "SELECT worksible_api_key_revoke($1, $2, $3)";
+
+    if (ngx_worksible_pg_op_param(ep->op, &ep->id) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_worksible_pg_op_param(ep->op, &st->identity.api_key_id);
 }
 
 
@@ -72,8 +82,10 @@ ngx_worksible_api_keys_revoke(ngx_http_request_t *r,
  * POST /v1/api_keys with {"scopes": [...], "name": ..., "expires_at":
  * RFC 3339, "ip_allowlist": [CIDR...]}: a new key hashed under the current
  * server secret, worksible_api_key_create(company, key_id, hash, version,
- * name, scopes, allowlist, expires_at). The key itself goes to the
- * response only (st->token).
+ * name, scopes, allowlist, expires_at, the calling key): no more powerful
+ * than the calling key, whose allowlist and expiry it inherits when it
+ * names none (403 insufficient_scope naming the field). The key itself
+ * goes to the response only (st->token).
  */
 
 ngx_int_t
@@ -82,7 +94,7 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
 {
     u_char                     *p;
     json_t                     *v;
-    ngx_str_t                   values[7];
+    ngx_str_t                   values[8];
     ngx_int_t                   rc;
     ngx_uint_t                  i;
     const char                 *member;
@@ -202,10 +214,12 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
                     (ngx_uint_t) mcf->secrets[0].version);
     values[2].len = p - values[2].data;
 
-    ep->op->sql = "SELECT worksible_api_key_create($1, $2, $3, $4, $5, $6, "
-                  "$7, $8)";
+    values[7] = st->identity.api_key_id;
 
-    for (i = 0; i < 7; i++) {
+    ep->op->sql = "SELECT worksible_api_key_create($1, $2, $3, $4, $5, $6, "
+                  "$7, $8, $9)";
+
+    for (i = 0; i < 8; i++) {
         if (ngx_worksible_pg_op_param(ep->op,
                                       values[i].data ? &values[i] : NULL)
             != NGX_OK)

@@ -207,12 +207,6 @@ ngx_worksible_auth_address(ngx_http_request_t *r, ngx_worksible_request_t *st)
         return NGX_OK;
     }
 
-    st->identity.api_key_id = rec->api_key_id;
-    st->identity.company_id = rec->company_id;
-    st->identity.plan = rec->plan;
-    st->identity.scopes = rec->scopes;
-    st->identity.rate_limit = rec->rate_limit;
-    st->identity.rate_window = rec->rate_window;
     st->authenticated = 1;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
@@ -521,6 +515,15 @@ ngx_worksible_auth_verify(ngx_http_request_t *r, ngx_worksible_request_t *st)
     if (!ngx_worksible_key_hash_equal(hash, stored) || !known) {
         return NGX_WORKSIBLE_API_KEY_INVALID;
     }
+
+    /* the key is known: its refusals are logged for its company */
+
+    st->identity.api_key_id = rec->api_key_id;
+    st->identity.company_id = rec->company_id;
+    st->identity.plan = rec->plan;
+    st->identity.scopes = rec->scopes;
+    st->identity.rate_limit = rec->rate_limit;
+    st->identity.rate_window = rec->rate_window;
 
     if (rec->revoked) {
         return NGX_WORKSIBLE_API_KEY_REVOKED;

@@ -23,7 +23,8 @@
  * record from the key cache or PostgreSQL (NGX_AGAIN meanwhile), its
  * secret (BLAKE2b under the server secret of its version), revocation and
  * expiry: 401 api_key_missing|invalid|revoked|expired, 503 when
- * PostgreSQL cannot answer. A key verified under an older server secret
+ * PostgreSQL cannot answer. Once the secret matches, st->identity holds
+ * the key's company, plan and scopes (refusals are logged with them). A key verified under an older server secret
  * is rehashed under the current one in the background.
  */
 ngx_int_t ngx_worksible_auth_key(ngx_http_request_t *r,
@@ -35,7 +36,7 @@ ngx_int_t ngx_worksible_auth_plan(ngx_http_request_t *r,
 
 /*
  * ADDRESS: the client address (after realip) in the key's IP allowlist,
- * else 403 ip_not_allowed. Passed: st->identity is set and the key's
+ * else 403 ip_not_allowed. Passed: st->authenticated is set and the key's
  * last_used_at recorded (in a batch, at most once a minute per server).
  */
 ngx_int_t ngx_worksible_auth_address(ngx_http_request_t *r,

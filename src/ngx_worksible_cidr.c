@@ -8,6 +8,12 @@
 #include "ngx_worksible_cidr.h"
 
 
+/* the first 12 bytes of an IPv4-mapped IPv6 address */
+static const u_char  ngx_worksible_cidr_mapped[12] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
+};
+
+
 static int ngx_worksible_cidr_ipv4(const char *s);
 static int ngx_worksible_cidr_prefix_match(const u_char *net,
     const u_char *addr, unsigned prefix);
@@ -101,6 +107,17 @@ ngx_worksible_cidr_parse(const char *s, size_t len,
         }
     }
 
+    /* ::ffff:a.b.c.d/96+n is the IPv4 block a.b.c.d/n (RFC 4291, 2.5.5.2) */
+
+    if (cidr->family == AF_INET6 && cidr->prefix >= 96
+        && memcmp(cidr->addr, ngx_worksible_cidr_mapped, 12) == 0)
+    {
+        cidr->family = AF_INET;
+        cidr->prefix -= 96;
+        memmove(cidr->addr, cidr->addr + 12, 4);
+        memset(cidr->addr + 4, 0, 12);
+    }
+
     return 0;
 }
 
@@ -157,20 +174,29 @@ int
 ngx_worksible_cidr_match(const ngx_worksible_cidr_t *cidr, int family,
     const u_char *addr)
 {
-    static const u_char  mapped[12] = {
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff
-    };
+    u_char  v6[16];
 
-    if (family == AF_INET6 && memcmp(addr, mapped, 12) == 0) {
-        family = AF_INET;
-        addr += 12;
+    /* a.b.c.d and ::ffff:a.b.c.d are one address: match it as both */
+
+    if (family == AF_INET) {
+        memcpy(v6, ngx_worksible_cidr_mapped, 12);
+        memcpy(v6 + 12, addr, 4);
+
+        return cidr->family == AF_INET
+               ? ngx_worksible_cidr_prefix_match(cidr->addr, addr,
+                                                 cidr->prefix)
+               : ngx_worksible_cidr_prefix_match(cidr->addr, v6,
+                                                 cidr->prefix);
     }
 
-    if (family != cidr->family) {
-        return 0;
+    if (cidr->family == AF_INET6) {
+        return ngx_worksible_cidr_prefix_match(cidr->addr, addr,
+                                               cidr->prefix);
     }
 
-    return ngx_worksible_cidr_prefix_match(cidr->addr, addr, cidr->prefix);
+    return memcmp(addr, ngx_worksible_cidr_mapped, 12) == 0
+           && ngx_worksible_cidr_prefix_match(cidr->addr, addr + 12,
+                                              cidr->prefix);
 }
 
 

@@ -34,7 +34,9 @@ typedef struct {
  * as four decimal octets 0..255 without leading zeros, or IPv6 as
  * inet_pton(3) reads it; a bare address is a host route (/32, /128); the
  * prefix has no leading zero and fits the family; host bits after the
- * prefix are refused. Returns 0, or -1 with a reason in why (size bytes).
+ * prefix are refused. An IPv4-mapped block of /96 or longer
+ * (::ffff:198.51.100.0/120) becomes the IPv4 block it means
+ * (198.51.100.0/24). Returns 0, or -1 with a reason in why (size bytes).
  */
 int ngx_worksible_cidr_parse(const char *s, size_t len,
     ngx_worksible_cidr_t *cidr, char *why, size_t size);
@@ -44,7 +46,10 @@ size_t ngx_worksible_cidr_text(const ngx_worksible_cidr_t *cidr, char *out);
 
 /*
  * 1 when addr (4 bytes for AF_INET, 16 for AF_INET6) is inside cidr. An
- * IPv4-mapped IPv6 address (::ffff:a.b.c.d) is matched as IPv4.
+ * IPv4 address and its IPv4-mapped IPv6 form (::ffff:a.b.c.d, as a
+ * dual-stack listener shows IPv4 clients) are the same address: either
+ * form is inside an IPv4 block that holds a.b.c.d and inside an IPv6 block
+ * that holds ::ffff:a.b.c.d (::/0 holds every client).
  */
 int ngx_worksible_cidr_match(const ngx_worksible_cidr_t *cidr, int family,
     const u_char *addr);

@@ -31,6 +31,7 @@
 static void ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op,
     redisReply *reply);
 static ngx_int_t ngx_worksible_ratelimit_unavailable(ngx_http_request_t *r);
+static void ngx_worksible_ratelimit_hide(ngx_http_request_t *r);
 
 
 /*
@@ -247,6 +248,8 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
         return NGX_OK;
     }
 
+    ngx_worksible_ratelimit_hide(r);
+
     len = st->identity.plan.len + 4 * NGX_INT_T_LEN + 32;
 
     v.data = ngx_pnalloc(r->pool, len);
@@ -295,4 +298,31 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
     v.len = ngx_sprintf(v.data, "%T", rl->reset) - v.data;
 
     return ngx_worksible_header_add(r, "X-RateLimit-Reset", &v);
+}
+
+
+/*
+ * A proxied service's own rate-limit headers would contradict ours: they
+ * go (cleared, as proxy_hide_header would); its Retry-After stays.
+ */
+
+static void
+ngx_worksible_ratelimit_hide(ngx_http_request_t *r)
+{
+    ngx_uint_t        k;
+    ngx_table_elt_t  *h;
+
+    static const char  *names[] = {
+        "RateLimit", "RateLimit-Policy", "X-RateLimit-Limit",
+        "X-RateLimit-Remaining", "X-RateLimit-Reset"
+    };
+
+    for (k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        while ((h = ngx_worksible_header_find(&r->headers_out.headers,
+                                              names[k], NULL))
+               != NULL)
+        {
+            h->hash = 0;
+        }
+    }
 }

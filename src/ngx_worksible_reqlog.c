@@ -99,11 +99,11 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
 
     row = json_pack("{s:s%,s:o,s:o,s:o,s:o,s:i,s:I,s:o,s:o,s:o,s:b,s:o,s:s}",
         "id", st->request_id, (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
-        "company_id", st->authenticated
+        "company_id", st->identity.company_id.len
             ? ngx_worksible_reqlog_text(st->identity.company_id.data,
                                         st->identity.company_id.len, 64)
             : json_null(),
-        "api_key_id", st->authenticated
+        "api_key_id", st->identity.api_key_id.len
             ? ngx_worksible_reqlog_text(st->identity.api_key_id.data,
                                         st->identity.api_key_id.len, 64)
             : json_null(),

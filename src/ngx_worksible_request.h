@@ -73,7 +73,7 @@ typedef enum {
 } ngx_worksible_step_e;
 
 
-/* what the access phase learnt about the caller, once the key passed */
+/* what the access phase learnt about the caller, once the secret matched */
 typedef struct {
     ngx_str_t                  api_key_id;    /* key_... */
     ngx_str_t                  company_id;    /* cmp_... */

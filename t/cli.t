@@ -567,11 +567,11 @@ my (@tokens, $key1, $key2);
     my $before = sql('SELECT count(*) FROM api_keys');
     fails(cli('key', 'create', '--company', $growth, '--scopes', 'a:read',
               '--allow-ip', '10.0.0.0/8'), 1,
-          qr/^worksible: IP allowlists need the enterprise plan/,
+          qr/^worksible: IP allowlists are not part of plan '(growth|trial)'/,
           'allowlist on growth');
     fails(cli('key', 'create', '--company', $trial, '--scopes', 'a:read',
               '--allow-ip', '10.0.0.0/8'), 1,
-          qr/^worksible: IP allowlists need the enterprise plan/,
+          qr/^worksible: IP allowlists are not part of plan '(growth|trial)'/,
           'allowlist on trial');
     is(sql('SELECT count(*) FROM api_keys'), $before,
        'allowlist refused: no key stored');

@@ -587,7 +587,8 @@ worksible_usage(FILE *out)
 "      Create an API key; print its id and the key, shown only this once.\n"
 "      SCOPE: resource:read or resource:write, space-separated.\n"
 "      TIME: RFC 3339, in the future (2027-01-31T10:00:00Z).\n"
-"      CIDR: IPv4 or IPv6 network or address, repeatable; enterprise plan.\n"
+"      CIDR: IPv4 or IPv6 network or address, repeatable; only on plans\n"
+"      with ip_allowlists (enterprise).\n"
 "      F: the server secret, default $WORKSIBLE_KEY_SECRET_FILE.\n"
 "  key revoke KEY_ID [--company ID]\n"
 "      Revoke a key (again: no change); print it. --company is needed\n"
@@ -1368,8 +1369,8 @@ done:
  * version) and prints the object id and
  * the key once (--json: the api_key object plus "key"). A key_id already
  * taken is retried with a new token. Returns 0; 1 for an unknown company,
- * an allowlist off the enterprise plan, an unreadable secret or a database
- * failure; 2 for bad arguments.
+ * an allowlist on a plan without ip_allowlists, an unreadable secret or a
+ * database failure; 2 for bad arguments.
  */
 
 static int
@@ -1479,7 +1480,7 @@ worksible_cmd_key_create(worksible_args_t *args)
 
     values[0] = args->company;
 
-    res = worksible_exec(conn, "SELECT c.plan, p.api_access"
+    res = worksible_exec(conn, "SELECT c.plan, p.api_access, p.ip_allowlists"
                                " FROM companies c"
                                " JOIN plans p ON p.name = c.plan"
                                " WHERE c.id = $1 FOR SHARE OF c",
@@ -1500,9 +1501,10 @@ worksible_cmd_key_create(worksible_args_t *args)
         goto done;
     }
 
-    if (args->nallow_ip > 0 && strcmp(plan, "enterprise") != 0) {
-        worksible_error("IP allowlists need the enterprise plan (company "
-                        "%s is on %s)", args->company, worksible_quote(plan));
+    if (args->nallow_ip > 0 && strcmp(PQgetvalue(res, 0, 2), "t") != 0) {
+        worksible_error("IP allowlists are not part of plan %s (company %s; "
+                        "see the plans' ip_allowlists)", worksible_quote(plan),
+                        args->company);
         goto done;
     }
 

@@ -63,6 +63,10 @@ main(void)
         { "2001:DB8:0:0::1", "2001:db8::1/128" },
         { "::/0", "::/0" },
         { "::1/128", "::1/128" },
+        { "::ffff:198.51.100.0/120", "198.51.100.0/24" },
+        { "::ffff:198.51.100.10", "198.51.100.10/32" },
+        { "::ffff:0.0.0.0/96", "0.0.0.0/0" },
+        { "::fffe:0:0/95", "::fffe:0:0/95" },
         { NULL, NULL }
     };
 
@@ -104,8 +108,20 @@ main(void)
        "... and only its own");
     ok(matches("10.0.0.0/8", AF_INET6, "::10.1.2.3") == 0,
        "an IPv4-compatible address is not mapped");
-    ok(matches("::/0", AF_INET, "10.0.0.1") == 0,
-       "an IPv6 block does not hold IPv4");
+    ok(matches("::/0", AF_INET, "10.0.0.1") == 1,
+       "::/0 holds an IPv4 client (::ffff:10.0.0.1)");
+    ok(matches("::/0", AF_INET6, "::ffff:10.0.0.1") == 1,
+       "::/0 holds an IPv4 client of a dual-stack listener");
+    ok(matches("2001:db8::/32", AF_INET, "10.0.0.1") == 0,
+       "another IPv6 block holds no IPv4 client");
+    ok(matches("::ffff:198.51.100.0/120", AF_INET, "198.51.100.10") == 1,
+       "a mapped block holds its IPv4 clients ...");
+    ok(matches("::ffff:198.51.100.0/120", AF_INET6, "::ffff:198.51.100.10")
+       == 1, "... in either form");
+    ok(matches("::ffff:198.51.100.0/120", AF_INET, "198.51.101.10") == 0,
+       "and no other");
+    ok(matches("198.51.100.0/24", AF_INET6, "::ffff:198.51.100.10") == 1,
+       "an IPv4 block holds the mapped form of its clients");
 
     return tap_done();
 }

@@ -1,0 +1,175 @@
+# Keys keep their contract (README, Authentication and Key powers): a key
+# makes and revokes only keys no more powerful than itself (scopes, IP
+# allowlist, expiry); which plans may use allowlists is a plan attribute;
+# an IPv4-mapped block is its IPv4 block, and a dual-stack listener's
+# mapped client addresses match like IPv4 ones; a refusal after the key is
+# known is logged with its company and key; a filter PostgreSQL cannot hold
+# is a 400; a proxied service's own rate-limit headers give way to ours.
+
+use strict;
+use warnings;
+
+use IO::Socket::INET;
+use POSIX ();
+use Test::More;
+use Time::HiRes qw(sleep time);
+use Worksible::Test qw(company api_key plan http_config nginx_start nginx_stop
+    http psql psql_value json problem);
+
+# a service that sends rate-limit headers of its own
+my $main = $$;
+my $srv = IO::Socket::INET->new(LocalAddr => '127.0.0.1:1946', Listen => 16,
+                                ReuseAddr => 1) or die "listen: $!";
+my $service = fork // die;
+if (!$service) {
+    while (my $c = $srv->accept) {
+        my $head = '';
+        while ($head !~ /\r\n\r\n/) { sysread($c, my $b, 4096) or last; $head .= $b }
+        print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-RateLimit-Limit: 5\r\n"
+            . "X-RateLimit-Remaining: 4\r\nX-RateLimit-Reset: 1\r\nRateLimit: \"svc\";r=4;t=1\r\n"
+            . "RateLimit-Policy: \"svc\";q=5;w=1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+        close $c;
+    }
+    POSIX::_exit(0);
+}
+END { kill 'TERM', $service if $service && $$ == $main }
+
+nginx_start(name => 'key_powers', port => 1947, http => http_config(), server => '
+        listen [::]:1948 ipv6only=off;
+        location /v1/ { worksible_auth on; worksible_rate_limit on; worksible_api; }
+        location /svc/ { worksible_auth on; worksible_rate_limit on;
+                         proxy_pass http://127.0.0.1:1946; }
+        location = /me { worksible_auth on; proxy_pass http://127.0.0.1:1946; }');
+
+my $ent = company(plan => 'enterprise');
+my $count = sub { psql_value("SELECT count(*) FROM api_keys WHERE company_id = '$ent'") };
+
+sub post {
+    my ($key, $path, $body, %o) = @_;
+    return http('POST', $path, { Authorization => "Bearer $key->{key}",
+                                 'Content-Type' => 'application/json' },
+                body => defined $body ? json()->encode($body) : undef, %o);
+}
+
+sub object { json()->decode($_[0]{body}) }
+
+# --- a key restricted to an office network --------------------------------------
+
+my $office = api_key($ent, 'api_keys:write company:read', allow_ip => ['127.0.0.0/8']);
+my $before = $count->();
+
+my $res = post($office, '/v1/api_keys', { scopes => ['company:read'] });
+is($res->{status}, 201, 'an allowlisted key makes a key ...');
+is_deeply(object($res)->{ip_allowlist}, ['127.0.0.0/8'], '... that inherits its allowlist');
+
+$res = post($office, '/v1/api_keys', { scopes => ['company:read'],
+                                        ip_allowlist => ['0.0.0.0/0'] });
+is($res->{status}, 403, 'a wider allowlist: 403 ...');
+like($res->{body}, problem(403, 'insufficient_scope', 'ip_allowlist'), '... insufficient_scope naming ip_allowlist');
+
+$res = post($office, '/v1/api_keys', { scopes => ['company:read'],
+                                        ip_allowlist => ['127.0.0.1'] });
+is_deeply(object($res)->{ip_allowlist}, ['127.0.0.1/32'], 'a narrower one is fine');
+is($count->(), $before + 2, 'the refusal created nothing');
+
+# --- a key that expires in an hour -----------------------------------------------
+
+my $hour = psql_value(q{SELECT to_char((now() + interval '1 hour') AT TIME ZONE 'UTC',
+                                       'YYYY-MM-DD"T"HH24:MI:SS"Z"')});
+my $brief = api_key($ent, 'api_keys:write company:read', expires_at => $hour);
+
+$res = post($brief, '/v1/api_keys', { scopes => ['company:read'] });
+is(object($res)->{expires_at}, $hour, 'a key expiring in an hour makes keys that expire with it');
+$res = post($brief, '/v1/api_keys', { scopes => ['company:read'], expires_at => '2099-01-01T00:00:00Z' });
+like($res->{body}, problem(403, 'insufficient_scope', 'expires_at'), 'not later: 403 naming expires_at');
+$res = post($brief, '/v1/api_keys', { scopes => ['api_keys:write'] });
+is($res->{status}, 201, 'the same scopes are no more powerful');
+
+# --- revocation ---------------------------------------------------------------------
+
+my $admin = api_key($ent, 'api_keys:write company:read freelancers:write');
+my $small = api_key($ent, 'api_keys:write');
+
+$res = post($small, "/v1/api_keys/$admin->{id}/revoke");
+is($res->{status}, 403, 'a key cannot revoke one with more scopes ...');
+like($res->{body}, problem(403, 'insufficient_scope', 'scopes'), '... insufficient_scope naming scopes');
+is(psql_value("SELECT revoked_at IS NULL FROM api_keys WHERE id = '$admin->{id}'"), 't',
+   'and the key stays valid');
+
+my $anywhere = api_key($ent, 'api_keys:write company:read');
+$res = post($office, "/v1/api_keys/$anywhere->{id}/revoke");
+like($res->{body}, problem(403, 'insufficient_scope', 'ip_allowlist'),
+     'nor can an allowlisted key revoke a key usable from anywhere');
+
+$res = post($admin, "/v1/api_keys/$small->{id}/revoke");
+is($res->{status}, 200, 'a key revokes one with fewer scopes');
+my $self = api_key($ent, 'api_keys:write');
+is(post($self, "/v1/api_keys/$self->{id}/revoke")->{status}, 200, 'and itself');
+
+# --- allowlists are a plan attribute ------------------------------------------------
+
+my $custom = plan(limit => 100, window => 60);
+my $cust = company(plan => $custom);
+my $cust_admin = api_key($cust, 'api_keys:write company:read');
+$res = post($cust_admin, '/v1/api_keys', { scopes => ['company:read'], ip_allowlist => ['10.0.0.0/8'] });
+like($res->{body}, problem(403, 'plan_not_eligible', 'ip_allowlist'), 'a plan without ip_allowlists: 403');
+psql("UPDATE plans SET ip_allowlists = true WHERE name = '$custom'");
+$res = post($cust_admin, '/v1/api_keys', { scopes => ['company:read'], ip_allowlist => ['10.0.0.0/8'] });
+is($res->{status}, 201, 'the same plan with ip_allowlists on: 201');
+
+# --- IPv4-mapped blocks and dual-stack clients -----------------------------------------
+
+$res = post($admin, '/v1/api_keys', { scopes => ['company:read'],
+                                       ip_allowlist => ['::ffff:127.0.0.0/104'] });
+is_deeply(object($res)->{ip_allowlist}, ['127.0.0.0/8'], '::ffff:127.0.0.0/104 is the IPv4 block 127.0.0.0/8');
+my $mapped = object($res);
+my $auth = { Authorization => "Bearer $mapped->{key}" };
+is(http('GET', '/me', $auth)->{status}, 200, 'it admits an IPv4 client');
+is(http('GET', '/me', $auth, port => 1948)->{status}, 200,
+   'and the same client on a dual-stack listener (::ffff:127.0.0.1)');
+
+my $any6 = api_key($ent, 'company:read', allow_ip => ['::/0']);
+is(http('GET', '/me', { Authorization => "Bearer $any6->{key}" }, port => 1948)->{status}, 200,
+   '::/0 admits an IPv4 client of a dual-stack listener');
+my $v4 = api_key($ent, 'company:read', allow_ip => ['127.0.0.0/8']);
+is(http('GET', '/me', { Authorization => "Bearer $v4->{key}" }, port => 1948)->{status}, 200,
+   'an IPv4 block admits the mapped form of its clients');
+my $cli_mapped = api_key($ent, 'company:read', allow_ip => ['::ffff:127.0.0.1']);
+is_deeply($cli_mapped->{ip_allowlist}, ['127.0.0.1/32'], 'the CLI stores a mapped address as IPv4 too');
+
+# --- a refusal after the key is known is logged for its company -------------------------
+
+my $far = api_key($ent, 'company:read', allow_ip => ['192.0.2.0/24']);
+$res = http('GET', '/v1/companies/me', { Authorization => "Bearer $far->{key}" });
+is($res->{status}, 403, 'a key used from outside its allowlist: 403');
+my $id = $res->{headers}{'x-request-id'};
+my $row;
+my $deadline = time + 8;
+do { sleep 0.3; $row = psql("SELECT company_id, api_key_id, status FROM request_logs WHERE id = '$id'")->[0] }
+    until $row || time > $deadline;
+is_deeply($row, [$ent, $far->{id}, 403], 'its row names the company and the key');
+
+# --- a filter PostgreSQL cannot hold ----------------------------------------------------
+
+my $logs = api_key($ent, 'request_logs:read');
+$res = http('GET', '/v1/request_logs?path=/%00', { Authorization => "Bearer $logs->{key}" });
+like($res->{body}, problem(400, 'parameter_invalid', 'path'), 'a NUL in a path filter: 400 naming path');
+
+# --- a proxied service's rate-limit headers ---------------------------------------------
+
+my $raw = do {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1947') or die;
+    print $s "GET /svc/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer $admin->{key}\r\n\r\n";
+    local $/;
+    <$s>;
+};
+my @rl = $raw =~ /^RateLimit: (.*?)\r$/mg;
+is(scalar @rl, 1, 'one RateLimit header ...');
+like($rl[0] // '', qr/^"enterprise";r=\d+;t=\d+$/, '... ours');
+my @limit = $raw =~ /^X-RateLimit-Limit: (.*?)\r$/mg;
+is_deeply(\@limit, ['10000'], 'one X-RateLimit-Limit, the plan\'s');
+unlike($raw, qr/"svc"/, 'nothing of the service\'s RateLimit-Policy');
+
+nginx_stop();
+
+done_testing();
