@@ -50,15 +50,18 @@ ASAN_LD := -fsanitize=address -Wl,-z,nodelete
 FUZZ_SECONDS ?= 30
 
 .PHONY: all deps cli run stop test test-asan asan fuzz clean deb deb-test \
-        compat
+        compat FORCE
 
 all: deps $(MODULE) $(CLI)
 
 deps:
 	@util/install-deps.sh
 
-$(MODULE): $(MODULE_SRC)
+# always asked: the build notices new flags, nginx's make the sources
+$(MODULE): FORCE
 	util/build-module.sh $(NGX_BUILD)
+
+FORCE:
 
 cli: $(CLI)
 
@@ -104,7 +107,7 @@ stop:
 	util/dev.sh stop
 
 ifneq ($(NGINX_SRC),)
-$(NGINX): $(MODULE_SRC)
+$(NGINX): FORCE
 	NGINX_BINARY=1 util/build-module.sh $(NGX_BUILD)
 endif
 

@@ -857,6 +857,10 @@ ngx_worksible_exit_process(ngx_cycle_t *cycle)
         ngx_worksible_pg_pool_close(mcf->pg_pool);
     }
 
+    if (mcf != NULL && mcf->pg_listener != NULL) {
+        ngx_worksible_pg_pool_close(mcf->pg_listener);
+    }
+
     if (mcf != NULL && mcf->redis != NULL) {
         ngx_worksible_redis_close(mcf->redis);
     }

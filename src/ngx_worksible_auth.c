@@ -25,6 +25,9 @@
 #define NGX_WORKSIBLE_TOUCH_SQL                                               \
     "SELECT worksible_keys_touch(string_to_array($1, ' '))"
 
+/* worksible_api_key_revoke and the CLI announce revoked keys there */
+#define NGX_WORKSIBLE_KEYS_CHANNEL  "worksible_api_keys"
+
 /* last_used_at batches leave every few seconds */
 #define NGX_WORKSIBLE_TOUCH_INTERVAL  5000
 
@@ -60,6 +63,7 @@ static void ngx_worksible_auth_rehash(ngx_http_request_t *r,
 static void ngx_worksible_auth_touch(ngx_worksible_main_conf_t *mcf,
     ngx_str_t *api_key_id);
 static void ngx_worksible_auth_touch_flush(ngx_event_t *ev);
+static void ngx_worksible_auth_revoked(void *data, const char *key_id);
 static ngx_int_t ngx_worksible_auth_copy(ngx_http_request_t *r,
     PGresult *res, int col, ngx_str_t *dst);
 
@@ -704,6 +708,8 @@ ngx_int_t
 ngx_worksible_auth_init_process(ngx_cycle_t *cycle,
     ngx_worksible_main_conf_t *mcf)
 {
+    ngx_worksible_pg_conf_t  *conf;
+
     mcf->touched = ngx_palloc(cycle->pool, NGX_WORKSIBLE_TOUCHED_MAX
                                            * NGX_WORKSIBLE_OBJECT_ID_MAX);
     if (mcf->touched == NULL) {
@@ -715,7 +721,51 @@ ngx_worksible_auth_init_process(ngx_cycle_t *cycle,
     mcf->touch_timer.log = cycle->log;
     mcf->touch_timer.cancelable = 1;
 
-    return NGX_OK;
+    /*
+     * Revocations reach the key cache at once: one worker per server
+     * listens (the cache is shared), on a connection of its own
+     */
+
+    if (mcf->key_cache == NULL || ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    conf = ngx_palloc(cycle->pool, sizeof(ngx_worksible_pg_conf_t));
+    if (conf == NULL) {
+        return NGX_ERROR;
+    }
+
+    *conf = *mcf->pg;
+    conf->size = 1;
+    conf->queue = 1;
+
+    mcf->pg_listener = ngx_worksible_pg_pool_create(conf, cycle,
+                                                    &mcf->metrics->postgres);
+    if (mcf->pg_listener == NULL) {
+        return NGX_ERROR;
+    }
+
+    return ngx_worksible_pg_listen(mcf->pg_listener, NGX_WORKSIBLE_KEYS_CHANNEL,
+                                   ngx_worksible_auth_revoked, mcf);
+}
+
+
+/*
+ * A key_id announced on the channel (a revoked key, worksible_api_key_revoke
+ * and the CLI): its cache entry goes. NULL: the channel was down, so every
+ * entry goes.
+ */
+
+static void
+ngx_worksible_auth_revoked(void *data, const char *key_id)
+{
+    ngx_worksible_main_conf_t  *mcf = data;
+
+    if (key_id != NULL && ngx_strlen(key_id) != NGX_WORKSIBLE_KEY_ID_LEN) {
+        return;
+    }
+
+    ngx_worksible_cache_forget(mcf->key_cache, (const u_char *) key_id);
 }
 
 

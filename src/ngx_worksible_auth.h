@@ -46,7 +46,11 @@ ngx_int_t ngx_worksible_auth_address(ngx_http_request_t *r,
 ngx_int_t ngx_worksible_auth_scope(ngx_http_request_t *r,
     ngx_worksible_request_t *st);
 
-/* this worker's last_used_at batch (init_process); NGX_ERROR: no memory */
+/*
+ * init_process: this worker's last_used_at batch and, in worker 0 with a
+ * key cache, the LISTEN connection that drops revoked keys from the cache
+ * at once (ttl the fallback while it is down). NGX_ERROR: no memory.
+ */
 ngx_int_t ngx_worksible_auth_init_process(ngx_cycle_t *cycle,
     ngx_worksible_main_conf_t *mcf);
 

@@ -586,3 +586,34 @@ ngx_worksible_cache_touch(ngx_shm_zone_t *zone, const u_char *key_id)
 
     return first;
 }
+
+
+void
+ngx_worksible_cache_forget(ngx_shm_zone_t *zone, const u_char *key_id)
+{
+    ngx_queue_t                 *q;
+    ngx_worksible_cache_ctx_t   *ctx;
+    ngx_worksible_cache_node_t  *cn;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (key_id != NULL) {
+        cn = ngx_worksible_cache_lookup(ctx, key_id,
+                 ngx_crc32_short((u_char *) key_id, NGX_WORKSIBLE_KEY_ID_LEN));
+
+        if (cn != NULL) {
+            ngx_worksible_cache_delete(ctx, cn);
+        }
+
+    } else {
+        while (!ngx_queue_empty(&ctx->sh->queue)) {
+            q = ngx_queue_last(&ctx->sh->queue);
+            cn = ngx_queue_data(q, ngx_worksible_cache_node_t, queue);
+            ngx_worksible_cache_delete(ctx, cn);
+        }
+    }
+
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+}

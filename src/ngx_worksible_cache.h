@@ -58,6 +58,12 @@ ngx_uint_t ngx_worksible_cache_touch(ngx_shm_zone_t *zone,
     const u_char *key_id);
 
 /*
+ * Drops key_id's entry (a revoked key: the next use asks PostgreSQL), or
+ * every entry when key_id is NULL.
+ */
+void ngx_worksible_cache_forget(ngx_shm_zone_t *zone, const u_char *key_id);
+
+/*
  * Stores rec for key_id for the zone's ttl (negative_ttl when not found),
  * replacing an older entry; evicts the least recently used entries when
  * the zone is full. A record that does not fit is not cached.

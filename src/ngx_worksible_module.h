@@ -51,6 +51,7 @@
 typedef struct {
     ngx_worksible_pg_conf_t   *pg;            /* NULL: no worksible_postgres */
     ngx_worksible_pg_pool_t   *pg_pool;       /* this worker's, or NULL */
+    ngx_worksible_pg_pool_t   *pg_listener;   /* revocations, worker 0 */
 
     ngx_worksible_server_secret_t
                                secrets[NGX_WORKSIBLE_SERVER_SECRETS_MAX];

@@ -48,6 +48,14 @@ struct ngx_worksible_pg_pool_s {
     ngx_uint_t                  refused;      /* queue full, not logged */
     time_t                      refused_logged;
     ngx_log_t                  *log;
+    ngx_pool_t                 *mem;          /* the cycle's */
+
+    /* a listening pool (ngx_worksible_pg_listen) */
+    ngx_worksible_pg_notify_pt  notify;
+    void                       *notify_data;
+    char                       *listen_sql;   /* LISTEN "channel" */
+    ngx_event_t                 listen_timer; /* LISTEN again */
+    ngx_uint_t                  listening;
 };
 
 
@@ -79,6 +87,8 @@ static void ngx_worksible_pg_op_finish(ngx_worksible_pg_op_t *op,
     ngx_worksible_pg_status_e status);
 static void ngx_worksible_pg_op_done(ngx_event_t *ev);
 static void ngx_worksible_pg_unqueue(ngx_worksible_pg_op_t *op);
+static void ngx_worksible_pg_listen_start(ngx_event_t *ev);
+static void ngx_worksible_pg_listened(ngx_worksible_pg_op_t *op);
 
 
 char *
@@ -397,6 +407,7 @@ ngx_worksible_pg_pool_create(ngx_worksible_pg_conf_t *conf,
     pool->conf = conf;
     pool->stats = stats;
     pool->log = cycle->log;
+    pool->mem = cycle->pool;
     pool->retry_at = ngx_current_msec;
     ngx_queue_init(&pool->waiting);
 
@@ -418,6 +429,12 @@ ngx_worksible_pg_pool_close(ngx_worksible_pg_pool_t *pool)
     ngx_uint_t              i;
     ngx_queue_t            *q;
     ngx_worksible_pg_op_t  *op;
+
+    pool->notify = NULL;
+
+    if (pool->listen_timer.timer_set) {
+        ngx_del_timer(&pool->listen_timer);
+    }
 
     while (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
@@ -986,6 +1003,10 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
     }
 
     while ((notify = PQnotifies(conn->pgconn)) != NULL) {
+        if (conn->pool->notify != NULL && conn->pool->listening) {
+            conn->pool->notify(conn->pool->notify_data, notify->extra);
+        }
+
         PQfreemem(notify);
     }
 
@@ -1103,6 +1124,17 @@ ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn)
     }
 
     conn->state = NGX_WORKSIBLE_PG_CLOSED;
+
+    if (conn->pool->notify != NULL && conn->pool->listening) {
+        /* the channel is down: LISTEN again on a new connection */
+        conn->pool->listening = 0;
+
+        ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                      "worksible postgres: %s lost, the key cache's ttl "
+                      "applies until it is back", conn->pool->listen_sql);
+
+        ngx_add_timer(&conn->pool->listen_timer, NGX_WORKSIBLE_PG_BACKOFF_MIN);
+    }
 }
 
 
@@ -1266,4 +1298,95 @@ ngx_worksible_pg_retry_after(ngx_worksible_pg_pool_t *pool)
     left = (ngx_msec_int_t) (pool->retry_at - ngx_current_msec);
 
     return left > 1000 ? (time_t) ((left + 999) / 1000) : 1;
+}
+
+
+ngx_int_t
+ngx_worksible_pg_listen(ngx_worksible_pg_pool_t *pool, const char *channel,
+    ngx_worksible_pg_notify_pt notify, void *data)
+{
+    size_t  len;
+
+    len = sizeof("LISTEN \"\"") + ngx_strlen(channel);
+
+    pool->listen_sql = ngx_pnalloc(pool->mem, len);
+    if (pool->listen_sql == NULL) {
+        return NGX_ERROR;
+    }
+
+    (void) ngx_sprintf((u_char *) pool->listen_sql, "LISTEN \"%s\"%Z", channel);
+
+    pool->notify = notify;
+    pool->notify_data = data;
+
+    pool->listen_timer.handler = ngx_worksible_pg_listen_start;
+    pool->listen_timer.data = pool;
+    pool->listen_timer.log = pool->log;
+    pool->listen_timer.cancelable = 1;
+
+    ngx_worksible_pg_listen_start(&pool->listen_timer);
+
+    return NGX_OK;
+}
+
+
+/* sends LISTEN on the pool's (only) connection, or tries again later */
+
+static void
+ngx_worksible_pg_listen_start(ngx_event_t *ev)
+{
+    ngx_worksible_pg_op_t    *op;
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = ev->data;
+
+    if (pool->notify == NULL) {
+        return;
+    }
+
+    op = ngx_worksible_pg_op_create(pool);
+
+    if (op != NULL) {
+        op->sql = pool->listen_sql;
+        op->handler = ngx_worksible_pg_listened;
+        op->data = pool;
+
+        if (ngx_worksible_pg_op_start(op) == NGX_OK) {
+            return;
+        }
+
+        ngx_worksible_pg_op_free(op);
+    }
+
+    ngx_add_timer(&pool->listen_timer, NGX_WORKSIBLE_PG_BACKOFF_MAX);
+}
+
+
+static void
+ngx_worksible_pg_listened(ngx_worksible_pg_op_t *op)
+{
+    ngx_str_t                 msg;
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = op->data;
+
+    if (op->status != NGX_WORKSIBLE_PG_OK
+        || PQresultStatus(op->result) != PGRES_COMMAND_OK)
+    {
+        msg = ngx_worksible_pg_message(op->result
+                                       ? PQresultErrorMessage(op->result)
+                                       : "no connection");
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "worksible postgres: %s failed: %V", pool->listen_sql,
+                      &msg);
+
+        ngx_add_timer(&pool->listen_timer, NGX_WORKSIBLE_PG_BACKOFF_MAX);
+        return;
+    }
+
+    pool->listening = 1;
+
+    /* whatever was announced while nobody listened is unknown */
+
+    pool->notify(pool->notify_data, NULL);
 }

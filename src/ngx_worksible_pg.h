@@ -30,6 +30,9 @@ typedef struct ngx_worksible_pg_op_s    ngx_worksible_pg_op_t;
 
 typedef void (*ngx_worksible_pg_handler_pt)(ngx_worksible_pg_op_t *op);
 
+/* a notification's payload, or NULL: some may have been missed */
+typedef void (*ngx_worksible_pg_notify_pt)(void *data, const char *payload);
+
 
 typedef enum {
     NGX_WORKSIBLE_PG_OK = 0,        /* op->result holds the first result */
@@ -117,6 +120,17 @@ ngx_int_t ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op);
 void ngx_worksible_pg_op_detach(ngx_worksible_pg_op_t *op);
 
 void ngx_worksible_pg_op_free(ngx_worksible_pg_op_t *op);
+
+/*
+ * Keeps pool's connection LISTENing on channel (PostgreSQL LISTEN/NOTIFY):
+ * notify(data, payload) for each notification; notify(data, NULL) each
+ * time the channel is (again) listened to, since notifications sent while
+ * it was down are lost. A lost connection is made again after 100 ms, then
+ * every 2 s while PostgreSQL is away. Give it a pool of its own, of one
+ * connection (init_process). NGX_OK or NGX_ERROR (no memory).
+ */
+ngx_int_t ngx_worksible_pg_listen(ngx_worksible_pg_pool_t *pool,
+    const char *channel, ngx_worksible_pg_notify_pt notify, void *data);
 
 /* the first line of a libpq message (they end with "\n"), for the log */
 ngx_str_t ngx_worksible_pg_message(const char *msg);

@@ -35,7 +35,11 @@ static void ngx_worksible_ratelimit_hide(ngx_http_request_t *r);
 
 
 /*
- * KEYS[1]: the company's TAT; ARGV: q, w. Returns {allowed, r, t, reset}.
+ * KEYS[1]: the company's "TAT T" (both in µs); ARGV: q, w. Returns
+ * {allowed, r, t, reset}. When the plan changed since the last charge (T
+ * differs), the requests still owed are owed at the new rate, and never
+ * more than one new window: a raised plan gives its budget at once less
+ * what was used, a lowered one never makes a client wait past its window.
  */
 static const char  ngx_worksible_ratelimit_script[] =
     "local q = tonumber(ARGV[1])\n"
@@ -44,14 +48,23 @@ static const char  ngx_worksible_ratelimit_script[] =
     "local now = tonumber(time[1]) * 1000000 + tonumber(time[2])\n"
     "local T = math.max(1, math.floor(w * 1000000 / q))\n"
     "local burst = q * T\n"
-    "local tat = tonumber(redis.call('GET', KEYS[1])) or now\n"
+    "local tat = now\n"
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v then\n"
+    "  local t0, T0 = string.match(v, '^(%d+) ?(%d*)$')\n"
+    "  tat = tonumber(t0) or now\n"
+    "  T0 = tonumber(T0)\n"
+    "  if T0 and T0 ~= T and tat > now then\n"
+    "    tat = now + math.min(math.floor((tat - now) / T0 * T), burst)\n"
+    "  end\n"
+    "end\n"
     "if tat < now then tat = now end\n"
     "local new_tat = tat + T\n"
     "if new_tat - burst > now then\n"
     "  return {0, 0, math.ceil((new_tat - burst - now) / 1000000),\n"
     "          math.ceil(tat / 1000000)}\n"
     "end\n"
-    "redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',\n"
+    "redis.call('SET', KEYS[1], string.format('%d %d', new_tat, T), 'PX',\n"
     "           math.ceil((new_tat - now) / 1000))\n"
     "local r = math.floor((now + burst - new_tat) / T)\n"
     "local t = math.ceil((new_tat - burst + (r + 1) * T - now) / 1000000)\n"

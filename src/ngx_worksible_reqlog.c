@@ -27,6 +27,7 @@
 static json_t *ngx_worksible_reqlog_text(u_char *data, size_t len,
     size_t max);
 static json_t *ngx_worksible_reqlog_path(ngx_http_request_t *r);
+static u_char *ngx_worksible_reqlog_char(u_char *p, u_char *last, u_char *c);
 static json_t *ngx_worksible_reqlog_header(ngx_http_request_t *r,
     const char *name, size_t max);
 static void ngx_worksible_reqlog_flush(ngx_event_t *ev);
@@ -175,7 +176,9 @@ ngx_worksible_reqlog_text(u_char *data, size_t len, size_t max)
 
 /*
  * The request line's path and query, an API key in it (a client that put
- * one in a query) replaced by "wsk_..._[redacted]": no key reaches the log.
+ * one in a query) replaced by "wsk_[redacted]": no key reaches the log,
+ * however it was percent-encoded (wsk%5Flive%5F..., even twice:
+ * %255F).
  */
 
 static json_t *
@@ -183,6 +186,7 @@ ngx_worksible_reqlog_path(ngx_http_request_t *r)
 {
     u_char  *p, *q, *last, *out, *o;
     size_t   len;
+    u_char   c;
 
     p = r->unparsed_uri.data;
     len = ngx_min(r->unparsed_uri.len, 2048);
@@ -191,7 +195,7 @@ ngx_worksible_reqlog_path(ngx_http_request_t *r)
         return json_string("");
     }
 
-    /* each "wsk_" (4 bytes) may become "wsk_[redacted]" (14) */
+    /* each "wsk_" (4 bytes at least) may become "wsk_[redacted]" (14) */
     out = ngx_pnalloc(r->pool, 4 * len + 16);
     if (out == NULL) {
         return json_null();
@@ -201,26 +205,73 @@ ngx_worksible_reqlog_path(ngx_http_request_t *r)
     o = out;
 
     while (p < last) {
-        q = ngx_strlcasestrn(p, last, (u_char *) "wsk_", 4 - 1);
+        q = p;
 
-        if (q == NULL) {
-            o = ngx_cpymem(o, p, last - p);
-            break;
+        if ((q = ngx_worksible_reqlog_char(q, last, &c)) == NULL
+            || (c | 0x20) != 'w'
+            || (q = ngx_worksible_reqlog_char(q, last, &c)) == NULL
+            || (c | 0x20) != 's'
+            || (q = ngx_worksible_reqlog_char(q, last, &c)) == NULL
+            || (c | 0x20) != 'k'
+            || (q = ngx_worksible_reqlog_char(q, last, &c)) == NULL
+            || c != '_')
+        {
+            *o++ = *p++;
+            continue;
         }
 
-        o = ngx_cpymem(o, p, q - p);
         o = ngx_cpymem(o, "wsk_[redacted]", 14);
 
-        for (p = q + 4;
-             p < last && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
-                          || (*p >= '0' && *p <= '9') || *p == '_');
-             p++)
+        /* the rest of the key: [A-Za-z0-9_], however encoded */
+
+        for (p = q; (q = ngx_worksible_reqlog_char(p, last, &c)) != NULL
+                    && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+                        || (c >= '0' && c <= '9') || c == '_');
+             p = q)
         {
             /* void */
         }
     }
 
     return ngx_worksible_reqlog_text(out, o - out, 4 * 2048);
+}
+
+
+/*
+ * The byte at p, percent-decoded (RFC 3986, 2.1) up to three times (%5F,
+ * %255F, %25255F are all "_"), into *c; returns what follows it, or NULL
+ * at last.
+ */
+
+static u_char *
+ngx_worksible_reqlog_char(u_char *p, u_char *last, u_char *c)
+{
+    u_char      *q;
+    ngx_int_t    hi, lo;
+    ngx_uint_t   depth;
+
+    if (p >= last) {
+        return NULL;
+    }
+
+    *c = *p++;
+
+    /* *c is '%' with p after it: the two hex digits that follow, if any */
+
+    for (depth = 0, q = p; depth < 3 && *c == '%'; depth++) {
+        if (last - q < 2
+            || (hi = ngx_hextoi(q, 1)) == NGX_ERROR
+            || (lo = ngx_hextoi(q + 1, 1)) == NGX_ERROR)
+        {
+            break;
+        }
+
+        *c = (u_char) (hi * 16 + lo);
+        q += 2;
+        p = q;
+    }
+
+    return p;
 }
 
 

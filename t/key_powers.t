@@ -149,6 +149,27 @@ do { sleep 0.3; $row = psql("SELECT company_id, api_key_id, status FROM request_
     until $row || time > $deadline;
 is_deeply($row, [$ent, $far->{id}, 403], 'its row names the company and the key');
 
+# --- a key in a URL, however encoded, never reaches the log -----------------------------
+
+my ($kid, $secret) = $far->{key} =~ /^wsk_live_([a-z0-9]{12})_(\w+)$/ or die;
+(my $hexed = $secret) =~ s/(.)/sprintf('%%%02X', ord $1)/ge;
+my @ids;
+for my $q ("api_key=wsk%5Flive%5F${kid}%5F$secret", "api_key=wsk%255Flive%255F${kid}%255F$secret",
+           "k=%77%73%6B_live_${kid}_$hexed", "k=WSK_LIVE_${kid}_$secret")
+{
+    push @ids, http('GET', "/v1/companies/me?$q", { Authorization => "Bearer $admin->{key}" })
+        ->{headers}{'x-request-id'};
+}
+my $in = join ',', map { "'$_'" } @ids;
+my $paths;
+$deadline = time + 8;
+do { sleep 0.3; $paths = psql("SELECT path FROM request_logs WHERE id IN ($in) ORDER BY path") }
+    until @$paths == 4 || time > $deadline;
+is(scalar @$paths, 4, 'four requests with a key in the query, four rows');
+is(scalar(grep { $_->[0] =~ /\Q$secret\E|\Q$hexed\E|\Q$kid\E/ } @$paths), 0,
+   'no row holds the key id or the secret, encoded or not');
+is(scalar(grep { $_->[0] =~ /wsk_\[redacted\]/ } @$paths), 4, 'each says wsk_[redacted]');
+
 # --- a filter PostgreSQL cannot hold ----------------------------------------------------
 
 my $logs = api_key($ent, 'request_logs:read');

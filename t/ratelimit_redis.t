@@ -155,6 +155,25 @@ $res = http('GET', '/closed/x', { Authorization => "Bearer $changing" });
 like($res->{headers}{'ratelimit-policy'} // '', qr/;q=2;w=10$/,
      'the next request uses it (no key cache here; with one, within its ttl)');
 
+# a raised plan: the budget at once, less what was used
+my $raised = plan(limit => 10, window => 60);
+my $raise = api_key(company(plan => $raised), 'company:read')->{key};
+http('GET', '/closed/x', { Authorization => "Bearer $raise" }) for 1 .. 6;
+Worksible::Test::cli('plan', 'set', $raised, '--limit', '1000');
+$res = http('GET', '/closed/x', { Authorization => "Bearer $raise" });
+my ($r) = ($res->{headers}{ratelimit} // '') =~ /;r=(\d+);/;
+cmp_ok($r // 0, '>=', 990, "raised from 10 to 1000 a minute after 6 requests: r=$r, about 993 ...");
+cmp_ok($r // 1000, '<=', 993, '... (the 6 used still count, the old rate no more)');
+
+# a lowered plan: never a wait past the new window
+my $lowered = plan(limit => 1000, window => 60);
+my $lower = api_key(company(plan => $lowered), 'company:read')->{key};
+http('GET', '/closed/x', { Authorization => "Bearer $lower" }) for 1 .. 6;
+Worksible::Test::cli('plan', 'set', $lowered, '--limit', '2');
+$res = http('GET', '/closed/x', { Authorization => "Bearer $lower" });
+is($res->{status}, 429, 'lowered from 1000 to 2 a minute after 6 requests: 429');
+cmp_ok($res->{headers}{'retry-after'} // 999, '<=', 60, 'with a Retry-After within the new window');
+
 my $log = Worksible::Test::slurp("$prefix/logs/error.log");
 my @warns = $log =~ /requests pass without rate limits/g;
 cmp_ok(scalar @warns, '<=', 4, 'fail=open warned at most once per 10 s per worker');

@@ -10,9 +10,10 @@
 #                 script is auto/configure). Default: Debian's nginx-dev
 #                 tree (/usr/share/nginx/src), for the system nginx.
 #   NGINX_FLAGS   the configure flags of the nginx the module will be loaded
-#                 into (`nginx -V` prints them). Default: Debian's
-#                 (/usr/share/nginx/src/conf_flags). --with-compat is added
-#                 when missing.
+#                 into (`nginx -V` prints them; its dynamic modules, other
+#                 modules and --with-cc-opt/--with-ld-opt are left out).
+#                 Default: Debian's (/usr/share/nginx/src/conf_flags).
+#                 --with-compat is added when missing.
 #   NGINX_BINARY  1: also build that nginx itself (OUT_DIR/objs/nginx), to
 #                 run the suites against it (make test NGINX_SRC=...).
 #
@@ -42,7 +43,17 @@ configure=./configure
 [ -x "$src/configure" ] || configure=auto/configure
 
 if [ -n "${NGINX_FLAGS:-}" ]; then
-    eval "flags=($NGINX_FLAGS)"
+    eval "given=($NGINX_FLAGS)"
+    # nginx -V also lists the distribution's own dynamic modules and build
+    # options: only the flags that shape the ABI matter here
+    flags=()
+    for f in "${given[@]}"; do
+        case $f in
+            --with-*=dynamic|--add-module=*|--add-dynamic-module=*) ;;
+            --with-cc-opt=*|--with-ld-opt=*) ;;
+            *) flags+=("$f") ;;
+        esac
+    done
 else
     # shellcheck disable=SC1091
     . /usr/share/nginx/src/conf_flags

@@ -9,7 +9,8 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 
 if [ $# -eq 0 ]; then
-    echo "compat: no nginx sources (NGINX_SOURCES is empty)" >&2
+    echo "compat: no nginx sources: none in ../shared/nginx-src/ beside" \
+         "the checkout; name them with NGINX_SOURCES=\"PATH...\"" >&2
     exit 1
 fi
 

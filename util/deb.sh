@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make deb`: the Debian package libnginx-mod-http-worksible_VERSION_ARCH.deb
 # in build/, built the Debian way (debian/rules: dh --with nginx) from the
-# project's files (those git tracks or would track), then checked with
+# project's files (those git tracks or would track, as they are in the
+# working tree: a git checkout is needed), then checked with
 # lintian. VERSION is NGX_WORKSIBLE_VERSION (src/ngx_worksible_version.h);
 # debian/changelog is made from it, dated by the last commit.
 set -euo pipefail
@@ -23,7 +24,7 @@ git ls-files -z --cached --others --exclude-standard \
 
 date=$(git log -1 --format=%cD 2>/dev/null || date -R)
 cat > "$src/debian/changelog" <<CHANGES
-libnginx-mod-http-worksible ($version) unstable; urgency=medium
+libnginx-mod-http-worksible ($version) bookworm; urgency=medium
 
   * Release $version; see CHANGELOG.md in
     /usr/share/doc/libnginx-mod-http-worksible.
@@ -39,5 +40,5 @@ deb=$(ls "$work"/libnginx-mod-http-worksible_"$version"_*.deb)
 cp "$deb" "$top/build/"
 echo "deb: build/$(basename "$deb")"
 
-# every tag lintian still reports is explained in the overrides file
+# any warning or error fails the build (there are no overrides)
 lintian --fail-on warning,error "$top/build/$(basename "$deb")"

@@ -1654,7 +1654,8 @@ done:
 
 /*
  * worksible key revoke KEY_ID [--company ID]: sets revoked_at = now() on
- * the key unless it is revoked already, and prints it (the tab-separated
+ * the key unless it is revoked already, announces it to the servers' key
+ * caches (NOTIFY worksible_api_keys, at COMMIT), and prints it (the tab-separated
  * line of key list, or --json the api_key object). With --company the
  * key must belong to that company, and the company is set for row-level
  * security. Returns 0; 1 for an unknown key or a database failure; 2 for
@@ -1712,8 +1713,10 @@ worksible_cmd_key_revoke(worksible_args_t *args)
                          ? "UPDATE api_keys SET revoked_at = now()"
                            " WHERE id = $1 AND company_id = $2"
                            " AND revoked_at IS NULL"
+                           " RETURNING pg_notify('worksible_api_keys', key_id)"
                          : "UPDATE api_keys SET revoked_at = now()"
-                           " WHERE id = $1 AND revoked_at IS NULL",
+                           " WHERE id = $1 AND revoked_at IS NULL"
+                           " RETURNING pg_notify('worksible_api_keys', key_id)",
                          n, values, NULL, NULL);
     if (res == NULL) {
         goto done;
