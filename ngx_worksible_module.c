@@ -18,6 +18,7 @@
 #include "ngx_worksible_health.h"
 #include "ngx_worksible_metrics.h"
 #include "ngx_worksible_reqlog.h"
+#include "ngx_worksible_throttle.h"
 
 
 static void *ngx_worksible_create_main_conf(ngx_conf_t *cf);
@@ -33,6 +34,8 @@ static char *ngx_worksible_key_secret_file(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
 static char *ngx_worksible_key_cache(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_worksible_auth_failures_zone(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_worksible_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_rate_limit(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -87,6 +90,19 @@ static ngx_command_t  ngx_worksible_commands[] = {
     { ngx_string("worksible_key_cache"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
       ngx_worksible_key_cache,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_auth_failures zone=NAME:SIZE [rate=N/m|N/s] [burst=N];
+     * context: http. Default: none. A client address whose failed
+     * authentications (401) exceed burst beyond rate (default 60/m, 30)
+     * gets 429 before any key lookup.
+     */
+    { ngx_string("worksible_auth_failures"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_worksible_auth_failures_zone,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,
       NULL },
@@ -590,6 +606,22 @@ ngx_worksible_key_cache(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_worksible_cache_conf(cf, &mcf->key_cache);
+}
+
+
+/* worksible_auth_failures: see ngx_worksible_throttle_conf() */
+
+static char *
+ngx_worksible_auth_failures_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_worksible_main_conf_t  *mcf = conf;
+
+    if (mcf->auth_failures != NULL) {
+        return "is duplicate";
+    }
+
+    return ngx_worksible_throttle_conf(cf, &mcf->auth_failures);
 }
 
 

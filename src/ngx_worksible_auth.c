@@ -11,6 +11,7 @@
 #include "ngx_worksible_module.h"
 #include "ngx_worksible_auth.h"
 #include "ngx_worksible_problem.h"
+#include "ngx_worksible_throttle.h"
 
 
 #define NGX_WORKSIBLE_LOOKUP_SQL                                              \
@@ -121,6 +122,18 @@ ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_request_t *st)
         }
 
         (void) ngx_atomic_fetch_add(&mcf->metrics->key_cache_misses, 1);
+    }
+
+    /* an address that failed too often costs PostgreSQL nothing more */
+
+    if (mcf->auth_failures != NULL
+        && ngx_worksible_throttle_check(mcf->auth_failures, r,
+                                        &st->retry_after)
+           == NGX_BUSY)
+    {
+        st->problem = NGX_WORKSIBLE_RATE_LIMITED;
+        st->throttled = 1;
+        return NGX_OK;
     }
 
     op = ngx_worksible_pg_op_create(mcf->pg_pool);

@@ -23,7 +23,9 @@
  * record from the key cache or PostgreSQL (NGX_AGAIN meanwhile), its
  * secret (BLAKE2b under the server secret of its version), revocation and
  * expiry: 401 api_key_missing|invalid|revoked|expired, 503 when
- * PostgreSQL cannot answer. Once the secret matches, st->identity holds
+ * PostgreSQL cannot answer, 429 rate_limited (Retry-After) instead of a
+ * lookup when the client address failed too often (worksible_auth_failures;
+ * a key in the key cache is checked whatever the address did). Once the secret matches, st->identity holds
  * the key's company, plan and scopes (refusals are logged with them). A key verified under an older server secret
  * is rehashed under the current one in the background.
  */

@@ -9,6 +9,7 @@
  *   ngx_worksible_auth.c     the access steps of the key: secret, expiry,
  *                            plan, IP allowlist, scopes; last_used_at
  *   ngx_worksible_cache.c    shared-memory key cache
+ *   ngx_worksible_throttle.c failed authentications per client address
  *   ngx_worksible_redis.c    per-worker hiredis connection, breaker
  *   ngx_worksible_ratelimit.c  GCRA rate limits and their headers
  *   ngx_worksible_idempotency.c  Idempotency-Key: reserve, replay, capture
@@ -58,6 +59,7 @@ typedef struct {
     ngx_uint_t                 nsecrets;      /* secrets[0]: the current */
 
     ngx_shm_zone_t            *key_cache;     /* NULL: no worksible_key_cache */
+    ngx_shm_zone_t            *auth_failures; /* worksible_auth_failures */
 
     ngx_shm_zone_t            *metrics_zone;
     ngx_worksible_metrics_t   *metrics;       /* in metrics_zone */

@@ -157,6 +157,7 @@ ngx_worksible_ratelimit_charge(ngx_http_request_t *r,
 
     } else if (!rl->allowed) {
         st->problem = NGX_WORKSIBLE_RATE_LIMITED;
+        st->retry_after = rl->t;
     }
 
     return NGX_OK;

@@ -11,6 +11,7 @@
 #include "ngx_worksible_auth.h"
 #include "ngx_worksible_id.h"
 #include "ngx_worksible_problem.h"
+#include "ngx_worksible_throttle.h"
 
 
 static void ngx_worksible_request_release(void *data);
@@ -251,6 +252,7 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
 
     rc = NGX_OK;
     dp = NULL;
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     if (st->idem != NULL && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED) {
         /* refused in a later location: nothing ran, keep nothing */
@@ -260,14 +262,21 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
     switch (st->problem) {
 
     case NGX_WORKSIBLE_API_KEY_MISSING:
-        ngx_str_set(&v, "Bearer realm=\"worksible\"");
-        rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
-        break;
-
     case NGX_WORKSIBLE_API_KEY_INVALID:
     case NGX_WORKSIBLE_API_KEY_EXPIRED:
     case NGX_WORKSIBLE_API_KEY_REVOKED:
-        ngx_str_set(&v, "Bearer realm=\"worksible\", error=\"invalid_token\"");
+        if (mcf->auth_failures != NULL) {
+            ngx_worksible_throttle_fail(mcf->auth_failures, r);
+        }
+
+        if (st->problem == NGX_WORKSIBLE_API_KEY_MISSING) {
+            ngx_str_set(&v, "Bearer realm=\"worksible\"");
+
+        } else {
+            ngx_str_set(&v, "Bearer realm=\"worksible\", "
+                            "error=\"invalid_token\"");
+        }
+
         rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
         break;
 
@@ -292,14 +301,21 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
         break;
 
     case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
-        mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
         rc = ngx_worksible_retry_after(r, st->redis_failed
                                ? ngx_worksible_redis_retry_after(mcf->redis)
                                : ngx_worksible_pg_retry_after(mcf->pg_pool));
         break;
 
     case NGX_WORKSIBLE_RATE_LIMITED:
-        rc = ngx_worksible_retry_after(r, st->rl->t);
+        rc = ngx_worksible_retry_after(r, st->retry_after);
+
+        if (st->throttled) {
+            ngx_str_set(&detail, "Too many failed authentications came "
+                        "from this address: retry after the number of "
+                        "seconds in Retry-After.");
+            dp = &detail;
+        }
+
         break;
 
     default:

@@ -14,7 +14,8 @@
  * The access phase is one state machine over it, in this order:
  *
  *   KEY         the Bearer token and its record (key cache, else
- *               PostgreSQL): secret, revocation, expiry
+ *               PostgreSQL, unless the client address failed too often:
+ *               worksible_auth_failures): secret, revocation, expiry
  *   PLAN        the company's plan includes API access
  *   ADDRESS     the key's IP allowlist
  *   RATE_LIMIT  the company is charged one request (Redis)
@@ -96,6 +97,7 @@ struct ngx_worksible_request_s {
     ngx_worksible_key_record_t  *record;      /* the key's, once read */
     ngx_worksible_identity_t   identity;
     ngx_str_t                  scope;         /* insufficient_scope: needed */
+    time_t                     retry_after;   /* rate_limited: seconds */
     ngx_worksible_ratelimit_t *rl;            /* the limiter's answer */
     ngx_worksible_idempotency_t  *idem;       /* the reservation decided */
 
@@ -112,6 +114,7 @@ struct ngx_worksible_request_s {
     ngx_str_t                  error_body;    /* replaces nginx's error page */
 
     unsigned                   guarded:1;     /* a worksible_auth location */
+    unsigned                   throttled:1;   /* too many failed keys */
     unsigned                   cached:1;      /* record from the key cache */
     unsigned                   authenticated:1;
     unsigned                   redis_failed:1;    /* which store is down */
