@@ -82,5 +82,22 @@ is_deeply([ sort @$page ], [ sort @invited ], 'status filter');
 is_deeply($page, [], 'nothing is newer than the newest');
 ok(!$more, 'and has_more is false');
 
+# created_at[...] compares at the precision shown (whole seconds), though
+# the rows hold microseconds
+my ($one) = Worksible::Test::freelancers($company, 1);
+my ($obj) = grep { $_->{id} eq $one } @{ (page('limit=100'))[2]->{data} };
+my $shown = $obj->{created_at};
+like($shown, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, "created_at is shown in whole seconds ($shown)");
+isnt(Worksible::Test::psql_value("SELECT extract(microseconds FROM created_at)::bigint % 1000000
+                                  FROM freelancers WHERE id = '$one'"), '0',
+     'and stored with a fraction of a second');
+my %in;
+for my $op (qw(gte gt lte lt)) {
+    ($page) = page("limit=100&created_at[$op]=$shown");
+    $in{$op} = (grep { $_ eq $one } @$page) ? 1 : 0;
+}
+is_deeply(\%in, { gte => 1, gt => 0, lte => 1, lt => 0 },
+          'created_at[gte] and [lte] of its own shown time hold it, [gt] and [lt] do not');
+
 nginx_stop();
 done_testing();

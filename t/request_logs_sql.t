@@ -208,10 +208,12 @@ my @cases = (
     [ { 'path[prefix]' => '' },                  '10 9 8 7 6 3 2 1' ],
     [ { 'created_at[gte]' => whole($d1) },       '10 9 8 7 6' ],
     [ { 'created_at[lt]' => whole($d1) },        '3 2 1' ],
+    # compared as shown, in whole seconds: 1 (10:00:00.100) is not after
+    # 10:00:00, and 3 (12:00:00.300) is not after 12:00:00
     [ { 'created_at[gt]' => whole($d0 + 10 * 3600),
-        'created_at[lte]' => whole($d1 + 2 * 3600) }, '7 6 3 2 1' ],
+        'created_at[lte]' => whole($d1 + 2 * 3600) }, '7 6 3 2' ],
     [ { 'created_at[gte]' => whole($d0 + 11 * 3600),
-        'created_at[lte]' => whole($d0 + 12 * 3600) }, '2' ],
+        'created_at[lte]' => whole($d0 + 12 * 3600) }, '3 2' ],
     [ { 'status[class]' => '2', api_key_id => $kA1 }, '10 9 1' ],
     [ { 'status[class]' => '2', method => 'GET',
         'created_at[lt]' => whole($d1 + 4 * 3600) },  '9 7 1' ],
