@@ -65,9 +65,11 @@ FORCE:
 
 cli: $(CLI)
 
-CLI_SRC := util/worksible.c src/ngx_worksible_key.c src/ngx_worksible_cidr.c
+CLI_SRC := $(wildcard util/worksible*.c) src/ngx_worksible_key.c \
+           src/ngx_worksible_cidr.c src/ngx_worksible_time.c
 
-$(CLI): $(CLI_SRC) src/ngx_worksible_key.h src/ngx_worksible_cidr.h \
+$(CLI): $(CLI_SRC) util/worksible.h src/ngx_worksible_key.h \
+        src/ngx_worksible_cidr.h src/ngx_worksible_time.h \
         src/ngx_worksible_version.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CLI_CFLAGS) $(CLI_SRC) -o $@ $(CLI_LIBS)

@@ -750,7 +750,7 @@ ngx_worksible_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 1; i < cf->args->nelts; i++) {
-        if (!ngx_worksible_scope_valid(&value[i])) {
+        if (!ngx_worksible_scope_check(value[i].data, value[i].len)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "invalid scope \"%V\" (resource:read or "
                                "resource:write, resource in [a-z_])",

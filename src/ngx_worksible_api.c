@@ -15,6 +15,7 @@
 #include "ngx_worksible_auth.h"
 #include "ngx_worksible_id.h"
 #include "ngx_worksible_problem.h"
+#include "ngx_worksible_time.h"
 
 
 /* bodies larger than this are refused with 413 body_too_large */
@@ -1312,68 +1313,30 @@ ngx_worksible_api_list_args(ngx_worksible_endpoint_t *ep)
 
 
 ngx_uint_t
-ngx_worksible_api_rfc3339(ngx_str_t *s)
+ngx_worksible_api_rfc3339(ngx_pool_t *pool, ngx_str_t *s)
 {
-    u_char      *p, *last, *d;
-    ngx_int_t    hour, minute, second;
-    const char  *t;
+    long         usec;
+    int64_t      sec;
+    const char  *why;
+    char         canon[NGX_WORKSIBLE_RFC3339_CANON];
 
-    static const char  shape[] = "dddd-dd-ddTdd:dd:dd";
-
-    p = s->data;
-    last = p + s->len;
-
-    for (t = shape; *t; t++, p++) {
-        if (p == last) {
-            return 0;
-        }
-
-        if (*t == 'T' && *p == 't') {
-            *p = 'T';
-        }
-
-        if (*t == 'd' ? (*p < '0' || *p > '9') : *p != (u_char) *t) {
-            return 0;
-        }
-    }
-
-    /* hour 00-23, minute 00-59, second 00-59 or a leap second at 23:59 */
-
-    d = s->data;
-    hour = ngx_atoi(d + 11, 2);
-    minute = ngx_atoi(d + 14, 2);
-    second = ngx_atoi(d + 17, 2);
-
-    if (ngx_strncmp(d, "0000", 4) == 0 || hour > 23 || minute > 59
-        || second > 60 || (second == 60 && (hour != 23 || minute != 59)))
+    if (ngx_worksible_rfc3339_parse((const char *) s->data, s->len, canon,
+                                    sizeof(canon), &sec, &usec, &why)
+        != 0)
     {
         return 0;
     }
 
-    if (p < last && *p == '.') {
-        for (p++, t = (const char *) p; p < last && *p >= '0' && *p <= '9';
-             p++)
-        {
-            /* void */
-        }
+    s->len = ngx_strlen(canon);
+    s->data = ngx_pnalloc(pool, s->len);
 
-        if ((const char *) p == t || p - (u_char *) t > 6) {
-            return 0;
-        }
+    if (s->data == NULL) {
+        return 0;
     }
 
-    if (p < last && (*p == 'Z' || *p == 'z')) {
-        *p = 'Z';
-        return p + 1 == last;
-    }
+    ngx_memcpy(s->data, canon, s->len);
 
-    /* PostgreSQL reads offsets up to 15:59 (RFC 3339 allows 23:59) */
-
-    return last - p == 6 && (*p == '+' || *p == '-')
-           && p[1] >= '0' && p[1] <= '1' && p[2] >= '0' && p[2] <= '9'
-           && (p[1] == '0' || p[2] <= '5')
-           && p[3] == ':'
-           && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' && p[5] <= '9';
+    return 1;
 }
 
 

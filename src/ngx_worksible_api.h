@@ -142,11 +142,11 @@ ngx_int_t ngx_worksible_api_refusal(ngx_http_request_t *r,
     const char *param, ngx_int_t index, const char *detail);
 
 /*
- * 1 when s has the shape of an RFC 3339 date-time (section 5.6),
- * YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM); "t" and "z" are made
- * upper case in place. PostgreSQL checks the calendar.
+ * 1 when s is an RFC 3339 date-time (ngx_worksible_rfc3339_parse, the
+ * CLI's parser too), then s is its UTC form for PostgreSQL ("YYYY-MM-DD
+ * HH:MM:SS.ffffff+00", from pool); 0 otherwise, or when out of memory.
  */
-ngx_uint_t ngx_worksible_api_rfc3339(ngx_str_t *s);
+ngx_uint_t ngx_worksible_api_rfc3339(ngx_pool_t *pool, ngx_str_t *s);
 
 /* sends 404 resource_not_found, "No such <route->object>." */
 ngx_int_t ngx_worksible_api_not_found(ngx_http_request_t *r,

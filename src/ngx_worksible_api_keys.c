@@ -174,7 +174,7 @@ ngx_worksible_api_keys_create(ngx_http_request_t *r,
         }
 
         if (values[6].data == NULL
-            || !ngx_worksible_api_rfc3339(&values[6]))
+            || !ngx_worksible_api_rfc3339(r->pool, &values[6]))
         {
             return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, "expires_at", -1,
@@ -276,7 +276,7 @@ ngx_worksible_api_keys_scopes(ngx_http_request_t *r,
         s.data = (u_char *) json_string_value(v);
         s.len = json_is_string(v) ? json_string_length(v) : 0;
 
-        if (s.data == NULL || !ngx_worksible_scope_valid(&s)) {
+        if (s.data == NULL || !ngx_worksible_scope_check(s.data, s.len)) {
             return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, "scopes", i,
                        "A scope is \"resource:read\" or \"resource:write\".");

@@ -823,31 +823,6 @@ ngx_worksible_scope_held(ngx_str_t *scopes, ngx_str_t *need)
 }
 
 
-ngx_uint_t
-ngx_worksible_scope_valid(ngx_str_t *scope)
-{
-    u_char  *p, *colon, *last;
-
-    last = scope->data + scope->len;
-    colon = ngx_strlchr(scope->data, last, ':');
-
-    if (colon == NULL || colon == scope->data || scope->len > 64
-        || !((last - colon == 5 && ngx_strncmp(colon, ":read", 5) == 0)
-             || (last - colon == 6 && ngx_strncmp(colon, ":write", 6) == 0)))
-    {
-        return 0;
-    }
-
-    for (p = scope->data; p < colon; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p == '_' && p > scope->data))) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
 ngx_int_t
 ngx_worksible_insufficient_scope(ngx_http_request_t *r, ngx_str_t *scope)
 {

@@ -62,8 +62,6 @@ ngx_int_t ngx_worksible_auth_init_process(ngx_cycle_t *cycle,
  */
 ngx_uint_t ngx_worksible_scope_held(ngx_str_t *scopes, ngx_str_t *need);
 
-/* 1 when scope is "resource:read" or "resource:write", resource [a-z_] */
-ngx_uint_t ngx_worksible_scope_valid(ngx_str_t *scope);
 
 /*
  * Sends 403 insufficient_scope naming scope, with WWW-Authenticate:

@@ -33,14 +33,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_t                rbtree;
-    ngx_rbtree_node_t           sentinel;
-    ngx_queue_t                 queue;
-} ngx_worksible_cache_shctx_t;
-
-
-typedef struct {
-    ngx_worksible_cache_shctx_t  *sh;
+    ngx_worksible_zone_sh_t      *sh;         /* ngx_worksible_zone_t */
     ngx_slab_pool_t              *shpool;
     ngx_msec_t                    ttl;
     ngx_msec_t                    negative_ttl;
@@ -185,19 +178,28 @@ invalid:
 }
 
 
-/* reload-safe: a zone that already exists keeps its entries */
-
 static ngx_int_t
 ngx_worksible_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_worksible_cache_ctx_t  *octx = data;
+    return ngx_worksible_zone_init(shm_zone, data,
+                                   ngx_worksible_cache_rbtree_insert_value,
+                                   "worksible_key_cache");
+}
 
-    size_t                      len;
-    ngx_worksible_cache_ctx_t  *ctx;
+
+ngx_int_t
+ngx_worksible_zone_init(ngx_shm_zone_t *shm_zone, void *data,
+    ngx_rbtree_insert_pt insert, const char *directive)
+{
+    ngx_worksible_zone_t  *octx = data;
+
+    size_t                 len;
+    ngx_worksible_zone_t  *ctx;
 
     ctx = shm_zone->data;
 
     if (octx) {
+        /* a reload: the zone and its entries stay */
         ctx->sh = octx->sh;
         ctx->shpool = octx->shpool;
         return NGX_OK;
@@ -210,27 +212,25 @@ ngx_worksible_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         return NGX_OK;
     }
 
-    ctx->sh = ngx_slab_alloc(ctx->shpool,
-                             sizeof(ngx_worksible_cache_shctx_t));
+    ctx->sh = ngx_slab_alloc(ctx->shpool, sizeof(ngx_worksible_zone_sh_t));
     if (ctx->sh == NULL) {
         return NGX_ERROR;
     }
 
     ctx->shpool->data = ctx->sh;
 
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_worksible_cache_rbtree_insert_value);
-
+    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel, insert);
     ngx_queue_init(&ctx->sh->queue);
 
-    len = sizeof(" in worksible_key_cache zone \"\"") + shm_zone->shm.name.len;
+    len = sizeof(" in  zone \"\"") + ngx_strlen(directive)
+          + shm_zone->shm.name.len;
 
     ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
     if (ctx->shpool->log_ctx == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(ctx->shpool->log_ctx, " in worksible_key_cache zone \"%V\"%Z",
+    ngx_sprintf(ctx->shpool->log_ctx, " in %s zone \"%V\"%Z", directive,
                 &shm_zone->shm.name);
 
     return NGX_OK;

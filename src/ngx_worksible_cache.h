@@ -16,6 +16,33 @@
 #include "ngx_worksible_key.h"
 
 
+/*
+ * The module's shared memory zones (the key cache, worksible_auth_failures)
+ * keep their entries in an rbtree and an LRU queue, like limit_req; a
+ * zone's ctx begins with these two members.
+ */
+typedef struct {
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;
+} ngx_worksible_zone_sh_t;
+
+typedef struct {
+    ngx_worksible_zone_sh_t    *sh;
+    ngx_slab_pool_t            *shpool;
+} ngx_worksible_zone_t;
+
+
+/*
+ * The init of such a zone (shm_zone->init calls it with its data): the
+ * tree and the queue, made once and kept across reloads; insert orders
+ * the tree, directive names the zone in the slab's error messages.
+ * NGX_OK or NGX_ERROR.
+ */
+ngx_int_t ngx_worksible_zone_init(ngx_shm_zone_t *shm_zone, void *data,
+    ngx_rbtree_insert_pt insert, const char *directive);
+
+
 /* what PostgreSQL knows of a key id, as the access phase needs it */
 typedef struct {
     ngx_uint_t                  found;        /* 0: no such key id */

@@ -234,3 +234,31 @@ ngx_worksible_server_secrets_parse(const u_char *text, size_t len,
 
     return n;
 }
+
+
+int
+ngx_worksible_scope_check(const u_char *s, size_t len)
+{
+    size_t  i, colon;
+
+    if (len > 64) {
+        return 0;
+    }
+
+    for (colon = 0; colon < len && s[colon] != ':'; colon++) {
+        if (!((s[colon] >= 'a' && s[colon] <= 'z')
+              || (s[colon] == '_' && colon > 0)))
+        {
+            return 0;
+        }
+    }
+
+    if (colon == 0 || colon == len) {
+        return 0;
+    }
+
+    i = len - colon;
+
+    return (i == 5 && memcmp(s + colon, ":read", 5) == 0)
+           || (i == 6 && memcmp(s + colon, ":write", 6) == 0);
+}

@@ -92,4 +92,13 @@ int ngx_worksible_server_secrets_parse(const u_char *text, size_t len,
     ngx_worksible_server_secret_t *out, int max);
 
 
+/*
+ * 1 when s (len bytes) is a scope (API.md, Scopes): "<resource>:read" or
+ * "<resource>:write", resource of [a-z_] not starting with "_", 64 bytes
+ * at most in all; 0 otherwise. The module's worksible_scope, the API's
+ * "scopes" and the CLI's --scopes all take this grammar.
+ */
+int ngx_worksible_scope_check(const u_char *s, size_t len);
+
+
 #endif /* _NGX_WORKSIBLE_KEY_H_INCLUDED_ */

@@ -21,8 +21,12 @@
  *   ngx_worksible_health.c   health of this worker's stores
  *   ngx_worksible_metrics.c  shared counters, Prometheus exposition
  *   ngx_worksible_reqlog.c   the request log, in batches
- *   ngx_worksible_key.c      key format and hashing (shared with the CLI)
+ *   ngx_worksible_key.c      key format, hashing, scope grammar (shared
+ *                            with the CLI)
  *   ngx_worksible_cidr.c     strict CIDR blocks (shared with the CLI)
+ *   ngx_worksible_time.c     RFC 3339 date-times (shared with the CLI)
+ *   ngx_worksible_compat.h   the differences between nginx versions
+ *   ngx_worksible_version.h  the module's version
  *   ngx_worksible_id.c       ULIDs and request ids
  */
 

@@ -119,7 +119,6 @@ struct ngx_worksible_request_s {
     unsigned                   authenticated:1;
     unsigned                   redis_failed:1;    /* which store is down */
     unsigned                   cleanup_armed:1;
-    unsigned                   released:1;
     unsigned                   error_body_sent:1;
     unsigned                   body_reals:1;  /* see the endpoint's reals */
 };

@@ -328,7 +328,7 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
             continue;
         }
 
-        if (!ngx_worksible_api_rfc3339(arg)
+        if (!ngx_worksible_api_rfc3339(r->pool, arg)
             || json_object_set_new(filters, ep->route->params[i],
                          json_stringn((char *) arg->data, arg->len)) != 0)
         {

@@ -12,6 +12,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ngx_worksible_cache.h"
 #include "ngx_worksible_throttle.h"
 
 
@@ -25,14 +26,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_t                rbtree;
-    ngx_rbtree_node_t           sentinel;
-    ngx_queue_t                 queue;
-} ngx_worksible_throttle_shctx_t;
-
-
-typedef struct {
-    ngx_worksible_throttle_shctx_t  *sh;
+    ngx_worksible_zone_sh_t         *sh;      /* ngx_worksible_zone_t */
     ngx_slab_pool_t                 *shpool;
     ngx_uint_t                       rate;    /* failures x 1000 per second */
     ngx_uint_t                       burst;   /* failures x 1000 */
@@ -175,56 +169,12 @@ invalid:
 }
 
 
-/* reload-safe: a zone that already exists keeps its entries */
-
 static ngx_int_t
 ngx_worksible_throttle_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_worksible_throttle_ctx_t  *octx = data;
-
-    size_t                         len;
-    ngx_worksible_throttle_ctx_t  *ctx;
-
-    ctx = shm_zone->data;
-
-    if (octx) {
-        ctx->sh = octx->sh;
-        ctx->shpool = octx->shpool;
-        return NGX_OK;
-    }
-
-    ctx->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
-
-    if (shm_zone->shm.exists) {
-        ctx->sh = ctx->shpool->data;
-        return NGX_OK;
-    }
-
-    ctx->sh = ngx_slab_alloc(ctx->shpool,
-                             sizeof(ngx_worksible_throttle_shctx_t));
-    if (ctx->sh == NULL) {
-        return NGX_ERROR;
-    }
-
-    ctx->shpool->data = ctx->sh;
-
-    ngx_rbtree_init(&ctx->sh->rbtree, &ctx->sh->sentinel,
-                    ngx_str_rbtree_insert_value);
-    ngx_queue_init(&ctx->sh->queue);
-
-    len = sizeof(" in worksible_auth_failures zone \"\"")
-          + shm_zone->shm.name.len;
-
-    ctx->shpool->log_ctx = ngx_slab_alloc(ctx->shpool, len);
-    if (ctx->shpool->log_ctx == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_sprintf(ctx->shpool->log_ctx,
-                " in worksible_auth_failures zone \"%V\"%Z",
-                &shm_zone->shm.name);
-
-    return NGX_OK;
+    return ngx_worksible_zone_init(shm_zone, data,
+                                   ngx_str_rbtree_insert_value,
+                                   "worksible_auth_failures");
 }
 
 

@@ -164,7 +164,7 @@ sub free_port {
     ok_rc($r, 0, '--help');
     like($r->{out}, qr/\Ausage: worksible /, '--help: usage on stdout');
     like($r->{out}, qr/key create --company ID/, '--help: lists key create');
-    like($r->{out}, qr/^  plan set NAME \[--api-access on\|off\] \[--limit N\] \[--window SECONDS\]$/m,
+    like($r->{out}, qr/^  plan set NAME \[--api-access on\|off\] \[--ip-allowlists on\|off\]\n\s+\[--limit N\] \[--window SECONDS\]$/m,
          '--help: lists plan set');
     like($r->{out}, qr/^  plan list$/m, '--help: lists plan list');
     is($r->{err}, '', '--help: nothing on stderr');
@@ -433,7 +433,7 @@ push @bad,
     [ ['plan', 'set', 'a', 'b', '--limit', '5'],
       qr/unexpected argument 'b' for 'plan set'/ ],
     [ ['plan', 'set', 'growth'],
-      qr/'plan set' needs at least one of --api-access, --limit, --window/ ],
+      qr/'plan set' needs at least one of --api-access, --ip-allowlists, --limit, --window/ ],
     [ ['plan', 'set', 'cli_nothing'], qr/needs at least one of/ ],
     [ ['plan', 'set', 'growth', '--name', 'x'],
       qr/--name is not valid for 'plan set'/ ],
@@ -567,11 +567,11 @@ my (@tokens, $key1, $key2);
     my $before = sql('SELECT count(*) FROM api_keys');
     fails(cli('key', 'create', '--company', $growth, '--scopes', 'a:read',
               '--allow-ip', '10.0.0.0/8'), 1,
-          qr/^worksible: IP allowlists are not part of plan '(growth|trial)'/,
+          qr/^worksible: database: IP allowlists are not part of this company's plan/,
           'allowlist on growth');
     fails(cli('key', 'create', '--company', $trial, '--scopes', 'a:read',
               '--allow-ip', '10.0.0.0/8'), 1,
-          qr/^worksible: IP allowlists are not part of plan '(growth|trial)'/,
+          qr/^worksible: database: IP allowlists are not part of this company's plan/,
           'allowlist on trial');
     is(sql('SELECT count(*) FROM api_keys'), $before,
        'allowlist refused: no key stored');
@@ -700,8 +700,8 @@ my (@tokens, $key1, $key2);
 
 # --- plan set / plan list -------------------------------------------------
 
-my @plan_keys = qw(object name api_access rate_limit rate_window created_at
-                   updated_at);
+my @plan_keys = qw(object name api_access ip_allowlists rate_limit rate_window
+                   created_at updated_at);
 my %plans = (
     trial      => [ 0,    60, 60 ],
     core       => [ 0,    60, 60 ],
@@ -721,8 +721,8 @@ sub plan_row {
 sub plan_line {
     my ($name) = @_;
     my ($access, $limit, $window) = @{ $plans{$name} };
-    return sprintf "%s api_access=%s limit=%d window=%d", $name,
-        $access ? 'on' : 'off', $limit, $window;
+    return sprintf "%s api_access=%s ip_allowlists=%s limit=%d window=%d", $name,
+        $access ? 'on' : 'off', $name eq 'enterprise' ? 'on' : 'off', $limit, $window;
 }
 
 # plan_order(): the names of %plans ordered by rate_limit, then name
@@ -741,7 +741,7 @@ sub plan_order {
     # a new plan without --api-access: off
     $r = cli('plan', 'set', 'cli_basic', '--limit', '100', '--window', '30');
     ok_rc($r, 0, 'plan set new');
-    is($r->{out}, "cli_basic api_access=off limit=100 window=30\n",
+    is($r->{out}, "cli_basic api_access=off ip_allowlists=off limit=100 window=30\n",
        'plan set new: prints the plan');
     is($r->{err}, '', 'plan set new: nothing on stderr');
     is(plan_row('cli_basic'), 'f|100|30', 'plan set new: stored, api off');
@@ -755,7 +755,7 @@ sub plan_order {
              '--window=86400', '--json');
     ok_rc($r, 0, 'plan set new --json');
     like($r->{out}, qr/\A\{"object":"plan","name":"cli_pro","api_access":true,
-                       "rate_limit":1,"rate_window":86400,
+                       "ip_allowlists":false,"rate_limit":1,"rate_window":86400,
                        "created_at":"[^"]+","updated_at":"[^"]+"\}\n\z/x,
          'plan set --json: one line, members in order');
     $v = decode($r->{out}, 'plan set --json');
@@ -783,7 +783,7 @@ sub plan_order {
 
     $r = cli('plan', 'set', 'cli_pro', '--limit', '1000000000');
     ok_rc($r, 0, 'plan set --limit only');
-    is($r->{out}, "cli_pro api_access=on limit=1000000000 window=86400\n",
+    is($r->{out}, "cli_pro api_access=on ip_allowlists=off limit=1000000000 window=86400\n",
        'plan set --limit only: keeps api_access and window');
     is(plan_row('cli_pro'), 't|1000000000|86400',
        'plan set --limit only: stored');
@@ -813,7 +813,7 @@ sub plan_order {
     ok_rc($r, 0, 'plan set every option on an existing plan');
     $r = cli('plan', 'set', 'cli_pro', '--limit', '300', '--window', '120');
     ok_rc($r, 0, 'plan set --limit --window on an existing plan');
-    is($r->{out}, "cli_pro api_access=on limit=300 window=120\n",
+    is($r->{out}, "cli_pro api_access=on ip_allowlists=off limit=300 window=120\n",
        'plan set --limit --window: keeps api_access of an existing plan');
     is(sql("SELECT count(*) FROM plans WHERE name = 'cli_pro'"), '1',
        'plan set: still one row');
@@ -822,9 +822,24 @@ sub plan_order {
     # a seeded plan
     $r = cli('plan', 'set', 'trial', '--limit', '30');
     ok_rc($r, 0, 'plan set on a seeded plan');
-    is($r->{out}, "trial api_access=off limit=30 window=60\n",
+    is($r->{out}, "trial api_access=off ip_allowlists=off limit=30 window=60\n",
        'plan set on a seeded plan: printed');
     $plans{trial}[1] = 30;
+
+    # which plans may give keys IP allowlists: an attribute of the plan
+    $r = cli('plan', 'set', 'cli_pro', '--ip-allowlists', 'on');
+    ok_rc($r, 0, 'plan set --ip-allowlists on');
+    is($r->{out}, "cli_pro api_access=on ip_allowlists=on limit=300 window=120\n",
+       'plan set --ip-allowlists: printed, the rest kept');
+    my $pro = decode(cli('company', 'create', '--name', 'Allow Pro', '--plan',
+                         'cli_pro', '--json')->{out}, 'company on cli_pro');
+    ok_rc(cli('key', 'create', '--company', $pro->{id}, '--scopes', 'a:read',
+              '--allow-ip', '10.0.0.0/8', '--key-secret-file', $ENV{WORKSIBLE_KEY_SECRET_FILE}),
+          0, 'key create with an allowlist on a plan with ip_allowlists');
+    fails(cli('plan', 'set', 'cli_pro', '--ip-allowlists', 'yes'), 2,
+          qr/^worksible: --ip-allowlists: 'yes' is not on or off/, 'plan set --ip-allowlists yes');
+    ok_rc(cli('plan', 'set', 'cli_pro', '--ip-allowlists', 'off'), 0,
+          'plan set --ip-allowlists off');
 
     # same limit as another plan: ordered by name
     ok_rc(cli('plan', 'set', 'cli_a_60', '--limit', '60', '--window', '60'),

@@ -176,6 +176,21 @@ my $logs = api_key($ent, 'request_logs:read');
 $res = http('GET', '/v1/request_logs?path=/%00', { Authorization => "Bearer $logs->{key}" });
 like($res->{body}, problem(400, 'parameter_invalid', 'path'), 'a NUL in a path filter: 400 naming path');
 
+# --- one RFC 3339 parser for the API and the CLI --------------------------------------
+
+$res = http('GET', '/v1/request_logs?created_at%5Bgte%5D=2026-01-01T00:00:00-23:59',
+            { Authorization => "Bearer $logs->{key}" });
+is($res->{status}, 200, 'an offset of -23:59 (RFC 3339 allows it) is read, in UTC');
+$res = post($admin, '/v1/api_keys', { scopes => ['company:read'],
+                                       expires_at => '2099-01-31T12:00:00.123456789+23:59' });
+is(object($res)->{expires_at}, '2099-01-30T12:01:00Z', 'a fraction past microseconds and a +23:59 offset');
+my $via_cli = api_key($ent, 'company:read', expires_at => '2099-01-31T12:00:00.123456789+23:59');
+is($via_cli->{expires_at}, '2099-01-30T12:01:00Z', 'the CLI reads it the same way');
+for my $bad ('2099-02-30T00:00:00Z', '2099-01-31T24:00:00Z', '2099-01-31T12:00:00+24:00', '0000-01-01T00:00:00Z') {
+    $res = post($admin, '/v1/api_keys', { scopes => ['company:read'], expires_at => $bad });
+    like($res->{body}, problem(400, 'parameter_invalid', 'expires_at'), "$bad: 400 naming expires_at");
+}
+
 # --- a proxied service's rate-limit headers ---------------------------------------------
 
 my $raw = do {

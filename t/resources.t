@@ -243,7 +243,7 @@ a body passed the checks but not the schema
 
 === TEST 14: times PostgreSQL cannot hold, and charsets other than UTF-8
 --- request eval
-["GET /v1/contracts?created_at%5Bgte%5D=2026-01-01T00:00:00-23:59",
+["GET /v1/contracts?created_at%5Bgte%5D=2026-01-01T00:00:00-24:00",
  "GET /v1/projects?created_at%5Blt%5D=2026-01-01T24:00:00Z",
  "GET /v1/projects?created_at%5Blt%5D=2026-01-01T10:00:60Z",
  "POST /v1/projects\n{\"name\":\"Latin\"}",

@@ -141,5 +141,38 @@ main(void)
            "more secrets than the maximum");
     }
 
+    /* the scope grammar, one for the module, the API and the CLI */
+    {
+        size_t       i;
+        char         name[128];
+        const char  *good[] = { "company:read", "api_keys:write", "a:read",
+                                "reports_v:write", NULL };
+        const char  *bad[] = { "", ":read", "_a:read", "Company:read",
+                               "company:Read", "company", "company:", "a b:read",
+                               "company:read:read", "a1:read", "company:delete",
+                               NULL };
+        char         longest[80];
+
+        for (i = 0; good[i]; i++) {
+            snprintf(name, sizeof(name), "scope \"%s\" accepted", good[i]);
+            ok(ngx_worksible_scope_check((const u_char *) good[i],
+                                         strlen(good[i])), name);
+        }
+
+        for (i = 0; bad[i]; i++) {
+            snprintf(name, sizeof(name), "scope \"%s\" refused", bad[i]);
+            ok(!ngx_worksible_scope_check((const u_char *) bad[i],
+                                          strlen(bad[i])), name);
+        }
+
+        memset(longest, 'a', sizeof(longest));
+        memcpy(longest + 59, ":read", 5);
+        ok(ngx_worksible_scope_check((u_char *) longest, 64),
+           "a scope of 64 bytes accepted");
+        memcpy(longest + 60, ":read", 5);
+        ok(!ngx_worksible_scope_check((u_char *) longest, 65),
+           "a scope of 65 bytes refused");
+    }
+
     return tap_done();
 }
