@@ -66,10 +66,9 @@ static ngx_int_t ngx_worksible_cache_copy(ngx_pool_t *pool, ngx_str_t *dst,
 char *
 ngx_worksible_cache_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone)
 {
-    u_char                     *p;
     ssize_t                     size;
     ngx_str_t                  *value, name, s;
-    ngx_int_t                   ttl, negative_ttl;
+    ngx_int_t                   rc, ttl, negative_ttl;
     ngx_uint_t                  i;
     ngx_worksible_cache_ctx_t  *ctx;
 
@@ -82,30 +81,13 @@ ngx_worksible_cache_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.data = value[i].data + 5;
-            p = (u_char *) ngx_strchr(name.data, ':');
+        rc = ngx_worksible_zone_arg(&value[i], &name, &size);
 
-            if (p == NULL) {
-                goto invalid;
-            }
+        if (rc == NGX_ERROR) {
+            goto invalid;
+        }
 
-            name.len = p - name.data;
-            s.data = p + 1;
-            s.len = value[i].data + value[i].len - s.data;
-
-            size = ngx_parse_size(&s);
-
-            if (name.len == 0 || size == NGX_ERROR) {
-                goto invalid;
-            }
-
-            if (size < (ssize_t) (8 * ngx_pagesize)) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "zone \"%V\" is too small", &value[i]);
-                return NGX_CONF_ERROR;
-            }
-
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -151,27 +133,15 @@ ngx_worksible_cache_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone)
     ctx->ttl = ttl;
     ctx->negative_ttl = negative_ttl;
 
-    *zone = ngx_shared_memory_add(cf, &name, size, &ngx_worksible_cache_conf);
-    if (*zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if ((*zone)->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\"", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    (*zone)->init = ngx_worksible_cache_init_zone;
-    (*zone)->data = ctx;
-
-    return NGX_CONF_OK;
+    return ngx_worksible_zone_add(cf, &name, size, &ngx_worksible_cache_conf,
+                                  ctx, ngx_worksible_cache_init_zone, zone);
 
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid worksible_key_cache parameter \"%V\" "
-                       "(zone=NAME:SIZE, ttl=TIME, negative_ttl=TIME)",
+                       "(zone=NAME:SIZE of at least 8 pages, ttl=TIME, "
+                       "negative_ttl=TIME)",
                        &value[i]);
 
     return NGX_CONF_ERROR;
@@ -184,6 +154,61 @@ ngx_worksible_cache_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     return ngx_worksible_zone_init(shm_zone, data,
                                    ngx_worksible_cache_rbtree_insert_value,
                                    "worksible_key_cache");
+}
+
+
+ngx_int_t
+ngx_worksible_zone_arg(ngx_str_t *arg, ngx_str_t *name, ssize_t *size)
+{
+    u_char     *p;
+    ngx_str_t   s;
+
+    if (ngx_strncmp(arg->data, "zone=", 5) != 0) {
+        return NGX_DECLINED;
+    }
+
+    name->data = arg->data + 5;
+    p = (u_char *) ngx_strchr(name->data, ':');
+
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    name->len = p - name->data;
+    s.data = p + 1;
+    s.len = arg->data + arg->len - s.data;
+
+    *size = ngx_parse_size(&s);
+
+    if (name->len == 0 || *size == NGX_ERROR
+        || *size < (ssize_t) (8 * ngx_pagesize))
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+char *
+ngx_worksible_zone_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size,
+    void *tag, void *ctx, ngx_shm_zone_init_pt init, ngx_shm_zone_t **zone)
+{
+    *zone = ngx_shared_memory_add(cf, name, size, tag);
+    if (*zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if ((*zone)->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "duplicate zone \"%V\"", name);
+        return NGX_CONF_ERROR;
+    }
+
+    (*zone)->init = init;
+    (*zone)->data = ctx;
+
+    return NGX_CONF_OK;
 }
 
 

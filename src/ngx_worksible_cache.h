@@ -34,6 +34,22 @@ typedef struct {
 
 
 /*
+ * "zone=NAME:SIZE" of a directive's argument arg: NGX_OK with name and
+ * size, NGX_DECLINED when arg is another parameter, NGX_ERROR when it is
+ * malformed or smaller than 8 pages.
+ */
+ngx_int_t ngx_worksible_zone_arg(ngx_str_t *arg, ngx_str_t *name,
+    ssize_t *size);
+
+/*
+ * Adds the zone name of size bytes for tag (the directive's handler) with
+ * ctx (an ngx_worksible_zone_t first) and init into *zone; NGX_CONF_OK, or
+ * NGX_CONF_ERROR with the error logged (a duplicate zone).
+ */
+char *ngx_worksible_zone_add(ngx_conf_t *cf, ngx_str_t *name, ssize_t size,
+    void *tag, void *ctx, ngx_shm_zone_init_pt init, ngx_shm_zone_t **zone);
+
+/*
  * The init of such a zone (shm_zone->init calls it with its data): the
  * tree and the queue, made once and kept across reloads; insert orders
  * the tree, directive names the zone in the slab's error messages.

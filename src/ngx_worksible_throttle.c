@@ -48,10 +48,9 @@ static void ngx_worksible_throttle_expire(ngx_worksible_throttle_ctx_t *ctx,
 char *
 ngx_worksible_throttle_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone)
 {
-    u_char                        *p;
     ssize_t                        size;
     ngx_str_t                     *value, name, s;
-    ngx_int_t                      rate, scale, burst;
+    ngx_int_t                      rc, rate, scale, burst;
     ngx_uint_t                     i;
     ngx_worksible_throttle_ctx_t  *ctx;
 
@@ -65,26 +64,13 @@ ngx_worksible_throttle_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone)
 
     for (i = 1; i < cf->args->nelts; i++) {
 
-        if (ngx_strncmp(value[i].data, "zone=", 5) == 0) {
-            name.data = value[i].data + 5;
-            p = (u_char *) ngx_strchr(name.data, ':');
+        rc = ngx_worksible_zone_arg(&value[i], &name, &size);
 
-            if (p == NULL) {
-                goto invalid;
-            }
+        if (rc == NGX_ERROR) {
+            goto invalid;
+        }
 
-            name.len = p - name.data;
-            s.data = p + 1;
-            s.len = value[i].data + value[i].len - s.data;
-
-            size = ngx_parse_size(&s);
-
-            if (name.len == 0 || size == NGX_ERROR
-                || size < (ssize_t) (8 * ngx_pagesize))
-            {
-                goto invalid;
-            }
-
+        if (rc == NGX_OK) {
             continue;
         }
 
@@ -141,22 +127,9 @@ ngx_worksible_throttle_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone)
     ctx->rate = ngx_max(rate * 1000 / scale, 1);
     ctx->burst = burst * 1000;
 
-    *zone = ngx_shared_memory_add(cf, &name, size,
-                                  &ngx_worksible_throttle_conf);
-    if (*zone == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if ((*zone)->data) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "duplicate zone \"%V\"", &name);
-        return NGX_CONF_ERROR;
-    }
-
-    (*zone)->init = ngx_worksible_throttle_init_zone;
-    (*zone)->data = ctx;
-
-    return NGX_CONF_OK;
+    return ngx_worksible_zone_add(cf, &name, size,
+                                  &ngx_worksible_throttle_conf, ctx,
+                                  ngx_worksible_throttle_init_zone, zone);
 
 invalid:
 
