@@ -430,8 +430,6 @@ for (1 .. 40) {
 is($up->{status}, 201, 'Redis back: the retry runs');
 
 nginx_stop();
-kill 'TERM', $service;
-waitpid($service, 0);
 unlink $counter;
 
 done_testing();

@@ -35,9 +35,7 @@ for (["$root/tf/index.json", qq({"index":true}\n)],
     close $fh;
 }
 
-my $main = $$;
 my $service = service(1951, $counter);
-END { kill 'TERM', $service if $service && $$ == $main }
 
 my $svc = 'http://127.0.0.1:1951';
 nginx_start(name => 'redirects', port => 1950, http => http_config() . "

@@ -413,13 +413,18 @@ sub leave {
 # Location: /things/N. Paths containing /slow sleep 2 s first, /fail
 # answer 500, /big 2 KB, /text text/plain; charset=utf-8;
 # /accel/URI answers 200 with X-Accel-Redirect: /URI. Returns its pid.
+my %services;    # pid => the pid of the script that started it
+
 sub service {
     my ($port, $counter) = @_;
     unlink $counter;
     my $srv = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$port",
         Listen => 64, ReuseAddr => 1) or die "listen $port: $!";
     my $pid = fork // die;
-    return $pid if $pid;
+    if ($pid) {
+        $services{$pid} = $$;
+        return $pid;
+    }
     $SIG{CHLD} = 'IGNORE';
     while (my $c = $srv->accept) {
         next if fork;
@@ -453,6 +458,16 @@ sub service {
         POSIX::_exit(0);
     }
     POSIX::_exit(0);
+}
+
+# a script that ends, even by dying, stops the services it started (they
+# would hold their ports and prove's pipe)
+END {
+    local $?;    # waitpid must not change the script's exit status
+    for my $pid (grep { $services{$_} == $$ } keys %services) {
+        kill 'TERM', $pid;
+        waitpid($pid, 0);
+    }
 }
 
 # calls($counter): how many calls the service had so far
