@@ -262,6 +262,19 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
 };
 
 
+ngx_str_t *
+ngx_worksible_api_scope(ngx_http_request_t *r)
+{
+    ngx_str_t               id;
+    ngx_uint_t              allow;
+    ngx_worksible_route_t  *route;
+
+    route = ngx_worksible_api_route(r, &id, &allow);
+
+    return (route != NULL) ? &route->scope : NULL;
+}
+
+
 ngx_int_t
 ngx_worksible_api_handler(ngx_http_request_t *r)
 {
@@ -855,8 +868,9 @@ ngx_worksible_api_unavailable(ngx_http_request_t *r)
  * The endpoint's query came back: one row, one JSON column (NULL: no such
  * object). SQLSTATE WS400 is a parameter the database found invalid (a
  * cursor not in the list, a time in the past), WS403 a feature the plan
- * lacks, WS4K3 a key more powerful than the calling key; their DETAIL
- * names the parameter, their message is ours.
+ * lacks, WS4K3 a key more powerful than the calling key (or the calling
+ * key revoked or expired meanwhile: 401); their DETAIL names the
+ * parameter, their message is ours.
  */
 
 static ngx_int_t
@@ -922,6 +936,17 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
                       : (ngx_strcmp(state, "WS4K3") == 0)
                       ? NGX_WORKSIBLE_INSUFFICIENT_SCOPE
                       : NGX_WORKSIBLE_PARAMETER_INVALID;
+
+            if (ref.err == NGX_WORKSIBLE_INSUFFICIENT_SCOPE
+                && (ngx_strcmp(param, "revoked") == 0
+                    || ngx_strcmp(param, "expired") == 0))
+            {
+                /* the calling key itself, revoked after a cache filled */
+                return ngx_worksible_problem_send(r, (param[0] == 'r')
+                                        ? NGX_WORKSIBLE_API_KEY_REVOKED
+                                        : NGX_WORKSIBLE_API_KEY_EXPIRED,
+                                        NULL, NULL);
+            }
 
             ref.param.len = ngx_strlen(param);
             ref.param.data = (u_char *) param;

@@ -142,6 +142,13 @@ ngx_int_t ngx_worksible_api_refusal(ngx_http_request_t *r,
     const char *param, ngx_int_t index, const char *detail);
 
 /*
+ * The scope r's endpoint needs (the route worksible_api will answer), or
+ * NULL when no route matches: checked before an Idempotency-Key can
+ * replay anything, so that a replay never skips the endpoint's scope.
+ */
+ngx_str_t *ngx_worksible_api_scope(ngx_http_request_t *r);
+
+/*
  * 1 when s is an RFC 3339 date-time (ngx_worksible_rfc3339_parse, the
  * CLI's parser too), then s is its UTC form for PostgreSQL ("YYYY-MM-DD
  * HH:MM:SS.ffffff+00", from pool); 0 otherwise, or when out of memory.

@@ -101,6 +101,9 @@ ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_request_t *st)
     }
 
     if (mcf->key_cache != NULL) {
+        /* a revocation announced while PostgreSQL answers wins */
+        st->cache_generation = ngx_worksible_cache_generation(mcf->key_cache);
+
         rec = ngx_palloc(r->pool, sizeof(ngx_worksible_key_record_t));
         if (rec == NULL) {
             return NGX_ERROR;
@@ -158,6 +161,8 @@ ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_request_t *st)
         st->problem = NGX_WORKSIBLE_SERVICE_UNAVAILABLE;
         return NGX_OK;
     }
+
+    st->looked_up = 1;
 
     return (rc == NGX_OK) ? NGX_AGAIN : NGX_ERROR;
 }
@@ -324,7 +329,8 @@ ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op)
 
     if (st->problem == NGX_WORKSIBLE_OK) {
         if (mcf->key_cache != NULL) {
-            ngx_worksible_cache_put(mcf->key_cache, st->key.key_id, rec);
+            ngx_worksible_cache_put(mcf->key_cache, st->key.key_id, rec,
+                                    st->cache_generation);
         }
 
         st->record = rec;
@@ -610,7 +616,8 @@ ngx_worksible_auth_rehash(ngx_http_request_t *r, ngx_worksible_request_t *st)
     }
 
     if (mcf->key_cache != NULL) {
-        ngx_worksible_cache_put(mcf->key_cache, st->key.key_id, rec);
+        ngx_worksible_cache_put(mcf->key_cache, st->key.key_id, rec,
+                                st->cache_generation);
     }
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,

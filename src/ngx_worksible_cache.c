@@ -490,7 +490,7 @@ ngx_worksible_cache_copy(ngx_pool_t *pool, ngx_str_t *dst, u_char *src,
 
 void
 ngx_worksible_cache_put(ngx_shm_zone_t *zone, const u_char *key_id,
-    ngx_worksible_key_record_t *rec)
+    ngx_worksible_key_record_t *rec, ngx_uint_t generation)
 {
     u_char                      *p;
     size_t                       size, strings;
@@ -515,6 +515,11 @@ ngx_worksible_cache_put(ngx_shm_zone_t *zone, const u_char *key_id,
            + strings + rec->nallowlist * sizeof(ngx_worksible_cidr_t);
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    if (ctx->sh->generation != generation) {
+        ngx_shmtx_unlock(&ctx->shpool->mutex);
+        return;
+    }
 
     cn = ngx_worksible_cache_lookup(ctx, key_id, hash);
 
@@ -624,6 +629,8 @@ ngx_worksible_cache_forget(ngx_shm_zone_t *zone, const u_char *key_id)
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
 
+    ctx->sh->generation++;
+
     if (key_id != NULL) {
         cn = ngx_worksible_cache_lookup(ctx, key_id,
                  ngx_crc32_short((u_char *) key_id, NGX_WORKSIBLE_KEY_ID_LEN));
@@ -641,4 +648,20 @@ ngx_worksible_cache_forget(ngx_shm_zone_t *zone, const u_char *key_id)
     }
 
     ngx_shmtx_unlock(&ctx->shpool->mutex);
+}
+
+
+ngx_uint_t
+ngx_worksible_cache_generation(ngx_shm_zone_t *zone)
+{
+    ngx_uint_t                  generation;
+    ngx_worksible_cache_ctx_t  *ctx;
+
+    ctx = zone->data;
+
+    ngx_shmtx_lock(&ctx->shpool->mutex);
+    generation = ctx->sh->generation;
+    ngx_shmtx_unlock(&ctx->shpool->mutex);
+
+    return generation;
 }

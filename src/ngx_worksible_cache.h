@@ -25,6 +25,7 @@ typedef struct {
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
     ngx_queue_t                 queue;
+    ngx_uint_t                  generation;   /* key cache: forgets so far */
 } ngx_worksible_zone_sh_t;
 
 typedef struct {
@@ -107,12 +108,20 @@ ngx_uint_t ngx_worksible_cache_touch(ngx_shm_zone_t *zone,
 void ngx_worksible_cache_forget(ngx_shm_zone_t *zone, const u_char *key_id);
 
 /*
+ * The count of forgets so far: read before a lookup in PostgreSQL, so that
+ * ngx_worksible_cache_put() can tell a record read before a revocation.
+ */
+ngx_uint_t ngx_worksible_cache_generation(ngx_shm_zone_t *zone);
+
+/*
  * Stores rec for key_id for the zone's ttl (negative_ttl when not found),
  * replacing an older entry; evicts the least recently used entries when
- * the zone is full. A record that does not fit is not cached.
+ * the zone is full. A record that does not fit is not cached, and neither
+ * is one read before a forget (generation is no longer the zone's: a
+ * revocation announced while its lookup ran).
  */
 void ngx_worksible_cache_put(ngx_shm_zone_t *zone, const u_char *key_id,
-    ngx_worksible_key_record_t *rec);
+    ngx_worksible_key_record_t *rec, ngx_uint_t generation);
 
 
 #endif /* _NGX_WORKSIBLE_CACHE_H_INCLUDED_ */

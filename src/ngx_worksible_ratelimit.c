@@ -317,26 +317,46 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
 
 /*
  * A proxied service's own rate-limit headers would contradict ours: they
- * go (cleared, as proxy_hide_header would); its Retry-After stays.
+ * go (cleared, as proxy_hide_header would), every RateLimit, RateLimit-*
+ * and X-RateLimit-* of them; its Retry-After stays.
  */
 
 static void
 ngx_worksible_ratelimit_hide(ngx_http_request_t *r)
 {
-    ngx_uint_t        k;
+    u_char           *name;
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    static const char  *names[] = {
-        "RateLimit", "RateLimit-Policy", "X-RateLimit-Limit",
-        "X-RateLimit-Remaining", "X-RateLimit-Reset"
-    };
+    part = &r->headers_out.headers.part;
+    h = part->elts;
 
-    for (k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
-        while ((h = ngx_worksible_header_find(&r->headers_out.headers,
-                                              names[k], NULL))
-               != NULL)
+    for (i = 0; /* void */ ; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        name = h[i].key.data;
+        len = h[i].key.len;
+
+        if (len >= 2 && ngx_strncasecmp(name, (u_char *) "X-", 2) == 0) {
+            name += 2;
+            len -= 2;
+        }
+
+        if (len >= 9 && ngx_strncasecmp(name, (u_char *) "RateLimit", 9) == 0
+            && (len == 9 || name[9] == '-'))
         {
-            h->hash = 0;
+            h[i].hash = 0;
         }
     }
 }

@@ -8,6 +8,7 @@
 #include <ngx_http.h>
 
 #include "ngx_worksible_module.h"
+#include "ngx_worksible_api.h"
 #include "ngx_worksible_auth.h"
 #include "ngx_worksible_id.h"
 #include "ngx_worksible_problem.h"
@@ -265,7 +266,9 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
     case NGX_WORKSIBLE_API_KEY_INVALID:
     case NGX_WORKSIBLE_API_KEY_EXPIRED:
     case NGX_WORKSIBLE_API_KEY_REVOKED:
-        if (mcf->auth_failures != NULL) {
+        if (mcf->auth_failures != NULL && st->looked_up) {
+            /* only what cost a lookup counts: a neighbour's bare requests
+               cannot lock an address out */
             ngx_worksible_throttle_fail(mcf->auth_failures, r);
         }
 
@@ -336,6 +339,7 @@ ngx_int_t
 ngx_worksible_precontent_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
+    ngx_str_t                 *scope;
     ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
@@ -359,6 +363,18 @@ ngx_worksible_precontent_handler(ngx_http_request_t *r)
 
     if (st->op != NULL || st->redis_op != NULL) {
         return NGX_AGAIN;
+    }
+
+    /* our API's endpoint scope, before a replay could answer in its place */
+
+    scope = lcf->api ? ngx_worksible_api_scope(r) : NULL;
+
+    if (scope != NULL
+        && !ngx_worksible_scope_held(&st->identity.scopes, scope))
+    {
+        st->scope = *scope;
+        st->problem = NGX_WORKSIBLE_INSUFFICIENT_SCOPE;
+        return ngx_worksible_access_refuse(r, st);
     }
 
     rc = ngx_worksible_idempotency_reserve(r, st, &lcf->idempotency);

@@ -95,6 +95,7 @@ struct ngx_worksible_request_s {
     ngx_worksible_error_e      problem;       /* the refusal, or 0 */
     ngx_worksible_key_t        key;           /* points into the header */
     ngx_worksible_key_record_t  *record;      /* the key's, once read */
+    ngx_uint_t                 cache_generation;  /* before the lookup */
     ngx_worksible_identity_t   identity;
     ngx_str_t                  scope;         /* insufficient_scope: needed */
     time_t                     retry_after;   /* rate_limited: seconds */
@@ -116,6 +117,7 @@ struct ngx_worksible_request_s {
     unsigned                   guarded:1;     /* a worksible_auth location */
     unsigned                   throttled:1;   /* too many failed keys */
     unsigned                   cached:1;      /* record from the key cache */
+    unsigned                   looked_up:1;   /* PostgreSQL was asked */
     unsigned                   authenticated:1;
     unsigned                   redis_failed:1;    /* which store is down */
     unsigned                   cleanup_armed:1;

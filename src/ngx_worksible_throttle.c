@@ -213,7 +213,9 @@ ngx_worksible_throttle_fail(ngx_shm_zone_t *zone, ngx_http_request_t *r)
     tn = ngx_worksible_throttle_lookup(ctx, &addr, hash);
 
     if (tn != NULL) {
-        tn->excess = ngx_worksible_throttle_drained(ctx, tn) + 1000;
+        /* past burst it is refused, never charged more: the wait is short */
+        tn->excess = ngx_min(ngx_worksible_throttle_drained(ctx, tn) + 1000,
+                             ctx->burst + 1000);
         tn->last = ngx_current_msec;
         ngx_queue_remove(&tn->queue);
         ngx_queue_insert_head(&ctx->sh->queue, &tn->queue);

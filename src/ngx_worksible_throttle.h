@@ -30,7 +30,11 @@ char *ngx_worksible_throttle_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone);
 ngx_int_t ngx_worksible_throttle_check(ngx_shm_zone_t *zone,
     ngx_http_request_t *r, time_t *retry);
 
-/* charges r's client address one failed authentication (a 401) */
+/*
+ * Charges r's client address one failed authentication (a 401 that cost a
+ * lookup); the excess never grows past one failure beyond burst, so that
+ * an address waits at most one failure's worth of the rate.
+ */
 void ngx_worksible_throttle_fail(ngx_shm_zone_t *zone, ngx_http_request_t *r);
 
 

@@ -1,7 +1,8 @@
 # worksible_auth_failures: a client address whose failed authentications
-# (401) run past the burst gets 429 instead of more key lookups in
-# PostgreSQL, with Retry-After; keys in the key cache are checked whatever
-# the address did, and nothing else is slowed down.
+# (401s that cost a lookup) run past the burst gets 429 instead of more key
+# lookups in PostgreSQL, with a short Retry-After; keys in the key cache
+# are checked whatever the address did, and requests without a key never
+# count.
 
 use strict;
 use warnings;
@@ -13,7 +14,8 @@ use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
 nginx_start(name => 'auth_failures', port => 1943, workers => 2, http => http_config() . '
     worksible_key_cache zone=keys:1m ttl=60s negative_ttl=60s;
     worksible_auth_failures zone=fails:1m rate=6/m burst=3;',
-    server => 'location /v1/ { worksible_auth on; worksible_api; }');
+    server => 'set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;
+               location /v1/ { worksible_auth on; worksible_api; }');
 
 my $company = company(plan => 'growth');
 my $good = api_key($company, 'company:read');
@@ -40,6 +42,26 @@ is(get(undef)->{status}, 401, 'no key at all needs no lookup: 401');
 
 my $fresh = api_key($company, 'company:read');
 is(get($fresh->{key})->{status}, 429, 'a key not cached yet waits like any lookup from this address');
+
+# only failures that cost a lookup count: a neighbour's bare requests
+# cannot lock an address out (realip gives each case its address)
+sub from {
+    my ($addr, $key) = @_;
+    return http('GET', '/v1/companies/me',
+                { 'X-Real-IP' => $addr, $key ? (Authorization => "Bearer $key") : () });
+}
+my $n401 = grep { from('192.0.2.50')->{status} == 401 } 1 .. 40;
+is($n401, 40, '40 requests without a key from one address: 401 each');
+my $late = api_key($company, 'company:read');
+is(from('192.0.2.50', $late->{key})->{status}, 200,
+   'a valid key from that address, not cached yet, still passes');
+
+# past the burst an address is not charged more: its wait stays short
+from('192.0.2.60', sprintf('wsk_live_spam%08d_%s', $_, 'B' x 32)) for 1 .. 30;
+$res = from('192.0.2.60', 'wsk_live_spam99999999_' . ('B' x 32));
+is($res->{status}, 429, 'an address that failed 30 times: 429 ...');
+cmp_ok($res->{headers}{'retry-after'} // 99, '<=', 10,
+       '... and waits at most one failure\'s worth (10 s at 6 a minute), not 30');
 
 nginx_stop();
 

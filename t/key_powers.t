@@ -27,7 +27,8 @@ if (!$service) {
         while ($head !~ /\r\n\r\n/) { sysread($c, my $b, 4096) or last; $head .= $b }
         print $c "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-RateLimit-Limit: 5\r\n"
             . "X-RateLimit-Remaining: 4\r\nX-RateLimit-Reset: 1\r\nRateLimit: \"svc\";r=4;t=1\r\n"
-            . "RateLimit-Policy: \"svc\";q=5;w=1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+            . "RateLimit-Policy: \"svc\";q=5;w=1\r\nX-RateLimit-Used: 1\r\nRateLimit-Remaining: 4\r\n"
+            . "Content-Length: 3\r\nConnection: close\r\n\r\nok\n";
         close $c;
     }
     POSIX::_exit(0);
@@ -36,7 +37,8 @@ END { kill 'TERM', $service if $service && $$ == $main }
 
 nginx_start(name => 'key_powers', port => 1947, http => http_config(), server => '
         listen [::]:1948 ipv6only=off;
-        location /v1/ { worksible_auth on; worksible_rate_limit on; worksible_api; }
+        location /v1/ { worksible_auth on; worksible_rate_limit on;
+                        worksible_idempotency on; worksible_api; }
         location /svc/ { worksible_auth on; worksible_rate_limit on;
                          proxy_pass http://127.0.0.1:1946; }
         location = /me { worksible_auth on; proxy_pass http://127.0.0.1:1946; }');
@@ -205,6 +207,48 @@ like($rl[0] // '', qr/^"enterprise";r=\d+;t=\d+$/, '... ours');
 my @limit = $raw =~ /^X-RateLimit-Limit: (.*?)\r$/mg;
 is_deeply(\@limit, ['10000'], 'one X-RateLimit-Limit, the plan\'s');
 unlike($raw, qr/"svc"/, 'nothing of the service\'s RateLimit-Policy');
+unlike($raw, qr/^(X-RateLimit-Used|RateLimit-Remaining):/mi,
+       'nor any other RateLimit-* or X-RateLimit-* header of its own');
+
+# --- the endpoint's scope comes before any Idempotency-Key replay ---------------------
+
+my $writer = api_key($ent, 'freelancers:write');
+my $reader = api_key($ent, 'company:read');
+my $onboard = { email => 'ada.kp@example.com', name => 'Ada', country => 'GB' };
+sub idem_post {
+    my ($key, $idem) = @_;
+    return http('POST', '/v1/freelancers', { Authorization => "Bearer $key->{key}",
+        'Content-Type' => 'application/json', 'Idempotency-Key' => $idem },
+        body => json()->encode($onboard));
+}
+is(idem_post($writer, 'kp-1')->{status}, 201, 'a writer creates a freelancer with a key');
+$res = idem_post($reader, 'kp-1');
+like($res->{body}, problem(403, 'insufficient_scope'), 'a key without the scope gets 403, not the replay');
+$onboard->{email} = 'ada.kp2@example.com';
+like(idem_post($reader, 'kp-2')->{body}, problem(403, 'insufficient_scope'),
+     'a key without the scope sending first: 403 ...');
+$res = idem_post($writer, 'kp-2');
+is($res->{status}, 201, '... and the writer\'s request then runs');
+is($res->{headers}{'idempotent-replayed'}, undef, 'not a replay of that 403');
+
+# --- a key usable from anywhere in IPv6 narrows to IPv4 ----------------------------------
+
+my $v6admin = api_key($ent, 'api_keys:write company:read', allow_ip => ['::/0']);
+$res = post($v6admin, '/v1/api_keys', { scopes => ['company:read'], ip_allowlist => ['127.0.0.0/8'] });
+is($res->{status}, 201, 'a ::/0 key makes a key limited to 127.0.0.0/8 (::/0 holds it)');
+
+# --- a revoked or expired key acts no more, whatever a cache still says ----------------
+
+my $gone = api_key($ent, 'api_keys:write');
+psql("UPDATE api_keys SET revoked_at = now() WHERE id = '$gone->{id}'");
+my (undef, $err) = Worksible::Test::psql_as('worksible',
+    "SELECT worksible_api_key_create('$ent', 'kpgone000001', repeat('00', 32), 1::smallint,
+            NULL, 'api_keys:read', '', NULL, '$gone->{id}')");
+like($err, qr/WS4K3/, 'worksible_api_key_create refuses a revoked creator ...');
+like($err, qr/DETAIL:\s+revoked/, '... as revoked (the API answers 401 api_key_revoked)');
+(undef, $err) = Worksible::Test::psql_as('worksible',
+    "SELECT worksible_api_key_revoke('$ent', '$writer->{id}', '$gone->{id}')");
+like($err, qr/DETAIL:\s+revoked/, 'and worksible_api_key_revoke a revoked revoker');
 
 nginx_stop();
 

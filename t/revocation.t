@@ -8,6 +8,7 @@
 use strict;
 use warnings;
 
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key cli psql psql_value http_config
@@ -82,6 +83,27 @@ is((cli('key', 'revoke', $key->{id}))[0], 0, 'revoked with the CLI');
 my $cli = refused_after($key, $t0);
 ok(defined $cli, 'both servers refuse it long before the ttl');
 cmp_ok($cli // 99, '<', 5, sprintf('(after %.3f s)', $cli // 99));
+
+# --- revoked while its lookup runs: the lookup's answer is not cached -----------------
+
+$key = api_key($company, 'company:read');
+# hold the lookup (it reads plans) for a second and a half
+my $locker = fork // die;
+if (!$locker) {
+    Worksible::Test::psql_as('postgres',
+        'BEGIN; LOCK TABLE plans IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;');
+    POSIX::_exit(0);
+}
+sleep 0.3;
+my $client = fork // die;
+if (!$client) {
+    get($key, 1944);    # a lookup that began before the revocation
+    POSIX::_exit(0);
+}
+sleep 0.3;
+is((cli('key', 'revoke', $key->{id}))[0], 0, 'revoked while a lookup of it waits');
+waitpid($_, 0) for $locker, $client;
+is(get($key, 1944), 401, 'the lookup that began before does not put the key back in the cache');
 
 # --- the channel down: missed announcements empty the cache when it is back -----------
 
