@@ -56,6 +56,7 @@ struct ngx_worksible_pg_pool_s {
     char                       *listen_sql;   /* LISTEN "channel" */
     ngx_event_t                 listen_timer; /* LISTEN again */
     ngx_uint_t                  listening;
+    ngx_uint_t                  lost;         /* since the last LISTEN */
 };
 
 
@@ -1128,6 +1129,7 @@ ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn)
     if (conn->pool->notify != NULL && conn->pool->listening) {
         /* the channel is down: LISTEN again on a new connection */
         conn->pool->listening = 0;
+        conn->pool->lost = 1;
 
         ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
                       "worksible postgres: %s lost, the key cache's ttl "
@@ -1386,7 +1388,9 @@ ngx_worksible_pg_listened(ngx_worksible_pg_op_t *op)
 
     pool->listening = 1;
 
-    /* whatever was announced while nobody listened is unknown */
-
-    pool->notify(pool->notify_data, NULL);
+    if (pool->lost) {
+        /* whatever was announced while nobody listened is unknown */
+        pool->lost = 0;
+        pool->notify(pool->notify_data, NULL);
+    }
 }

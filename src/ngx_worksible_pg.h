@@ -124,8 +124,9 @@ void ngx_worksible_pg_op_free(ngx_worksible_pg_op_t *op);
 /*
  * Keeps pool's connection LISTENing on channel (PostgreSQL LISTEN/NOTIFY):
  * notify(data, payload) for each notification; notify(data, NULL) each
- * time the channel is (again) listened to, since notifications sent while
- * it was down are lost. A lost connection is made again after 100 ms, then
+ * time the channel is listened to again after it was lost, since
+ * notifications sent while it was down are lost (at start, the worker
+ * that listened before, if any, kept listening until it exited). A lost connection is made again after 100 ms, then
  * every 2 s while PostgreSQL is away. Give it a pool of its own, of one
  * connection (init_process). NGX_OK or NGX_ERROR (no memory).
  */
