@@ -899,6 +899,19 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
         return ngx_worksible_api_recorded(r);
     }
 
+    if (PQresultStatus(res) == PGRES_FATAL_ERROR
+        && ngx_worksible_pg_transient(res))
+    {
+        /* a read-only server after a failover, a deadlock...: retry */
+        msg = ngx_worksible_pg_message(PQresultErrorMessage(res));
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "worksible %s query, request_id %*s: %V (503)",
+                      route->object, (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN,
+                      st->request_id, &msg);
+
+        return ngx_worksible_api_unavailable(r);
+    }
+
     if (PQresultStatus(res) == PGRES_FATAL_ERROR) {
         state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
         param = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);

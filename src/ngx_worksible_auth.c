@@ -365,7 +365,10 @@ ngx_worksible_auth_row(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
         msg = ngx_worksible_pg_message(PQresultErrorMessage(res));
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "worksible key lookup failed: %V", &msg);
-        return NGX_WORKSIBLE_INTERNAL_ERROR;
+
+        return ngx_worksible_pg_transient(res)
+               ? NGX_WORKSIBLE_SERVICE_UNAVAILABLE
+               : NGX_WORKSIBLE_INTERNAL_ERROR;
     }
 
     if (PQntuples(res) == 0) {

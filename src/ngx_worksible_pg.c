@@ -1394,3 +1394,34 @@ ngx_worksible_pg_listened(ngx_worksible_pg_op_t *op)
         pool->notify(pool->notify_data, NULL);
     }
 }
+
+
+ngx_uint_t
+ngx_worksible_pg_transient(PGresult *res)
+{
+    ngx_uint_t   i;
+    const char  *state;
+
+    static const char  *transient[] = {
+        "25006", "57P01", "57P02", "57P03", "40001", "40P01", "55P03",
+        "57014"
+    };
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    if (state == NULL || ngx_strlen(state) != 5) {
+        return 0;
+    }
+
+    if (ngx_strncmp(state, "53", 2) == 0 || ngx_strncmp(state, "08", 2) == 0) {
+        return 1;
+    }
+
+    for (i = 0; i < sizeof(transient) / sizeof(transient[0]); i++) {
+        if (ngx_strcmp(state, transient[i]) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}

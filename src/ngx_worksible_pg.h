@@ -133,6 +133,16 @@ void ngx_worksible_pg_op_free(ngx_worksible_pg_op_t *op);
 ngx_int_t ngx_worksible_pg_listen(ngx_worksible_pg_pool_t *pool,
     const char *channel, ngx_worksible_pg_notify_pt notify, void *data);
 
+/*
+ * 1 when res failed for a reason that says "try again later, or
+ * elsewhere" (SQLSTATE): a read-only server (25006, after a failover), a
+ * shutdown (57P01, 57P02) or start-up (57P03), a serialization failure or
+ * deadlock (40001, 40P01), a lock or statement timeout (55P03, 57014), too
+ * many connections or other missing resources (class 53), a lost
+ * connection (class 08). The API answers those 503 with Retry-After.
+ */
+ngx_uint_t ngx_worksible_pg_transient(PGresult *res);
+
 /* the first line of a libpq message (they end with "\n"), for the log */
 ngx_str_t ngx_worksible_pg_message(const char *msg);
 

@@ -97,6 +97,35 @@ for (1 .. 4) {
     is($res->{status}, 200, "pool healthy after the aborts ($_)");
 }
 
+# --- a read-only PostgreSQL (a replica promoted badly, a failover): a write is
+# 503 with Retry-After (try later), never 500; reads go on; no reload needed
+
+my $writer = api_key($company, 'freelancers:write company:read')->{key};
+sub read_only {
+    my ($on) = @_;
+    my (undef, $err, $rc) = Worksible::Test::psql_as('postgres', ($on
+        ? 'ALTER SYSTEM SET default_transaction_read_only = on'
+        : 'ALTER SYSTEM RESET default_transaction_read_only') . '; SELECT pg_reload_conf();');
+    die "read_only $on: $err" if $rc;
+    sleep 0.5;
+}
+# whatever happens, the next suites get a writable database
+END { local $?; read_only(0) }
+sub onboard {
+    return http('POST', '/v1/freelancers', { Authorization => "Bearer $writer",
+        'Content-Type' => 'application/json' },
+        body => json()->encode({ email => "ro$_[0]\@example.com", name => 'Ro', country => 'DE' }));
+}
+read_only(1);
+$res = onboard(1);
+is($res->{status}, 503, 'read-only PostgreSQL: a write is 503 ...');
+like($res->{body} // '', qr/"code":"service_unavailable"/, '... service_unavailable');
+like($res->{headers}{'retry-after'} // '', qr/^\d+$/, '... with Retry-After');
+is(http('GET', '/v1/companies/me', { Authorization => "Bearer $writer" })->{status}, 200,
+   'reads go on');
+read_only(0);
+is(onboard(2)->{status}, 201, 'writable again: the write runs, without a reload');
+
 my $log = Worksible::Test::slurp("$ENV{WORKSIBLE_TOP}/t/servroot_postgres/logs/error.log");
 like($log, qr/query abandoned, closing its connection/, 'abandoned connections were closed');
 
