@@ -65,6 +65,8 @@ static ngx_int_t ngx_worksible_pg_conf_option(ngx_conf_t *cf,
 static char *ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
     const char **hosts, const char **hostaddr);
 static char *ngx_worksible_pg_strdup(ngx_pool_t *pool, const char *s);
+static ngx_int_t ngx_worksible_pg_conf_bounds(ngx_conf_t *cf,
+    ngx_worksible_pg_conf_t *conf, ngx_uint_t *n);
 static void ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool);
 static ngx_uint_t ngx_worksible_pg_live(ngx_worksible_pg_pool_t *pool);
 static ngx_int_t ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn);
@@ -167,10 +169,10 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
         return rv;
     }
 
-    /* n options, maybe hostaddr and application_name, the NULL */
+    /* n options, maybe hostaddr, application_name and options, the NULL */
 
-    conf->keywords = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
-    conf->values = ngx_pcalloc(cf->pool, (n + 3) * sizeof(char *));
+    conf->keywords = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
+    conf->values = ngx_pcalloc(cf->pool, (n + 4) * sizeof(char *));
     if (conf->keywords == NULL || conf->values == NULL) {
         PQconninfoFree(opts);
         return NGX_CONF_ERROR;
@@ -210,6 +212,11 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
         i++;
     }
 
+    if (ngx_worksible_pg_conf_bounds(cf, conf, &i) != NGX_OK) {
+        PQconninfoFree(opts);
+        return NGX_CONF_ERROR;
+    }
+
     conf->display.data = ngx_pnalloc(cf->pool, 512);
     if (conf->display.data == NULL) {
         PQconninfoFree(opts);
@@ -235,6 +242,64 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
 
 
 /* a NUL-terminated copy of s from pool, or NULL */
+
+/*
+ * The server's own bounds, from query_timeout: a query the module gave up
+ * on must not go on holding locks or a transaction. statement_timeout,
+ * lock_timeout and idle_in_transaction_session_timeout are added to the
+ * conninfo's "options" (libpq's -c), each unless it names it already.
+ * *n is the count of keywords, one more when "options" is added.
+ */
+
+static ngx_int_t
+ngx_worksible_pg_conf_bounds(ngx_conf_t *cf, ngx_worksible_pg_conf_t *conf,
+    ngx_uint_t *n)
+{
+    u_char      *p, *last;
+    size_t       len;
+    ngx_uint_t   i, k;
+    const char  *options;
+
+    static const char  *bounds[] = {
+        "statement_timeout", "lock_timeout",
+        "idle_in_transaction_session_timeout"
+    };
+
+    for (i = 0; i < *n; i++) {
+        if (ngx_strcmp(conf->keywords[i], "options") == 0) {
+            break;
+        }
+    }
+
+    options = (i < *n) ? conf->values[i] : "";
+    len = ngx_strlen(options) + 3 * 64;
+
+    p = ngx_pnalloc(cf->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    last = ngx_cpymem(p, options, ngx_strlen(options));
+
+    for (k = 0; k < sizeof(bounds) / sizeof(bounds[0]); k++) {
+        if (ngx_strstr(options, bounds[k]) == NULL) {
+            last = ngx_sprintf(last, " -c %s=%M", bounds[k],
+                               conf->query_timeout);
+        }
+    }
+
+    *last = '\0';
+
+    if (i == *n) {
+        conf->keywords[i] = "options";
+        (*n)++;
+    }
+
+    conf->values[i] = (char *) p;
+
+    return NGX_OK;
+}
+
 
 static char *
 ngx_worksible_pg_strdup(ngx_pool_t *pool, const char *s)

@@ -69,6 +69,11 @@ is($res->{status}, 200, 'PostgreSQL back: 200 without restarting nginx');
 my $locker = lock_keys(4);
 $res = http('GET', '/v1/companies/me', $auth, timeout => 8);
 is($res->{status}, 503, 'a query past query_timeout (2s) is 503');
+sleep 0.8;
+my ($waiting) = Worksible::Test::psql_as('postgres',
+    "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'nginx-worksible'
+     AND wait_event_type = 'Lock'");
+is($waiting, 0, 'and PostgreSQL gave up too (lock_timeout from query_timeout): no backend still waits');
 waitpid($locker, 0);
 $res = http('GET', '/v1/companies/me', $auth);
 is($res->{status}, 200, 'and the next request works');
