@@ -1,21 +1,35 @@
 -- Key powers (README, Authentication): a key may only make or revoke keys
--- no more powerful than itself; which plans may give keys IP allowlists is
--- a plan attribute; a revocation is announced on the channel
--- worksible_api_keys (LISTEN/NOTIFY) with the key's key_id.
+-- no more powerful than itself, and a revoked or expired key (still in a
+-- server's key cache) makes and revokes nothing; which plans may give keys
+-- IP allowlists is a plan attribute; a revocation is announced on the
+-- channel worksible_api_keys (LISTEN/NOTIFY) with the key's key_id; the
+-- key lookup reads expiry to the second below, never above.
 
 ALTER TABLE plans ADD COLUMN ip_allowlists boolean NOT NULL DEFAULT false;
 UPDATE plans SET ip_allowlists = true WHERE name = 'enterprise';
 
--- worksible_key_exceeds(k, scopes, allowlist, expires) -> the first field
+-- worksible_cidr_within(a, b): a lies inside b, an IPv4 block also when
+--   b holds its IPv4-mapped form (::ffff:a.b.c.d/96+n).
+CREATE FUNCTION worksible_cidr_within(a cidr, b cidr) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT a <<= b
+           OR (family(a) = 4 AND family(b) = 6
+               AND ('::ffff:' || host(a) || '/' || (masklen(a) + 96))::cidr <<= b)
+$$;
+
+-- worksible_key_exceeds(k, scopes, allowlist, expires) -> 'revoked' or
+--   'expired' when k itself may no longer act, else the first field
 --   ('scopes', 'ip_allowlist', 'expires_at') in which a key with those
---   powers would be more powerful than the key k, or NULL when it is not:
---   every scope held by k (write implies read), every block inside one of
---   k's when k has an allowlist, an expiry no later than k's when k has one.
+--   powers would be more powerful than k, or NULL when it is not.
 CREATE FUNCTION worksible_key_exceeds(p_key api_keys, p_scopes text[],
                                       p_allowlist cidr[], p_expires timestamptz)
 RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
+LANGUAGE sql STABLE AS $$
     SELECT CASE
+        WHEN p_key.revoked_at IS NOT NULL
+            THEN 'revoked'
+        WHEN p_key.expires_at <= now()
+            THEN 'expired'
         WHEN EXISTS (SELECT 1 FROM unnest(p_scopes) AS s
                      WHERE NOT (s = ANY (p_key.scopes)
                                 OR (s LIKE '%:read'
@@ -24,7 +38,8 @@ LANGUAGE sql IMMUTABLE AS $$
         WHEN cardinality(p_key.ip_allowlist) > 0
              AND (cardinality(p_allowlist) = 0
                   OR EXISTS (SELECT 1 FROM unnest(p_allowlist) AS a
-                             WHERE NOT a <<= ANY (p_key.ip_allowlist)))
+                             WHERE NOT EXISTS (SELECT 1 FROM unnest(p_key.ip_allowlist) AS b
+                                               WHERE worksible_cidr_within(a, b))))
             THEN 'ip_allowlist'
         WHEN p_key.expires_at IS NOT NULL
              AND (p_expires IS NULL OR p_expires > p_key.expires_at)
@@ -43,7 +58,8 @@ DROP FUNCTION worksible_api_key_revoke(text, text);
 --   A creator's allowlist and expiry are inherited when not given.
 --   Errors: WS400 expires_at (not a time, or not in the future); WS403
 --   ip_allowlist (a new allowlist on a plan without ip_allowlists); WS4K3
---   scopes|ip_allowlist|expires_at (more powerful than the creator).
+--   scopes|ip_allowlist|expires_at (more powerful than the creator) or
+--   revoked|expired (the creator itself).
 CREATE FUNCTION worksible_api_key_create(p_company_id text, p_key_id text,
                                          p_hash text, p_version smallint,
                                          p_name text, p_scopes text,
@@ -173,3 +189,23 @@ GRANT EXECUTE ON FUNCTION
     worksible_api_key_create(text, text, text, smallint, text, text, text, text, text),
     worksible_api_key_revoke(text, text, text)
     TO worksible_api;
+
+-- worksible_key_lookup(key_id): as in 0001, expires_at rounded down to the
+-- second (the module refuses a key from that second on, never after its
+-- expiry).
+CREATE OR REPLACE FUNCTION worksible_key_lookup(p_key_id text)
+RETURNS TABLE (api_key_id text, company_id text, secret_hash bytea,
+               secret_version smallint, scopes text[], ip_allowlist text[],
+               expires_at bigint, revoked boolean, plan text,
+               api_access boolean, rate_limit integer, rate_window integer)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT k.id, k.company_id, k.secret_hash, k.secret_version, k.scopes,
+           (SELECT coalesce(array_agg(host(c) || '/' || masklen(c)), '{}')
+            FROM unnest(k.ip_allowlist) AS c),
+           floor(extract(epoch FROM k.expires_at))::bigint, k.revoked_at IS NOT NULL,
+           p.name, p.api_access, p.rate_limit, p.rate_window
+    FROM api_keys k
+    JOIN companies c ON c.id = k.company_id
+    JOIN plans p ON p.name = c.plan
+    WHERE k.key_id = p_key_id
+$$;

@@ -101,16 +101,15 @@ ngx_worksible_auth_key(ngx_http_request_t *r, ngx_worksible_request_t *st)
     }
 
     if (mcf->key_cache != NULL) {
-        /* a revocation announced while PostgreSQL answers wins */
-        st->cache_generation = ngx_worksible_cache_generation(mcf->key_cache);
-
         rec = ngx_palloc(r->pool, sizeof(ngx_worksible_key_record_t));
         if (rec == NULL) {
             return NGX_ERROR;
         }
 
+        /* a revocation announced while PostgreSQL answers wins */
+
         rc = ngx_worksible_cache_get(mcf->key_cache, st->key.key_id,
-                                     r->pool, rec);
+                                     r->pool, rec, &st->cache_generation);
 
         if (rc == NGX_ERROR) {
             return NGX_ERROR;

@@ -391,7 +391,7 @@ ngx_worksible_cache_expire(ngx_worksible_cache_ctx_t *ctx, ngx_uint_t n)
 
 ngx_int_t
 ngx_worksible_cache_get(ngx_shm_zone_t *zone, const u_char *key_id,
-    ngx_pool_t *pool, ngx_worksible_key_record_t *rec)
+    ngx_pool_t *pool, ngx_worksible_key_record_t *rec, ngx_uint_t *generation)
 {
     u_char                      *p;
     uint32_t                     hash;
@@ -403,6 +403,8 @@ ngx_worksible_cache_get(ngx_shm_zone_t *zone, const u_char *key_id,
     hash = ngx_crc32_short((u_char *) key_id, NGX_WORKSIBLE_KEY_ID_LEN);
 
     ngx_shmtx_lock(&ctx->shpool->mutex);
+
+    *generation = ctx->sh->generation;
 
     cn = ngx_worksible_cache_lookup(ctx, key_id, hash);
 
@@ -650,18 +652,3 @@ ngx_worksible_cache_forget(ngx_shm_zone_t *zone, const u_char *key_id)
     ngx_shmtx_unlock(&ctx->shpool->mutex);
 }
 
-
-ngx_uint_t
-ngx_worksible_cache_generation(ngx_shm_zone_t *zone)
-{
-    ngx_uint_t                  generation;
-    ngx_worksible_cache_ctx_t  *ctx;
-
-    ctx = zone->data;
-
-    ngx_shmtx_lock(&ctx->shpool->mutex);
-    generation = ctx->sh->generation;
-    ngx_shmtx_unlock(&ctx->shpool->mutex);
-
-    return generation;
-}

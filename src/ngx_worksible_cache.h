@@ -88,10 +88,13 @@ char *ngx_worksible_cache_conf(ngx_conf_t *cf, ngx_shm_zone_t **zone);
 /*
  * Looks key_id (NGX_WORKSIBLE_KEY_ID_LEN bytes) up. NGX_OK: rec holds a
  * copy from pool (strings and allowlist), found or negative. NGX_DECLINED:
- * not cached, or expired. NGX_ERROR: out of memory.
+ * not cached, or expired. NGX_ERROR: out of memory. *generation gets the
+ * count of forgets so far, for ngx_worksible_cache_put() after a lookup in
+ * PostgreSQL (a revocation announced meanwhile wins).
  */
 ngx_int_t ngx_worksible_cache_get(ngx_shm_zone_t *zone, const u_char *key_id,
-    ngx_pool_t *pool, ngx_worksible_key_record_t *rec);
+    ngx_pool_t *pool, ngx_worksible_key_record_t *rec,
+    ngx_uint_t *generation);
 
 /*
  * A verified use of key_id: 1 when it is the key's first in the current
@@ -106,12 +109,6 @@ ngx_uint_t ngx_worksible_cache_touch(ngx_shm_zone_t *zone,
  * every entry when key_id is NULL.
  */
 void ngx_worksible_cache_forget(ngx_shm_zone_t *zone, const u_char *key_id);
-
-/*
- * The count of forgets so far: read before a lookup in PostgreSQL, so that
- * ngx_worksible_cache_put() can tell a record read before a revocation.
- */
-ngx_uint_t ngx_worksible_cache_generation(ngx_shm_zone_t *zone);
 
 /*
  * Stores rec for key_id for the zone's ttl (negative_ttl when not found),

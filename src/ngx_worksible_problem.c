@@ -486,13 +486,17 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
 
     st = ngx_worksible_request_guarded(r);
 
-    if (st == NULL && !lcf->auth && !lcf->api && !lcf->errors) {
-        return ngx_http_next_header_filter(r);
-    }
-
-    st = ngx_worksible_request(r);
     if (st == NULL) {
-        return NGX_ERROR;
+        if (!lcf->auth && !lcf->api && !lcf->errors) {
+            return ngx_http_next_header_filter(r);
+        }
+
+        /* worksible_errors alone, or no memory */
+
+        st = ngx_worksible_request(r);
+        if (st == NULL) {
+            return NGX_ERROR;
+        }
     }
 
     v.data = st->request_id;
