@@ -604,6 +604,7 @@ ngx_worksible_auth_rehash(ngx_http_request_t *r, ngx_worksible_request_t *st)
     v[3].len = ngx_sprintf(cur, "%ui", rec->secret_version) - cur;
 
     op->sql = NGX_WORKSIBLE_REHASH_SQL;
+    op->background = 1;
 
     for (i = 0; i < 4; i++) {
         if (ngx_worksible_pg_op_param(op, &v[i]) != NGX_OK) {
@@ -715,6 +716,7 @@ ngx_worksible_auth_touch_flush(ngx_event_t *ev)
 
     ids.len = p - ids.data;
     op->sql = NGX_WORKSIBLE_TOUCH_SQL;
+    op->background = 1;
 
     if (ngx_worksible_pg_op_param(op, &ids) != NGX_OK
         || ngx_worksible_pg_op_start(op) != NGX_OK)

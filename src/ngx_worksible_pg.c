@@ -18,12 +18,19 @@
 #define NGX_WORKSIBLE_PG_BACKOFF_MIN  100
 #define NGX_WORKSIBLE_PG_BACKOFF_MAX  2000
 
+/* a drained query's reply, after its query_timeout (statement_timeout) */
+#define NGX_WORKSIBLE_PG_DRAIN_GRACE  1000
+
+/* addresses of all the hosts of a conninfo, at most */
+#define NGX_WORKSIBLE_PG_MAX_ADDRS    64
+
 
 typedef enum {
     NGX_WORKSIBLE_PG_CLOSED = 0,
     NGX_WORKSIBLE_PG_CONNECTING,
     NGX_WORKSIBLE_PG_IDLE,
-    NGX_WORKSIBLE_PG_BUSY
+    NGX_WORKSIBLE_PG_BUSY,
+    NGX_WORKSIBLE_PG_DRAINING      /* its op gone, its reply discarded */
 } ngx_worksible_pg_state_e;
 
 
@@ -32,16 +39,18 @@ typedef struct {
     PGconn                     *pgconn;
     ngx_connection_t           *c;
     ngx_worksible_pg_op_t      *op;           /* running */
-    ngx_event_t                 timer;        /* connect_timeout */
+    ngx_event_t                 timer;        /* connecting or draining */
     ngx_worksible_pg_state_e    state;
+    ngx_uint_t                  background;   /* running background work */
 } ngx_worksible_pg_conn_t;
 
 
 struct ngx_worksible_pg_pool_s {
     ngx_worksible_pg_conf_t    *conf;
     ngx_worksible_pg_conn_t    *conns;
-    ngx_queue_t                 waiting;
-    ngx_uint_t                  nwaiting;
+    ngx_queue_t                 waiting;      /* requests' ops, first */
+    ngx_queue_t                 background;   /* background ops */
+    ngx_uint_t                  nwaiting;     /* in both queues */
     ngx_msec_t                  backoff;
     ngx_msec_t                  retry_at;     /* ngx_current_msec */
     ngx_worksible_store_stats_t *stats;
@@ -63,11 +72,14 @@ struct ngx_worksible_pg_pool_s {
 static ngx_int_t ngx_worksible_pg_conf_option(ngx_conf_t *cf,
     ngx_str_t *arg, ngx_worksible_pg_conf_t *conf);
 static char *ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
-    const char **hosts, const char **hostaddr);
+    const char *port, const char **hosts, const char **hostaddr,
+    const char **ports);
 static char *ngx_worksible_pg_strdup(ngx_pool_t *pool, const char *s);
 static ngx_int_t ngx_worksible_pg_conf_bounds(ngx_conf_t *cf,
     ngx_worksible_pg_conf_t *conf, ngx_uint_t *n);
 static void ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool);
+static ngx_worksible_pg_op_t *ngx_worksible_pg_next(
+    ngx_worksible_pg_pool_t *pool, ngx_uint_t background);
 static ngx_uint_t ngx_worksible_pg_live(ngx_worksible_pg_pool_t *pool);
 static ngx_int_t ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_connect_handler(ngx_event_t *ev);
@@ -85,6 +97,10 @@ static void ngx_worksible_pg_read_handler(ngx_event_t *ev);
 static void ngx_worksible_pg_write_handler(ngx_event_t *ev);
 static void ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn);
+static void ngx_worksible_pg_drain(ngx_worksible_pg_conn_t *conn,
+    ngx_msec_t deadline);
+static void ngx_worksible_pg_drain_timeout(ngx_event_t *ev);
+static ngx_uint_t ngx_worksible_pg_read_only(PGresult *res);
 static void ngx_worksible_pg_op_timeout(ngx_event_t *ev);
 static void ngx_worksible_pg_op_finish(ngx_worksible_pg_op_t *op,
     ngx_worksible_pg_status_e status);
@@ -100,7 +116,8 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
 {
     char                *err, *rv;
     ngx_str_t            msg;
-    const char          *host, *hosts, *port, *dbname, *hostaddr;
+    const char          *value;
+    const char          *host, *hosts, *port, *ports, *dbname, *hostaddr;
     ngx_uint_t           i, n;
     PQconninfoOption    *opts, *o;
 
@@ -134,6 +151,7 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     host = NULL;
     hosts = NULL;
     port = NULL;
+    ports = NULL;
     dbname = NULL;
     hostaddr = NULL;
 
@@ -155,13 +173,18 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
 
         } else if (ngx_strcmp(o->keyword, "dbname") == 0) {
             dbname = o->val;
+
+        } else if (ngx_strcmp(o->keyword, "target_session_attrs") == 0) {
+            conf->read_write = (ngx_strcmp(o->val, "read-write") == 0
+                                || ngx_strcmp(o->val, "primary") == 0);
         }
     }
 
     rv = NGX_CONF_OK;
 
     if (hostaddr == NULL && host != NULL) {
-        rv = ngx_worksible_pg_conf_host(cf, host, &hosts, &hostaddr);
+        rv = ngx_worksible_pg_conf_host(cf, host, port, &hosts, &hostaddr,
+                                        &ports);
     }
 
     if (rv != NGX_CONF_OK) {
@@ -187,10 +210,17 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
             continue;
         }
 
+        value = o->val;
+
+        if (hosts != NULL && ngx_strcmp(o->keyword, "host") == 0) {
+            value = hosts;
+
+        } else if (ports != NULL && ngx_strcmp(o->keyword, "port") == 0) {
+            value = ports;
+        }
+
         conf->keywords[i] = ngx_worksible_pg_strdup(cf->pool, o->keyword);
-        conf->values[i] = ngx_worksible_pg_strdup(cf->pool,
-                              (hosts && ngx_strcmp(o->keyword, "host") == 0)
-                              ? hosts : o->val);
+        conf->values[i] = ngx_worksible_pg_strdup(cf->pool, value);
         i++;
     }
 
@@ -246,9 +276,12 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
 /*
  * The server's own bounds, from query_timeout: a query the module gave up
  * on must not go on holding locks or a transaction. statement_timeout,
- * lock_timeout and idle_in_transaction_session_timeout are added to the
- * conninfo's "options" (libpq's -c), each unless it names it already.
- * *n is the count of keywords, one more when "options" is added.
+ * lock_timeout and idle_in_transaction_session_timeout (query_timeout),
+ * and client_connection_check_interval (1 s, or query_timeout if shorter:
+ * a backend whose connection the module closed stops its query then;
+ * PostgreSQL 14 or later) are added to the conninfo's "options" (libpq's
+ * -c), each unless it names it already. *n is the count of keywords, one
+ * more when "options" is added.
  */
 
 static ngx_int_t
@@ -260,9 +293,12 @@ ngx_worksible_pg_conf_bounds(ngx_conf_t *cf, ngx_worksible_pg_conf_t *conf,
     ngx_uint_t   i, k;
     const char  *options;
 
+    ngx_msec_t   value;
+
     static const char  *bounds[] = {
         "statement_timeout", "lock_timeout",
-        "idle_in_transaction_session_timeout"
+        "idle_in_transaction_session_timeout",
+        "client_connection_check_interval"
     };
 
     for (i = 0; i < *n; i++) {
@@ -272,7 +308,7 @@ ngx_worksible_pg_conf_bounds(ngx_conf_t *cf, ngx_worksible_pg_conf_t *conf,
     }
 
     options = (i < *n) ? conf->values[i] : "";
-    len = ngx_strlen(options) + 3 * 64;
+    len = ngx_strlen(options) + 4 * 64;
 
     p = ngx_pnalloc(cf->pool, len);
     if (p == NULL) {
@@ -282,10 +318,17 @@ ngx_worksible_pg_conf_bounds(ngx_conf_t *cf, ngx_worksible_pg_conf_t *conf,
     last = ngx_cpymem(p, options, ngx_strlen(options));
 
     for (k = 0; k < sizeof(bounds) / sizeof(bounds[0]); k++) {
-        if (ngx_strstr(options, bounds[k]) == NULL) {
-            last = ngx_sprintf(last, " -c %s=%M", bounds[k],
-                               conf->query_timeout);
+        if (ngx_strstr(options, bounds[k]) != NULL) {
+            continue;
         }
+
+        value = conf->query_timeout;
+
+        if (k == 3) {
+            value = ngx_min(value, 1000);
+        }
+
+        last = ngx_sprintf(last, " -c %s=%M", bounds[k], value);
     }
 
     *last = '\0';
@@ -381,72 +424,146 @@ invalid:
 
 
 /*
- * A host name becomes addresses here, at configuration time: libpq would
- * otherwise call the blocking getaddrinfo() on every connect. With several
- * addresses the name is repeated in *hosts so that libpq tries each
- * hostaddr in turn. A socket directory (a path) needs nothing.
+ * Host names become addresses here, at configuration time: libpq would
+ * otherwise call the blocking getaddrinfo() on every connect. host may be
+ * a list ("a,b", libpq's multi-host form) and port a list of as many ports
+ * or one for all. A name of several addresses is repeated, with its port,
+ * once per address, so that libpq tries each in turn; *hosts, *hostaddr
+ * and *ports are the lists for libpq, *ports NULL when port was not given.
+ * A socket directory (a path) needs nothing.
  */
 
 static char *
 ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
-    const char **hosts, const char **hostaddr)
+    const char *port, const char **hosts, const char **hostaddr,
+    const char **ports)
 {
-    size_t      len;
-    u_char     *h, *a;
-    ngx_url_t   u;
-    ngx_uint_t  i;
+    u_char      *h, *a, *pt;
+    size_t       len;
+    ngx_url_t    u;
+    ngx_str_t    name, num;
+    ngx_uint_t   i, n, nports, naddrs;
+    const char  *hp, *he, *pp, *pe;
 
-    if (host[0] == '/' || host[0] == '@') {
-        return NGX_CONF_OK;
+    n = 1;
+    nports = 1;
+
+    for (hp = host; *hp; hp++) {
+        n += (*hp == ',');
     }
 
-    if (ngx_strchr(host, ',') != NULL) {
+    for (pp = port ? port : ""; *pp; pp++) {
+        nports += (*pp == ',');
+    }
+
+    if (port != NULL && nports != 1 && nports != n) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "worksible_postgres supports one host, not \"%s\"",
-                           host);
+                           "worksible_postgres: %ui hosts but %ui ports",
+                           n, nports);
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
+    for (hp = host; *hp; hp++) {
+        if (*hp == '/' || *hp == '@') {
+            if (n > 1) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "worksible_postgres: a socket directory "
+                                   "in a list of hosts \"%s\"", host);
+                return NGX_CONF_ERROR;
+            }
 
-    u.url.data = (u_char *) host;
-    u.url.len = ngx_strlen(host);
-    u.default_port = 5432;
-    u.no_port = 1;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "worksible_postgres host \"%s\" not resolved%s%s",
-                           host, u.err ? ": " : "", u.err ? u.err : "");
-        return NGX_CONF_ERROR;
+            return NGX_CONF_OK;
+        }
     }
 
-    len = u.url.len + 1;
+    len = ngx_strlen(host) + 1;
 
-    h = ngx_pnalloc(cf->pool, u.naddrs * len);
-    a = ngx_pnalloc(cf->pool, u.naddrs * (NGX_SOCKADDR_STRLEN + 1));
-    if (h == NULL || a == NULL) {
+    h = ngx_pnalloc(cf->pool, NGX_WORKSIBLE_PG_MAX_ADDRS * len);
+    a = ngx_pnalloc(cf->pool,
+                    NGX_WORKSIBLE_PG_MAX_ADDRS * (NGX_SOCKADDR_STRLEN + 1));
+    pt = ngx_pnalloc(cf->pool, NGX_WORKSIBLE_PG_MAX_ADDRS * NGX_INT_T_LEN);
+    if (h == NULL || a == NULL || pt == NULL) {
         return NGX_CONF_ERROR;
     }
 
     *hosts = (const char *) h;
     *hostaddr = (const char *) a;
+    *ports = port ? (const char *) pt : NULL;
 
-    for (i = 0; i < u.naddrs; i++) {
-        if (i > 0) {
-            *h++ = ',';
-            *a++ = ',';
+    hp = host;
+    pp = port;
+    pe = NULL;
+    naddrs = 0;
+
+    for ( ;; ) {
+        he = ngx_strchr(hp, ',');
+        name.data = (u_char *) hp;
+        name.len = he ? (size_t) (he - hp) : ngx_strlen(hp);
+
+        if (pp != NULL) {
+            pe = ngx_strchr(pp, ',');
+            num.data = (u_char *) pp;
+            num.len = pe ? (size_t) (pe - pp) : ngx_strlen(pp);
         }
 
-        h = ngx_cpymem(h, u.url.data, u.url.len);
+        ngx_memzero(&u, sizeof(ngx_url_t));
 
-        /* no port: ngx_sock_ntop() then prints IPv6 without brackets */
-        a += ngx_sock_ntop(u.addrs[i].sockaddr, u.addrs[i].socklen, a,
-                           NGX_SOCKADDR_STRLEN, 0);
+        u.url = name;
+        u.default_port = 5432;
+        u.no_port = 1;
+
+        if (name.len == 0
+            || ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "worksible_postgres host \"%V\" not "
+                               "resolved%s%s", &name, u.err ? ": " : "",
+                               u.err ? u.err : "");
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < u.naddrs; i++) {
+
+            if (naddrs++ == NGX_WORKSIBLE_PG_MAX_ADDRS) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "worksible_postgres: more than %d "
+                                   "addresses in \"%s\"",
+                                   NGX_WORKSIBLE_PG_MAX_ADDRS, host);
+                return NGX_CONF_ERROR;
+            }
+
+            if (naddrs > 1) {
+                *h++ = ',';
+                *a++ = ',';
+                *pt++ = ',';
+            }
+
+            h = ngx_cpymem(h, name.data, name.len);
+
+            /* no port: ngx_sock_ntop() then prints IPv6 without brackets */
+            a += ngx_sock_ntop(u.addrs[i].sockaddr, u.addrs[i].socklen, a,
+                               NGX_SOCKADDR_STRLEN, 0);
+
+            if (pp != NULL) {
+                pt = ngx_cpymem(pt, num.data, ngx_min(num.len,
+                                                      NGX_INT_T_LEN - 1));
+            }
+        }
+
+        if (he == NULL) {
+            break;
+        }
+
+        hp = he + 1;
+
+        if (pp != NULL && nports > 1) {
+            pp = pe + 1;
+        }
     }
 
     *h = '\0';
     *a = '\0';
+    *pt = '\0';
 
     return NGX_CONF_OK;
 }
@@ -476,6 +593,7 @@ ngx_worksible_pg_pool_create(ngx_worksible_pg_conf_t *conf,
     pool->mem = cycle->pool;
     pool->retry_at = ngx_current_msec;
     ngx_queue_init(&pool->waiting);
+    ngx_queue_init(&pool->background);
 
     for (i = 0; i < conf->size; i++) {
         pool->conns[i].pool = pool;
@@ -493,7 +611,6 @@ void
 ngx_worksible_pg_pool_close(ngx_worksible_pg_pool_t *pool)
 {
     ngx_uint_t              i;
-    ngx_queue_t            *q;
     ngx_worksible_pg_op_t  *op;
 
     pool->notify = NULL;
@@ -502,9 +619,7 @@ ngx_worksible_pg_pool_close(ngx_worksible_pg_pool_t *pool)
         ngx_del_timer(&pool->listen_timer);
     }
 
-    while (!ngx_queue_empty(&pool->waiting)) {
-        q = ngx_queue_head(&pool->waiting);
-        op = ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
+    while ((op = ngx_worksible_pg_next(pool, 1)) != NULL) {
         ngx_worksible_pg_op_detach(op);
     }
 
@@ -599,7 +714,8 @@ ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
         return NGX_DECLINED;
     }
 
-    ngx_queue_insert_tail(&pool->waiting, &op->queue);
+    ngx_queue_insert_tail(op->background ? &pool->background : &pool->waiting,
+                          &op->queue);
     pool->nwaiting++;
     ngx_add_timer(&op->timer, pool->conf->query_timeout);
 
@@ -617,7 +733,8 @@ ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
 
 
 /*
- * Gives waiting ops to idle connections, opens connections for the rest
+ * Gives waiting ops to idle connections, requests' first, background work
+ * on at most half the pool (rounded up); opens connections for the rest
  * (unless in backoff), and fails them all when no connection is alive or
  * coming.
  */
@@ -625,34 +742,53 @@ ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
 static void
 ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool)
 {
-    ngx_uint_t                i, connecting;
-    ngx_queue_t              *q;
+    ngx_uint_t                i, connecting, background, wanted;
     ngx_worksible_pg_op_t    *op;
     ngx_worksible_pg_conn_t  *conn;
 
     connecting = 0;
+    background = 0;
 
-    for (i = 0; i < pool->conf->size && !ngx_queue_empty(&pool->waiting);
-         i++)
-    {
+    for (i = 0; i < pool->conf->size; i++) {
         conn = &pool->conns[i];
 
         if (conn->state == NGX_WORKSIBLE_PG_CONNECTING) {
             connecting++;
-            continue;
         }
+
+        background += conn->background;
+    }
+
+    for (i = 0; i < pool->conf->size && pool->nwaiting; i++) {
+        conn = &pool->conns[i];
 
         if (conn->state != NGX_WORKSIBLE_PG_IDLE) {
             continue;
         }
 
-        q = ngx_queue_head(&pool->waiting);
-        op = ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
+        op = ngx_worksible_pg_next(pool,
+                                   background < (pool->conf->size + 1) / 2);
+        if (op == NULL) {
+            break;
+        }
+
+        background += op->background;
+
         ngx_worksible_pg_unqueue(op);
         ngx_worksible_pg_send(conn, op);
     }
 
-    for (i = 0; i < pool->conf->size && connecting < pool->nwaiting; i++) {
+    /* the connections the waiting ops can use once made */
+
+    wanted = pool->nwaiting;
+
+    if (ngx_queue_empty(&pool->waiting)) {
+        wanted = ngx_min(wanted, (pool->conf->size + 1) / 2
+                                 - ngx_min(background,
+                                           (pool->conf->size + 1) / 2));
+    }
+
+    for (i = 0; i < pool->conf->size && connecting < wanted; i++) {
         conn = &pool->conns[i];
 
         if (conn->state != NGX_WORKSIBLE_PG_CLOSED) {
@@ -672,11 +808,30 @@ ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool)
         return;
     }
 
-    while (!ngx_queue_empty(&pool->waiting)) {
-        q = ngx_queue_head(&pool->waiting);
-        op = ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
+    while ((op = ngx_worksible_pg_next(pool, 1)) != NULL) {
         ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_UNAVAILABLE);
     }
+}
+
+
+/* the next op to run: a request's, else background work when allowed */
+
+static ngx_worksible_pg_op_t *
+ngx_worksible_pg_next(ngx_worksible_pg_pool_t *pool, ngx_uint_t background)
+{
+    ngx_queue_t  *q;
+
+    if (!ngx_queue_empty(&pool->waiting)) {
+        q = ngx_queue_head(&pool->waiting);
+
+    } else if (background && !ngx_queue_empty(&pool->background)) {
+        q = ngx_queue_head(&pool->background);
+
+    } else {
+        return NULL;
+    }
+
+    return ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
 }
 
 
@@ -726,6 +881,7 @@ ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn)
     }
 
     conn->state = NGX_WORKSIBLE_PG_CONNECTING;
+    conn->timer.handler = ngx_worksible_pg_connect_timeout;
     ngx_add_timer(&conn->timer, pool->conf->connect_timeout);
 
     /* libpq: poll as if PQconnectPoll() had returned PGRES_POLLING_WRITING */
@@ -917,17 +1073,38 @@ ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn)
 }
 
 
+/* a failed connect's message has a line per host tried: all are logged */
+
 static void
 ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn)
 {
+    u_char                   *p, *last;
     ngx_str_t                 msg;
     ngx_worksible_pg_pool_t  *pool;
+    u_char                    buf[NGX_MAX_ERROR_STR];
 
     pool = conn->pool;
 
     msg = ngx_worksible_pg_message(conn->pgconn
                                    ? PQerrorMessage(conn->pgconn)
                                    : "out of memory");
+
+    if (msg.data[msg.len] == '\n' && msg.data[msg.len + 1] != '\0') {
+        last = ngx_cpystrn(buf, msg.data, sizeof(buf));
+
+        while (last > buf && last[-1] == '\n') {
+            last--;
+        }
+
+        for (p = buf; p < last; p++) {
+            if (*p == '\n') {
+                *p = ' ';
+            }
+        }
+
+        msg.data = buf;
+        msg.len = last - buf;
+    }
 
     ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                   "worksible postgres connect to %V failed: %V",
@@ -965,6 +1142,7 @@ ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn, ngx_worksible_pg_op_t *op)
     ngx_str_t  msg;
 
     conn->state = NGX_WORKSIBLE_PG_BUSY;
+    conn->background = op->background;
     conn->op = op;
     op->conn = conn;
 
@@ -1047,36 +1225,51 @@ ngx_worksible_pg_read_handler(ngx_event_t *ev)
 
 /*
  * Reads what arrived. Idle: only notices and a closing server can arrive.
- * Busy: collects results until PQgetResult() says the query is complete,
- * without ever calling it while PQisBusy() (it would block).
+ * Busy or draining: collects results until PQgetResult() says the query is
+ * complete, without ever calling it while PQisBusy() (it would block); a
+ * draining connection discards them and is idle again.
  */
 
 static void
 ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
 {
-    ngx_str_t               msg;
-    PGnotify               *notify;
-    PGresult               *res;
-    ngx_worksible_pg_op_t  *op;
+    ngx_str_t                 msg;
+    PGnotify                 *notify;
+    PGresult                 *res;
+    ngx_worksible_pg_op_t    *op;
+    ngx_worksible_pg_pool_t  *pool;
 
     op = conn->op;
+    pool = conn->pool;
 
     if (!PQconsumeInput(conn->pgconn)) {
         msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
-        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                       "worksible postgres connection lost: %V", &msg);
         goto failed;
     }
 
     while ((notify = PQnotifies(conn->pgconn)) != NULL) {
-        if (conn->pool->notify != NULL && conn->pool->listening) {
-            conn->pool->notify(conn->pool->notify_data, notify->extra);
+        if (pool->notify != NULL && pool->listening) {
+            pool->notify(pool->notify_data, notify->extra);
         }
 
         PQfreemem(notify);
     }
 
-    while (!PQisBusy(conn->pgconn)) {
+    if (conn->state == NGX_WORKSIBLE_PG_IDLE) {
+        if (PQstatus(conn->pgconn) != CONNECTION_OK) {
+            goto failed;
+        }
+
+        return;
+    }
+
+    for ( ;; ) {
+
+        if (PQisBusy(conn->pgconn)) {
+            return;
+        }
 
         res = PQgetResult(conn->pgconn);
 
@@ -1092,35 +1285,44 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
         }
     }
 
-    if (op == NULL) {
-        if (PQstatus(conn->pgconn) != CONNECTION_OK) {
-            goto failed;
-        }
-
-        return;
-    }
-
-    if (PQisBusy(conn->pgconn)) {
-        return;
-    }
-
     /* the query is complete */
 
-    conn->op = NULL;
-    op->conn = NULL;
-
-    if (PQstatus(conn->pgconn) == CONNECTION_OK
-        && PQtransactionStatus(conn->pgconn) == PQTRANS_IDLE)
-    {
-        conn->state = NGX_WORKSIBLE_PG_IDLE;
-
-    } else {
-        ngx_worksible_pg_close(conn);
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
     }
 
-    ngx_worksible_pg_op_finish(op, op->result ? NGX_WORKSIBLE_PG_OK
-                                              : NGX_WORKSIBLE_PG_FAILED);
-    ngx_worksible_pg_dispatch(conn->pool);
+    conn->op = NULL;
+    conn->background = 0;
+
+    if (op != NULL) {
+        op->conn = NULL;
+    }
+
+    if (PQstatus(conn->pgconn) != CONNECTION_OK
+        || PQtransactionStatus(conn->pgconn) != PQTRANS_IDLE)
+    {
+        ngx_worksible_pg_close(conn);
+
+    } else if (pool->conf->read_write && op != NULL && op->result != NULL
+               && ngx_worksible_pg_read_only(op->result))
+    {
+        /* a primary that became a standby: find the writable host again */
+
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "worksible postgres %V is read-only, reconnecting",
+                      &pool->conf->display);
+        ngx_worksible_pg_close(conn);
+
+    } else {
+        conn->state = NGX_WORKSIBLE_PG_IDLE;
+    }
+
+    if (op != NULL) {
+        ngx_worksible_pg_op_finish(op, op->result ? NGX_WORKSIBLE_PG_OK
+                                                  : NGX_WORKSIBLE_PG_FAILED);
+    }
+
+    ngx_worksible_pg_dispatch(pool);
 
     return;
 
@@ -1132,7 +1334,61 @@ failed:
         ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_FAILED);
     }
 
+    ngx_worksible_pg_dispatch(pool);
+}
+
+
+/*
+ * The running query's op is gone (its client left, or query_timeout
+ * passed): the reply is read and discarded, and the connection goes back
+ * to the pool, unless it is still running after deadline ms, when it is
+ * closed. The server stops the query by itself at statement_timeout, or
+ * within client_connection_check_interval once the connection is closed
+ * (both set from query_timeout by ngx_worksible_pg_conf_bounds).
+ */
+
+static void
+ngx_worksible_pg_drain(ngx_worksible_pg_conn_t *conn, ngx_msec_t deadline)
+{
+    conn->op = NULL;
+    conn->state = NGX_WORKSIBLE_PG_DRAINING;
+
+    conn->timer.handler = ngx_worksible_pg_drain_timeout;
+
+    if (conn->timer.timer_set) {
+        ngx_del_timer(&conn->timer);
+    }
+
+    ngx_add_timer(&conn->timer, deadline);
+}
+
+
+static void
+ngx_worksible_pg_drain_timeout(ngx_event_t *ev)
+{
+    ngx_worksible_pg_conn_t  *conn;
+
+    conn = ev->data;
+
+    ngx_log_error(NGX_LOG_WARN, conn->pool->log, 0,
+                  "worksible postgres: a query abandoned past query_timeout "
+                  "still runs, closing its connection");
+
+    ngx_worksible_pg_close(conn);
     ngx_worksible_pg_dispatch(conn->pool);
+}
+
+
+/* 1 when res failed because the server is read-only (SQLSTATE 25006) */
+
+static ngx_uint_t
+ngx_worksible_pg_read_only(PGresult *res)
+{
+    const char  *state;
+
+    state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+    return state != NULL && ngx_strcmp(state, "25006") == 0;
 }
 
 
@@ -1183,13 +1439,14 @@ ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn)
         conn->op = NULL;
     }
 
-    if (conn->state == NGX_WORKSIBLE_PG_IDLE
-        || conn->state == NGX_WORKSIBLE_PG_BUSY)
+    if (conn->state != NGX_WORKSIBLE_PG_CLOSED
+        && conn->state != NGX_WORKSIBLE_PG_CONNECTING)
     {
         (void) ngx_atomic_fetch_add(&conn->pool->stats->connections, -1);
     }
 
     conn->state = NGX_WORKSIBLE_PG_CLOSED;
+    conn->background = 0;
 
     if (conn->pool->notify != NULL && conn->pool->listening) {
         /* the channel is down: LISTEN again on a new connection */
@@ -1209,6 +1466,7 @@ static void
 ngx_worksible_pg_op_timeout(ngx_event_t *ev)
 {
     ngx_worksible_pg_op_t    *op;
+    ngx_worksible_pg_conn_t  *conn;
     ngx_worksible_pg_pool_t  *pool;
 
     op = ev->data;
@@ -1217,10 +1475,12 @@ ngx_worksible_pg_op_timeout(ngx_event_t *ev)
     ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                   "worksible postgres query timed out after %M ms%s",
                   pool->conf->query_timeout,
-                  op->conn ? ", closing its connection" : " in queue");
+                  op->conn ? "" : " in queue");
 
     if (op->conn) {
-        ngx_worksible_pg_close(op->conn);
+        conn = op->conn;
+        op->conn = NULL;
+        ngx_worksible_pg_drain(conn, NGX_WORKSIBLE_PG_DRAIN_GRACE);
     }
 
     ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_TIMEOUT);
@@ -1294,6 +1554,7 @@ ngx_worksible_pg_unqueue(ngx_worksible_pg_op_t *op)
 void
 ngx_worksible_pg_op_detach(ngx_worksible_pg_op_t *op)
 {
+    ngx_msec_int_t            left;
     ngx_worksible_pg_conn_t  *conn;
 
     op->data = NULL;
@@ -1308,8 +1569,17 @@ ngx_worksible_pg_op_detach(ngx_worksible_pg_op_t *op)
     if (conn != NULL) {
         ngx_log_error(NGX_LOG_INFO, op->pool->log, 0,
                       "worksible postgres query abandoned, "
-                      "closing its connection");
-        ngx_worksible_pg_close(conn);
+                      "its reply will be discarded");
+
+        /* the rest of its query_timeout, and the grace */
+
+        left = op->timer.timer_set
+               ? (ngx_msec_int_t) (op->timer.timer.key - ngx_current_msec)
+               : 0;
+
+        op->conn = NULL;
+        ngx_worksible_pg_drain(conn, ngx_max(left, 0)
+                                     + NGX_WORKSIBLE_PG_DRAIN_GRACE);
 
     } else {
         ngx_worksible_pg_unqueue(op);

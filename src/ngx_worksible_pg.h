@@ -2,12 +2,16 @@
  * A per-worker pool of non-blocking libpq connections on nginx's event loop.
  *
  * A query is an operation object (ngx_worksible_pg_op_t) that outlives the
- * request which started it: the request's cleanup detaches it, and a
- * connection left mid-query by a detached or timed-out operation is closed,
- * never reused. Connections are made on demand with PQconnectStartParams to
- * an address resolved when the configuration loaded; after a failed connect
- * no new attempt is made for a backoff (100 ms doubling to 2 s), during
- * which queries fail at once.
+ * request which started it: the request's cleanup detaches it. A connection
+ * left mid-query by a detached or timed-out operation drains: its reply is
+ * read and discarded and it goes back to the pool, or it is closed when the
+ * query still runs 1 s past its query_timeout. Requests' queries are served
+ * before background work (request-log batches, last_used_at, rehashes,
+ * health probes), which runs on at most half the connections (rounded up).
+ * Connections are made on demand with PQconnectStartParams to addresses
+ * resolved when the configuration loaded; after a failed connect no new
+ * attempt is made for a backoff (100 ms doubling to 2 s), during which
+ * queries fail at once.
  */
 
 #ifndef _NGX_WORKSIBLE_PG_H_INCLUDED_
@@ -51,6 +55,7 @@ typedef struct {
     ngx_uint_t                  queue;        /* queries waiting, at most */
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  query_timeout;
+    ngx_uint_t                  read_write;   /* target_session_attrs */
 } ngx_worksible_pg_conf_t;
 
 
@@ -70,13 +75,17 @@ struct ngx_worksible_pg_op_s {
 
     ngx_worksible_pg_handler_pt handler;
     void                       *data;         /* NULL once detached */
+
+    /* not a request's: served after requests, on half the pool at most */
+    unsigned                    background:1;
 };
 
 
 /*
  * Parses "CONNINFO [pool=N] [queue=N] [connect_timeout=TIME]
  * [query_timeout=TIME]" (the worksible_postgres directive) into conf;
- * resolves a host name to hostaddr now, never on a request.
+ * resolves host names (one, or libpq's list "a,b" with a port each or one
+ * for all) to hostaddr now, never on a request.
  * Returns NGX_CONF_OK or an error message for nginx -t.
  */
 char *ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
@@ -115,7 +124,7 @@ ngx_int_t ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op);
 
 /*
  * The op's requester went away: the handler will never be called. A queued
- * op is dropped; a running one closes its connection (left mid-query).
+ * op is dropped; a running one's connection drains (see above).
  */
 void ngx_worksible_pg_op_detach(ngx_worksible_pg_op_t *op);
 

@@ -328,6 +328,7 @@ ngx_worksible_reqlog_flush(ngx_event_t *ev)
     rows.len = ngx_strlen(text);
 
     op->sql = "SELECT worksible_request_logs_insert($1::json)";
+    op->background = 1;
     op->handler = ngx_worksible_reqlog_sent;
     op->data = mcf;
 
