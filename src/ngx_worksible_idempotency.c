@@ -46,8 +46,9 @@ static void ngx_worksible_idempotency_act(ngx_worksible_request_t *st,
 static void ngx_worksible_idempotency_acted(ngx_worksible_redis_op_t *op,
     redisReply *reply);
 static void ngx_worksible_idempotency_store(ngx_worksible_request_t *st);
-static void ngx_worksible_idempotency_release(ngx_worksible_request_t *st,
+static void ngx_worksible_idempotency_give_up(ngx_worksible_request_t *st,
     const char *why);
+static ngx_uint_t ngx_worksible_idempotency_reached(ngx_http_request_t *r);
 static ngx_int_t ngx_worksible_idempotency_header_filter(
     ngx_http_request_t *r);
 static ngx_str_t ngx_worksible_idempotency_location(ngx_http_request_t *r);
@@ -61,24 +62,39 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 /*
  * KEYS[1]: the record. ARGV[1] the action, ARGV[2] the owner (request id).
- *   reserve fingerprint lock_ms -> {"reserved"} | {"reused"} |
- *       {"in_progress"} | {"done", status, type, location, body}
+ *   reserve fingerprint lock_ms ttl_ms api -> {"reserved"} | {"reused"} |
+ *       {"in_progress"} | {"unknown"} | {"done", status, type, location,
+ *       body}
  *   store ttl_ms status type location body -> 1 | 0
- *   renew lock_ms -> 1 | 0;  release -> 1 | 0
- * Only the owner of a record still running may store, renew or release it.
+ *   renew lock_ms -> 1 | 0;  abandon -> 1 | 0;  release -> 1 | 0
+ * A reserved record lives for the key's ttl; "until" (Redis's clock, ms)
+ * is its lock, renewed while the request runs. A record whose lock passed
+ * with no response stored is "unknown" (the request may have run), except
+ * our API's ("api" 1), which a new reservation takes over: PostgreSQL's
+ * record decides there. Only the owner of a record with no response yet
+ * may store, renew, abandon (its outcome is unknown from now) or release.
  */
 static const char  ngx_worksible_idempotency_script[] =
     "local rec = redis.call('HMGET', KEYS[1], 'fp', 'owner', 'status',\n"
-    "                       'type', 'location', 'body')\n"
+    "                       'type', 'location', 'body', 'until', 'api')\n"
+    "local t = redis.call('TIME')\n"
+    "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
+    "local locked = tonumber(rec[7] or 0) > now\n"
     "if ARGV[1] == 'reserve' then\n"
+    "  if rec[1] and not rec[3] and not locked and rec[8] == '1' then\n"
+    "    rec[1] = false\n"
+    "  end\n"
     "  if not rec[1] then\n"
-    "    redis.call('HSET', KEYS[1], 'fp', ARGV[3], 'owner', ARGV[2])\n"
-    "    redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+    "    redis.call('DEL', KEYS[1])\n"
+    "    redis.call('HSET', KEYS[1], 'fp', ARGV[3], 'owner', ARGV[2],\n"
+    "               'until', now + ARGV[4], 'api', ARGV[6])\n"
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
     "    return {'reserved'}\n"
     "  end\n"
     "  if rec[1] ~= ARGV[3] then return {'reused'} end\n"
-    "  if not rec[3] then return {'in_progress'} end\n"
-    "  return {'done', rec[3], rec[4], rec[5], rec[6]}\n"
+    "  if rec[3] then return {'done', rec[3], rec[4], rec[5], rec[6]} end\n"
+    "  if locked then return {'in_progress'} end\n"
+    "  return {'unknown'}\n"
     "end\n"
     "if rec[2] ~= ARGV[2] or rec[3] then return 0 end\n"
     "if ARGV[1] == 'store' then\n"
@@ -87,7 +103,12 @@ static const char  ngx_worksible_idempotency_script[] =
     "  return redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
     "end\n"
     "if ARGV[1] == 'renew' then\n"
-    "  return redis.call('PEXPIRE', KEYS[1], ARGV[3])\n"
+    "  redis.call('HSET', KEYS[1], 'until', now + ARGV[3])\n"
+    "  return 1\n"
+    "end\n"
+    "if ARGV[1] == 'abandon' then\n"
+    "  redis.call('HSET', KEYS[1], 'until', 0)\n"
+    "  return 1\n"
     "end\n"
     "return redis.call('DEL', KEYS[1])\n";
 
@@ -362,12 +383,13 @@ ngx_worksible_idempotency_key(ngx_http_request_t *r, ngx_str_t *key)
 static void
 ngx_worksible_idempotency_body(ngx_http_request_t *r)
 {
-    ngx_str_t                     args[4];
+    ngx_str_t                     args[6];
     ngx_worksible_request_t      *st;
     ngx_worksible_redis_op_t     *op;
     ngx_worksible_main_conf_t    *mcf;
     ngx_worksible_idempotency_t  *idem;
     u_char                        lock[NGX_INT_T_LEN];
+    u_char                        ttl[NGX_INT_T_LEN];
 
     st = ngx_worksible_request_find(r);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
@@ -400,10 +422,14 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
     args[2].len = NGX_WORKSIBLE_FINGERPRINT_LEN;
     args[3].data = lock;
     args[3].len = ngx_sprintf(lock, "%M", idem->lock) - lock;
+    args[4].data = ttl;
+    args[4].len = ngx_sprintf(ttl, "%T", idem->ttl * 1000) - ttl;
+    args[5].data = (u_char *) (idem->release_on_abort ? "1" : "0");
+    args[5].len = 1;
 
     op = ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
                                   (char *) mcf->idempotency_sha,
-                                  &idem->record, args, 4,
+                                  &idem->record, args, 6,
                                   ngx_worksible_idempotency_reserved, st);
 
     if (op == NULL) {
@@ -520,6 +546,11 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
         {
             idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_REQUEST_IN_PROGRESS;
 
+        } else if (state.len == 7
+                   && ngx_strncmp(state.data, "unknown", 7) == 0)
+        {
+            idem->problem = NGX_WORKSIBLE_IDEMPOTENCY_OUTCOME_UNKNOWN;
+
         } else if (state.len == 4 && ngx_strncmp(state.data, "done", 4) == 0
                    && reply->elements == 5
                    && ngx_worksible_idempotency_copy(r, reply->element[1],
@@ -544,6 +575,15 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "worksible idempotency: unexpected reply from Redis "
                       "(type %d)", reply->type);
+    }
+
+    if (reply == NULL) {
+        /*
+         * No answer in time: the reservation may still be made; this
+         * release, after it on the same connection, undoes it (the request
+         * does not run), so that it never reads as an unknown outcome
+         */
+        ngx_worksible_idempotency_act(st, "release", NULL, 0);
     }
 
     ngx_worksible_request_resume(st);
@@ -708,11 +748,16 @@ ngx_worksible_idempotency_act(ngx_worksible_request_t *st,
     {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "worksible idempotency: cannot %s \"%V\": Redis is "
-                      "down; the lock expires by itself", action,
-                      &idem->record);
+                      "down; once the lock passes, the key's outcome is "
+                      "unknown", action, &idem->record);
     }
 }
 
+
+/*
+ * A failed action leaves the record as it was: once its lock passes, a
+ * retry gets 409 idempotency_outcome_unknown (our API's is taken over).
+ */
 
 static void
 ngx_worksible_idempotency_acted(ngx_worksible_redis_op_t *op,
@@ -720,9 +765,9 @@ ngx_worksible_idempotency_acted(ngx_worksible_redis_op_t *op,
 {
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
-                      "worksible idempotency: %s failed (%s); the lock "
-                      "expires by itself", (char *) op->data,
-                      reply ? "an error" : "no answer");
+                      "worksible idempotency: %s failed (%s); once the "
+                      "lock passes, the key's outcome is unknown",
+                      (char *) op->data, reply ? "an error" : "no answer");
     }
 }
 
@@ -761,10 +806,20 @@ ngx_worksible_idempotency_store(ngx_worksible_request_t *st)
 }
 
 
+/*
+ * No response is kept for the reservation (why: for the log, or NULL).
+ * The key is released when a retry may run safely: our API's write (its
+ * record in PostgreSQL still decides), a refusal of ours, a request that
+ * provably sent no byte to an upstream. Otherwise the request may have
+ * taken effect: the record is abandoned, and retries get 409
+ * idempotency_outcome_unknown for the key's ttl.
+ */
+
 static void
-ngx_worksible_idempotency_release(ngx_worksible_request_t *st,
+ngx_worksible_idempotency_give_up(ngx_worksible_request_t *st,
     const char *why)
 {
+    ngx_uint_t                    release;
     ngx_worksible_idempotency_t  *idem;
 
     idem = st->idem;
@@ -776,14 +831,62 @@ ngx_worksible_idempotency_release(ngx_worksible_request_t *st,
     idem->capturing = 0;
     idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
 
+    release = idem->release || idem->release_on_abort
+              || !ngx_worksible_idempotency_reached(st->r);
+
     if (why != NULL) {
         ngx_log_error(NGX_LOG_WARN, st->r->connection->log, 0,
-                      "worksible idempotency: not stored, %s: the key "
-                      "\"%V\" is released and a retry runs again", why,
-                      &idem->key);
+                      release ? "worksible idempotency: not stored, %s: the "
+                                "key \"%V\" is released and a retry runs "
+                                "again"
+                              : "worksible idempotency: not stored, %s: "
+                                "the key \"%V\" is kept as outcome "
+                                "unknown (409) for its ttl",
+                      why, &idem->key);
     }
 
-    ngx_worksible_idempotency_act(st, "release", NULL, 0);
+    ngx_worksible_idempotency_act(st, release ? "release" : "abandon",
+                                  NULL, 0);
+}
+
+
+/*
+ * 1 unless r provably never reached a service: no upstream (r's own
+ * handler ran), or an upstream that got a byte of the request on any try
+ * (proxy_next_upstream included). An upstream connection that was never
+ * made, or refused, sent nothing.
+ */
+
+static ngx_uint_t
+ngx_worksible_idempotency_reached(ngx_http_request_t *r)
+{
+    ngx_uint_t                  i;
+    ngx_http_upstream_t        *u;
+    ngx_http_upstream_state_t  *state;
+
+    u = r->upstream;
+
+    if (u == NULL) {
+        return 1;
+    }
+
+    if (u->request_sent
+        || (u->peer.connection != NULL && u->peer.connection->sent > 0))
+    {
+        return 1;
+    }
+
+    if (r->upstream_states != NULL) {
+        state = r->upstream_states->elts;
+
+        for (i = 0; i < r->upstream_states->nelts; i++) {
+            if (state[i].bytes_sent > 0) {
+                return 1;
+            }
+        }
+    }
+
+    return 0;
 }
 
 
@@ -813,17 +916,10 @@ ngx_worksible_idempotency_cleanup(ngx_worksible_request_t *st)
         return;
     }
 
-    /*
-     * No response was kept (the client left). Our API may release the key:
-     * the record in PostgreSQL still makes the write happen at most once.
-     * A proxied service's lock is left to expire: it may have run.
-     */
+    /* no response was kept: the client left, or the request failed */
 
-    idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
-
-    if (idem->release_on_abort) {
-        ngx_worksible_idempotency_act(st, "release", NULL, 0);
-    }
+    ngx_worksible_idempotency_give_up(st, idem->release_on_abort
+                                          ? NULL : "no response was sent");
 }
 
 
@@ -867,12 +963,14 @@ ngx_worksible_idempotency_header_filter(ngx_http_request_t *r)
     if (r->headers_out.status >= NGX_HTTP_INTERNAL_SERVER_ERROR
         || idem->release)
     {
-        ngx_worksible_idempotency_release(st, NULL);
+        ngx_worksible_idempotency_give_up(st,
+                                (idem->release || idem->release_on_abort)
+                                ? NULL : "the response is a 5xx");
         return ngx_http_next_header_filter(r);
     }
 
     if (r->headers_out.content_length_n > (off_t) idem->max_size) {
-        ngx_worksible_idempotency_release(st, "the body is over max_size");
+        ngx_worksible_idempotency_give_up(st, "the body is over max_size");
         return ngx_http_next_header_filter(r);
     }
 
@@ -975,13 +1073,13 @@ ngx_worksible_idempotency_body_filter(ngx_http_request_t *r,
         n = ngx_buf_in_memory(b) ? (size_t) (b->last - b->pos) : 0;
 
         if (n == 0 && ngx_buf_size(b) != 0) {
-            ngx_worksible_idempotency_release(st,
+            ngx_worksible_idempotency_give_up(st,
                                               "the body is not in memory");
             return ngx_http_next_body_filter(r, in);
         }
 
         if (idem->body.len + n > idem->max_size) {
-            ngx_worksible_idempotency_release(st,
+            ngx_worksible_idempotency_give_up(st,
                                               "the body is over max_size");
             return ngx_http_next_body_filter(r, in);
         }

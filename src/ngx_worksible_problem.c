@@ -107,6 +107,12 @@ static ngx_worksible_problem_t  ngx_worksible_problems[] = {
       "A request with this Idempotency-Key is still running: retry after "
       "the number of seconds in Retry-After." },
 
+    { NGX_HTTP_CONFLICT, "idempotency_outcome_unknown", "Outcome unknown",
+      "The first request with this Idempotency-Key reached the service, "
+      "but its outcome was lost: it may or may not have taken effect. It "
+      "is not run again with this key: check its effect before sending it "
+      "with a new key." },
+
     { NGX_HTTP_CONFLICT, "state_conflict", "State conflict",
       "The object's current state does not allow this change." },
 

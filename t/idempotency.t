@@ -2,8 +2,9 @@
 # each kind of mismatch, 409 while the first runs, malformed and missing
 # keys, company scope, concurrency (one connection each, two nginx
 # servers), a client that leaves, Redis flushed (PostgreSQL still
-# replays), Redis down, and proxied services (5xx, timeouts, max_size,
-# the lock renewed and left to expire), against the rows in PostgreSQL,
+# replays), Redis down, and proxied services (the lock renewed; 5xx,
+# timeouts, max_size, a client that left and a failed store kept as
+# "outcome unknown"; a service never reached released), against the rows in PostgreSQL,
 # the records in Redis and a service that counts its calls.
 
 use strict;
@@ -44,6 +45,12 @@ my $server = '
                             proxy_pass http://127.0.0.1:1973; }
         location /hurried/ { worksible_auth on; worksible_idempotency on;
                              proxy_read_timeout 1s;
+                             proxy_pass http://127.0.0.1:1973; }
+        location /nowhere/ { worksible_auth on; worksible_idempotency on;
+                             proxy_pass http://127.0.0.1:1; }
+        location /patient/ { worksible_auth on;
+                             worksible_idempotency on lock=1s;
+                             proxy_ignore_client_abort on;
                              proxy_pass http://127.0.0.1:1973; }';
 
 my $prefix = nginx_start(name => 'idempotency', port => 1970, workers => 2,
@@ -335,28 +342,42 @@ is($t2nd->{headers}{'content-type'}, 'text/plain; charset=utf-8',
    'a replayed Content-Type with a charset is the service\'s, byte for byte');
 is($t2nd->{headers}{'content-type'}, $t1st->{headers}{'content-type'}, 'as the first');
 
+# a service's 5xx, a timeout, a body too big to keep: the service was
+# reached and may have acted, so the key is kept as "outcome unknown" for
+# its ttl, and never runs again (issue 14)
+sub unknown_ok {
+    my ($res, $what) = @_;
+    is($res->{status}, 409, "$what: the retry gets 409");
+    like($res->{body}, problem(409, 'idempotency_outcome_unknown'), '... idempotency_outcome_unknown');
+    ok(!exists $res->{headers}{'retry-after'}, '... with no Retry-After (do not retry this key)');
+}
 my $f1 = post('/svc/fail', 'svc-fail', '{}');
 is($f1->{status}, 500, 'the service fails: 500');
-my $f2 = post('/svc/fail', 'svc-fail', '{}');
-is($f2->{status}, 500, 'a 5xx is not kept: the retry runs again');
-is(calls(), 4, 'the service was called for both');
+unknown_ok(post('/svc/fail', 'svc-fail', '{}'), 'a 5xx of the service');
+is(calls(), 3, 'the service was called once for it');
+like(redis_cli('PTTL', "worksible:idem:{$cmp}:svc-fail"), qr/^\d{6,}$/,
+     'the record is kept for the key\'s ttl (24 h), not the lock');
 
 my $t1 = post('/hurried/slow', 'svc-slow', '{}');
 is($t1->{status}, 504, 'the service times out: 504');
-sleep 2;
 my $before = calls();
-my $t2 = post('/hurried/slow', 'svc-slow', '{}');
-is($t2->{status}, 504, 'a timeout releases the key: the retry runs again');
-is(calls(), $before + 1, 'the service was called again');
+unknown_ok(post('/hurried/slow', 'svc-slow', '{}'), 'a timeout (504 after the service got the request)');
+is(calls(), $before, 'the service was not called again');
 sleep 1.5;
 
 my $b1 = post('/svc/big', 'svc-big', '{}');
 is(length($b1->{body}), 2048, 'a response over max_size passes whole');
-my $b2 = post('/svc/big', 'svc-big', '{}');
-ok(!exists $b2->{headers}{'idempotent-replayed'}, 'but is not kept: the retry runs');
+unknown_ok(post('/svc/big', 'svc-big', '{}'), 'a response over max_size');
 like(Worksible::Test::slurp("$prefix/logs/error.log"),
-     qr/worksible idempotency: not stored, the body is over max_size: the key "svc-big" is released/,
+     qr/worksible idempotency: not stored, the body is over max_size: the key "svc-big" is kept as outcome unknown \(409\) for its ttl/,
      'with a warning');
+
+# only a request that provably never reached the service releases its key
+my $r1 = post('/nowhere/x', 'svc-nowhere', '{}');
+is($r1->{status}, 502, 'the service refuses connections: 502');
+is(redis_cli('EXISTS', "worksible:idem:{$cmp}:svc-nowhere"), '0',
+   'no byte reached it: the key is released');
+is(post('/nowhere/x', 'svc-nowhere', '{}')->{status}, 502, 'and a retry runs (502 again, not 409)');
 
 # --- 409 while the first runs; the lock is renewed ----------------------------
 
@@ -380,15 +401,55 @@ my $after = post('/svc/slow', 'svc-inflight', '{}');
 is($after->{headers}{'idempotent-replayed'}, 'true', 'then the repeat is a replay');
 is(calls(), 1, 'the slow service ran once');
 
-# a proxied request whose client left keeps its lock until the TTL
+# a proxied request whose client left: the service got it, its outcome is
+# unknown; the key is kept as such for its ttl, never run again
+unlink $counter;
 leave(1970, request('POST', '/svc/slow', { Authorization => "Bearer $key",
     'Content-Type' => 'application/json', 'Idempotency-Key' => 'svc-left' }, '{}'), 0.3);
 sleep 0.2;
-is(post('/svc/slow', 'svc-left', '{}')->{status}, 409,
-   'a proxied request whose client left keeps its lock for now');
+unknown_ok(post('/svc/slow', 'svc-left', '{}'), 'a proxied request whose client left');
 sleep 1.2;
-is(post('/svc/slow', 'svc-left', '{}')->{status}, 201,
-   'after the lock TTL a retry runs');
+unknown_ok(post('/svc/slow', 'svc-left', '{}'), 'after the lock TTL too');
+sleep 1;
+is(calls(), 1, 'the service ran once');
+
+# proxy_ignore_client_abort on: nginx lets the service finish and still
+# passes its response through the filters, so it is kept: the retry of a
+# client that left gets the replay (README)
+unlink $counter;
+leave(1970, request('POST', '/patient/slow', { Authorization => "Bearer $key",
+    'Content-Type' => 'application/json', 'Idempotency-Key' => 'svc-patient' }, '{}'), 0.3);
+my $wait = post('/patient/slow', 'svc-patient', '{}');
+is($wait->{status}, 409, 'proxy_ignore_client_abort: while the service still runs, 409 ...');
+like($wait->{body}, problem(409, 'idempotency_request_in_progress'), '... in progress');
+sleep 2.5;
+my $kept = post('/patient/slow', 'svc-patient', '{}');
+is($kept->{status}, 201, 'once it finished, the retry gets its 201 ...');
+is($kept->{headers}{'idempotent-replayed'}, 'true', '... replayed');
+is($kept->{body}, '{"call":1,"body":"{}"}', '... the body the service sent the client that left');
+is(calls(), 1, 'the service ran once, to its end');
+
+# Redis stalls while the response is stored: the store may fail; either way
+# a retry is the replay or 409 outcome unknown, never a second run
+unlink $counter;
+my ($redis_pid) = redis_cli('INFO', 'server') =~ /process_id:(\d+)/ or die 'no Redis pid';
+my $staller = fork // die;
+if ($staller == 0) {
+    Time::HiRes::sleep(1.8);
+    kill 'STOP', $redis_pid;
+    Time::HiRes::sleep(0.8);
+    kill 'CONT', $redis_pid;
+    POSIX::_exit(0);
+}
+my $st1 = post('/svc/slow', 'svc-stall', '{}');
+waitpid($staller, 0);
+kill 'CONT', $redis_pid;
+sleep 1.5;
+my $st2 = post('/svc/slow', 'svc-stall', '{}');
+ok($st2->{status} == 409 && $st2->{body} =~ /idempotency_outcome_unknown/
+   || ($st2->{headers}{'idempotent-replayed'} // '') eq 'true',
+   "Redis stalled during the store: the retry is the replay or outcome unknown ($st2->{status})");
+is(calls(), 1, 'the service ran once');
 
 # --- retention ---------------------------------------------------------------
 
