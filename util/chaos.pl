@@ -541,8 +541,10 @@ my @cycle = (
         kill 'HUP', master_pid($_) for @inst }],
     ['redis restart', 'redis', sub {
         my $pid = redis_pid();
+        my $t = time;
         redis('SHUTDOWN', 'SAVE');
-        sleep 0.05 while $pid && kill 0, $pid;
+        sleep 0.05 while $pid && kill(0, $pid) && time - $t < 10;
+        sh("$top/util/stack.sh", 'redis-stop', 'chaos') if kill 0, $pid;
         unlink "$dir/redis.pid";
         sleep 1;
         sh("$top/util/stack.sh", 'redis-start', 'chaos') }],
@@ -562,6 +564,8 @@ my @cycle = (
 
 sub cleanup {
     return unless $$ == $main;
+    my $redis = redis_pid();
+    kill 'CONT', $redis if $redis;    # stopped by a stall that was cut short
     kill 'TERM', keys %kids;
     kill 'KILL', grep { $kids{$_} =~ /client/ } keys %kids;
     nginx_stop();
@@ -609,20 +613,16 @@ aborter();
 our $T0 = time;
 client($_) for 1 .. $nclients;
 
-my $warm = time;
 sleep 4;
 printf "chaos: %s run, %d clients, two nginx (%d workers, pool %d), "
     . "faults %d s apart\n", $short ? 'short' : "${seconds} s", $nclients,
     $WORKERS, $POOL, $gap;
-my $cycles = 0;
 do {
     for my $f (@cycle) {
         fault(@$f);
         sleep $gap;
     }
-    $cycles++;
 } until $short || time - $T0 >= $seconds;
-my $t_end = time;
 
 # the clients finish their keys; the rest stops
 kill 'USR1', grep { $kids{$_} =~ /client/ } keys %kids;
@@ -733,7 +733,7 @@ for (split /\n/, slurp("$run/service.calls") // '') {
     push @{ $calls{$k} }, $runid;
     $call_t{$runid} = $t - $::T0;
 }
-my (%bykey, %final, %twice);
+my (%bykey, %twice);
 for my $r (@reqs) {
     next if $r->{key} eq '-';
     push @{ $bykey{$r->{key}} }, $r;
@@ -748,12 +748,13 @@ for my $k (sort keys %bykey) {
     my @ok = grep { $_->{status} =~ /^2/ } @rs;
     my %answers = map { $_->{val} => 1 } @ok;
     my $last = $rs[-1];
+    # what made the client send the key again (retries follow a resend)
     my $class = $rs[0]{why} eq 'abort'
                     ? 'the first attempt aborted 1 ms after sending'
-              : (grep { $_->{why} eq 'retry' } @rs)
-                    ? 'retried after a failed attempt (5xx, 409, no answer)'
               : (grep { $_->{why} eq 'lost' } @rs)
                     ? 'the key sent again after its 2xx (a lost answer)'
+              : (grep { $_->{why} eq 'retry' } @rs)
+                    ? 'retried after a failed attempt (5xx, 409, no answer)'
               : 'a single attempt';
     my @log = map { my $i = $_; map { "  $i/error.log: $_" }
                     grep { index($_, "}:$k\"") >= 0 || index($_, "\"$k\"") >= 0
@@ -927,8 +928,13 @@ printf "\n%d requests (%s), %d aborted GETs besides; %d api keys, %d svc keys: "
     . "%d answered, %d outcome unknown, %d without an answer, %d other\n",
     scalar(grep { $_->{status} ne 'gaveup' } @reqs), sts(\%tot), $aborts,
     $keys_by{api}, $keys_by{svc}, @outcome{qw(answered unknown gaveup other)};
-printf "PostgreSQL: %d samples, max %d backends (steady bound %d = pool %d x %d "
-    . "workers x %d nginx + %d LISTEN)\n", $pg_samples,
+my ($gapmax, @st) = (0, map { $_->{t} } @samples);
+for (1 .. $#st) { $gapmax = $st[$_] - $st[$_ - 1] if $st[$_] - $st[$_ - 1] > $gapmax }
+printf "PostgreSQL: %d samples (one every %d ms on average, the longest gap %d ms; "
+    . "%d while it was down), max %d backends (steady bound %d = pool %d x %d "
+    . "workers x %d nginx + %d LISTEN)\n", scalar @samples,
+    @st > 1 ? 1000 * ($st[-1] - $st[0]) / $#st : 0, 1000 * $gapmax,
+    @samples - $pg_samples,
     (sort { $b <=> $a } map { $_->{req} + $_->{listen} } grep { $_->{ok} } @samples)[0] // 0,
     $steady, $POOL, $WORKERS, scalar @inst, scalar @inst;
 printf "error logs: %s\n", join ', ', map {
