@@ -613,6 +613,8 @@ aborter();
 our $T0 = time;
 client($_) for 1 .. $nclients;
 
+push @events, { name => 'warm-up, no fault', store => 'none', t0 => $T0,
+                t1 => $T0 };
 sleep 4;
 printf "chaos: %s run, %d clients, two nginx (%d workers, pool %d), "
     . "faults %d s apart\n", $short ? 'short' : "${seconds} s", $nclients,
@@ -863,7 +865,8 @@ my @win;
 for my $i (0 .. $#events) {
     my $e = $events[$i];
     my $to = $i < $#events ? $events[$i + 1]{t0} : $t_done;
-    my @rs = grep { $_->{ts} >= $e->{t0} && $_->{ts} < $to } @reqs;
+    # a request counts where its answer came (a stall delays it into its window)
+    my @rs = grep { $_->{te} >= $e->{t0} && $_->{te} < $to } @reqs;
     my @ss = grep { $_->{t} >= $e->{t0} && $_->{t} < $to } @samples;
     my %st;
     $st{ $_->{status} == -1 ? 'abort' : $_->{status} }++
