@@ -15,7 +15,8 @@
 # most 1 s, on the other server). One key in four has its first attempt
 # aborted: the connection is closed 1 ms after the request is sent; another
 # one in four is sent once more after its 2xx, as by a client whose answer
-# the network lost, and must get the same answer.
+# the network lost, and must get the same answer; so is every key not
+# aborted whose 2xx came during a store fault (until 0.5 s after it).
 # Besides, an aborting client sends GETs (half with a well-formed key of a
 # random id, which always costs a key lookup; half a valid key's list) and
 # closes each 1 ms after sending: 2 every 100 ms, 100 at a time in a storm.
@@ -307,6 +308,9 @@ sub post_key {
         my $s = $r->{status};
         my $code = $r->{code} // '';
         $why = 'retry';
+        # and every answer that came during a store fault, when storing it
+        # may have failed (not for the aborted keys: one cause at a time)
+        $lose = 1 if !$abort_first && -e "$run/fault";
         if ($s >= 200 && $s < 300 && $lose) {
             ($lose, $why) = (0, 'lost');
             sleep 0.05;
@@ -515,10 +519,15 @@ my @events;    # { name, store, t0, t1 }
 
 sub fault {
     my ($name, $store, $code) = @_;
+    spew("$run/fault", '') if $store ne 'none';
     my $e = { name => $name, store => $store, t0 => time };
     $code->($e);
     $e->{t1} //= time;
     push @events, $e;
+    if ($store ne 'none') {
+        sleep 0.5;
+        unlink "$run/fault";
+    }
     printf "%7.2f  %-28s back at %7.2f\n", $e->{t0} - $::T0, $name,
         $e->{t1} - $::T0;
 }
