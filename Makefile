@@ -6,6 +6,9 @@
 #   make test       every test against a private test stack
 #   make test-asan  the same with the module built with AddressSanitizer
 #   make fuzz       fuzzes the key parsers with libFuzzer for FUZZ_SECONDS
+#   make chaos      traffic through two nginx while the stores fail
+#                   (util/chaos.pl: CHAOS_SECONDS, 180; CHAOS_SHORT=1 runs
+#                   one cycle of faults, about a minute, as CI does)
 #   make deb        the Debian package, in build/
 #   make deb-test   installs it with apt-get, tests it, removes it
 #   make compat     builds the module for every nginx in NGINX_SOURCES
@@ -49,8 +52,11 @@ ASAN_LD := -fsanitize=address -Wl,-z,nodelete
 
 FUZZ_SECONDS ?= 30
 
+CHAOS_SECONDS ?= 180
+CHAOS_SHORT   ?=
+
 .PHONY: all deps cli run stop test test-asan asan fuzz clean deb deb-test \
-        compat FORCE
+        compat chaos FORCE
 
 all: deps $(MODULE) $(CLI)
 
@@ -122,6 +128,10 @@ test-asan: all $(BUILD)/key_test $(BUILD)/cidr_test asan
 compat: deps
 	util/compat.sh $(NGINX_SOURCES)
 
+chaos: all $(NGINX)
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SHORT=$(CHAOS_SHORT) \
+	WORKSIBLE_NGINX=$(NGINX) WORKSIBLE_MODULE=$(MODULE) util/chaos.pl
+
 deb: all
 	util/deb.sh
 
@@ -131,4 +141,5 @@ deb-test: deb
 clean:
 	-util/dev.sh stop
 	-util/stack.sh stop test
+	-util/stack.sh stop chaos
 	rm -rf $(NGX_BUILD) t/servroot*

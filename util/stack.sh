@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Private PostgreSQL 15 and Redis 7 on loopback, under build/<name>/.
 #
-#   util/stack.sh start|stop|status dev|test
-#   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test
+#   util/stack.sh start|stop|status dev|test|chaos
+#   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test|chaos
 #
-# Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380.
+# Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
+# chaos (util/chaos.pl, `make chaos`) 55434, 56381.
 # The first start creates the cluster, the roles `worksible` (owner of the
 # schema, for operators and the CLI; BYPASSRLS so that its SECURITY DEFINER
 # functions can find a key before the company is known) and
@@ -14,12 +15,13 @@
 # PostgreSQL refuses to run as root, so it runs as the `postgres` user.
 set -euo pipefail
 
-cmd=${1:?usage: stack.sh start|stop|status|pg-start|pg-stop|redis-start|redis-stop dev|test}
-name=${2:?usage: stack.sh CMD dev|test}
+cmd=${1:?usage: stack.sh start|stop|status|pg-start|pg-stop|redis-start|redis-stop dev|test|chaos}
+name=${2:?usage: stack.sh CMD dev|test|chaos}
 top=$(cd "$(dirname "$0")/.." && pwd)
 case $name in
     dev)  pg_port=55432 redis_port=56379 ;;
     test) pg_port=55433 redis_port=56380 ;;
+    chaos) pg_port=55434 redis_port=56381 ;;
     *)    echo "stack.sh: unknown stack '$name'" >&2; exit 2 ;;
 esac
 
