@@ -409,8 +409,13 @@ sub sampler {
     local $ENV{PGCONNECT_TIMEOUT} = 1;
     until ($stop) {
         my $t = time;
+        # workers counted before and after the query, the larger kept: a
+        # reload's old workers may exit while psql runs, their backends
+        # going a moment later
         my $w = workers_of(map { master_pid($_) } @inst);
         my $out = `psql -X -At -F '|' -U postgres -d postgres -c "$q" 2>/dev/null`;
+        my $w2 = workers_of(map { master_pid($_) } @inst);
+        $w = $w2 if $w2 > $w;
         chomp $out;
         my @f = split /\|/, $out, -1;
         if (@f == 4) {
