@@ -128,7 +128,7 @@ void ngx_worksible_redis_allow_resend(ngx_worksible_redis_op_t *op);
 /* the requester went away: the handler will not be called */
 void ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op);
 
-/* 1 when the connection is up: its last command or probe succeeded */
+/* 1 when the connection is up (its PING answered) and the breaker closed */
 ngx_uint_t ngx_worksible_redis_up(ngx_worksible_redis_t *redis);
 
 /* seconds until the next probe of a Redis that is down, at least 1 */
