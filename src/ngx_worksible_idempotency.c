@@ -713,7 +713,7 @@ ngx_worksible_idempotency_act(ngx_worksible_request_t *st,
         return;
     }
 
-    /* the owner's store, renew or release: run twice, it does what once does */
+    /* the owner's store, renew or release: twice does what once does */
     ngx_worksible_redis_allow_resend(op);
 }
 

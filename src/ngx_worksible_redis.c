@@ -503,7 +503,8 @@ ngx_worksible_redis_disconnected(const redisAsyncContext *ac, int status)
 /*
  * A connection failed (refused, lost): it is made again at once, and the
  * commands waiting are sent on it, unless this is the 3rd failure in a row
- * without a PING answered: then the breaker opens.
+ * without a PING answered, or the probe's connection: then the breaker
+ * opens (again, with the next backoff).
  */
 
 static void
@@ -514,10 +515,19 @@ ngx_worksible_redis_lost(ngx_worksible_redis_t *redis, const char *what,
         detail = "unknown error";
     }
 
+    if (redis->broken) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "worksible redis %V: %s: %s, still down",
+                      &redis->conf->display, what, detail);
+        ngx_worksible_redis_fail(redis, NULL);
+        return;
+    }
+
     if (++redis->failures >= NGX_WORKSIBLE_REDIS_FAILURES) {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "worksible redis %V: %s: %s (%ui failures in a row)",
-                      &redis->conf->display, what, detail, redis->failures);
+                      "worksible redis %V: %s: %s, down after %ui failures "
+                      "in a row", &redis->conf->display, what, detail,
+                      redis->failures);
         ngx_worksible_redis_fail(redis, NULL);
         return;
     }
@@ -630,9 +640,9 @@ ngx_worksible_redis_stall_handler(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                   "worksible redis %V: nothing read for %M ms with %ui "
-                  "commands outstanding", &redis->conf->display,
+                  "command%s outstanding", &redis->conf->display,
                   ngx_max(redis->conf->timeout, redis->conf->connect_timeout),
-                  redis->pending);
+                  redis->pending, redis->pending == 1 ? "" : "s");
 
     ngx_worksible_redis_fail(redis, NULL);
 }
@@ -955,12 +965,12 @@ ngx_worksible_redis_wait(ngx_worksible_redis_t *redis,
 /*
  * A reply, or NULL when hiredis frees the context. The op was handed to
  * hiredis and is freed here, whatever happened to its requester, unless
- * it waits for the next connection: a connection lost (not the breaker)
- * leaves the commands not yet answered to ngx_worksible_redis_resume_handler,
- * outside hiredis, which sends again those never written and those safe to
- * run twice. NOSCRIPT (a Redis restarted or flushed: its script cache is
- * empty) is answered by sending the script itself with EVAL; LOADING (a
- * Redis reading its data) opens the breaker.
+ * it waits for the next connection: a lost connection (the breaker still
+ * closed) leaves its unanswered commands to the resume handler, outside
+ * hiredis, which sends again those never written and those safe to run
+ * twice, and fails the others. NOSCRIPT (a Redis restarted or flushed:
+ * its script cache is empty) is answered by sending the script itself with
+ * EVAL; LOADING (a Redis reading its data) opens the breaker.
  */
 
 static void

@@ -73,7 +73,7 @@ struct ngx_worksible_redis_op_s {
     const char                     *argv[NGX_WORKSIBLE_REDIS_MAX_ARGS];
     size_t                          argvlen[NGX_WORKSIBLE_REDIS_MAX_ARGS];
     ngx_queue_t                     queue;        /* waiting, see queued */
-    size_t                          sent;         /* offset on its connection */
+    size_t                          sent;         /* its first byte's offset */
     unsigned                        done:1;       /* the requester was told */
     unsigned                        queued:1;     /* waits for a connection */
     unsigned                        unknown:1;    /* written, then lost */

@@ -150,6 +150,34 @@ like($log, qr/worksible redis \S+: nothing read for 1000 ms with 2 commands outs
      'the error log says why the breaker opened');
 like($log, qr/worksible redis \S+ is back/, 'and that it closed');
 
+# --- frozen, then gone: the probes are refused until Redis is back --------------
+
+kill 'STOP', $rpid;
+my $frozen = send_only('/closed/frozen');
+sleep 1.3;            # the breaker is open: nothing read for 1 s
+kill 'KILL', $rpid;   # a stopped process dies of it
+my $gone = time + 5;
+sleep 0.05 while IO::Socket::INET->new(PeerAddr => $ENV{TEST_NGINX_REDIS}) && time < $gone;
+is(answer($frozen)->{status}, 503, 'a command on a frozen Redis: 503');
+sleep 0.5;            # probes find the port closed
+$res = http('GET', '/closed/x', \%auth);
+is($res->{status}, 503, 'Redis gone: 503');
+unlink "$top/build/test/redis.pid";
+Worksible::Test::stack('redis-start');
+$rpid = Worksible::Test::slurp("$top/build/test/redis.pid");
+chomp $rpid;
+$t0 = time;
+$deadline = time + 8;
+do { sleep 0.1; $res = http('GET', '/closed/x', \%auth) }
+    until $res->{status} == 200 || time > $deadline;
+is($res->{status}, 200, 'Redis started again: 200 without a reload');
+cmp_ok(time - $t0, '<', 6, 'within the probe backoff');
+$log = Worksible::Test::slurp("$prefix/logs/error.log");
+like($log, qr/worksible redis \S+: nothing read for 1000 ms with 1 command outstanding/,
+     'the error log: the freeze');
+like($log, qr/worksible redis \S+: connect failed: Connection refused, still down/,
+     'then the refused probes');
+
 nginx_stop();
 
 # --- a connection that dies with a command written: not resent ------------------
