@@ -21,6 +21,9 @@ my $server = '
                             proxy_pass http://127.0.0.1:1961; }
         location /idem/ { worksible_auth on; worksible_idempotency on;
                           proxy_pass http://127.0.0.1:1961; }
+        location /both/ { worksible_auth on; worksible_rate_limit on;
+                          worksible_idempotency on;
+                          proxy_pass http://127.0.0.1:1961; }
         location = /metrics { worksible_metrics; }';
 my $upstream = '
     server { listen 127.0.0.1:1961; location / { return 200 "ok\n"; } }';
@@ -182,11 +185,12 @@ nginx_stop();
 
 # --- a connection that dies with a command written: not resent ------------------
 #
-# A fake Redis on 1962: PING -> PONG; EVALSHA is logged (its ARGV[1]) and
-# answered (rate limit: allowed, r=999; Idempotency-Key: reserved; store
-# and the others: 1), except while the file "drop" exists (empty, or naming
-# the ARGV[1] to drop): then it is deleted and the connection is closed
-# without an answer, the command unanswered.
+# A fake Redis on 1962: PING -> PONG; EVALSHA is logged (its ARGV[1], or
+# "charge" for the rate limit) and answered (the charge: allowed, r=999;
+# reserve: reserved; store and the others: 1), except while the file
+# "drop" exists: "" or "KIND" (the next command, or the next of that kind,
+# is not answered) or "after KIND" (the next of that kind is answered):
+# then it is deleted and the connection closed.
 
 my $dir = "$top/t/servroot_redis_stress_fake";
 system('rm', '-rf', $dir);
@@ -210,18 +214,24 @@ if ($fpid == 0) {
                 }
                 my $cmd = uc($args[0] // '');
                 if ($cmd eq 'PING') { print $c "+PONG\r\n"; next }
+                my $kind = $args[4] =~ /^\d+$/ ? 'charge' : $args[4];
                 open my $fh, '>>', "$dir/commands" or die;
-                print $fh "$args[4]\n";
+                print $fh "$kind\n";
                 close $fh;
                 my $drop = Worksible::Test::slurp("$dir/drop");
-                if (defined $drop && ($drop eq '' || $drop eq $args[4])) {
+                if (defined $drop && ($drop eq '' || $drop eq $kind)) {
                     unlink "$dir/drop";
                     close $c;
                     POSIX::_exit(0);
                 }
-                print $c ($args[4] eq 'reserve' ? "*1\r\n\$8\r\nreserved\r\n"
-                        : $args[4] =~ /^\d+$/ ? "*4\r\n:1\r\n:999\r\n:1\r\n:0\r\n"
+                print $c ($kind eq 'reserve' ? "*1\r\n\$8\r\nreserved\r\n"
+                        : $kind eq 'charge' ? "*4\r\n:1\r\n:999\r\n:1\r\n:0\r\n"
                         : ":1\r\n");
+                if (defined $drop && $drop eq "after $kind") {
+                    unlink "$dir/drop";
+                    close $c;
+                    POSIX::_exit(0);
+                }
             }
         }
         POSIX::_exit(0);
@@ -255,10 +265,10 @@ is($res->{status}, 200, 'fake Redis: 200');
 drop_next();
 $res = http('GET', '/closed/x', \%auth);
 is($res->{status}, 503, 'the connection died with the rate-limit script written: 503 (fail=closed)');
-is(scalar(grep { /^\d+$/ } commands()), 2, 'and the script was not sent again (it charges)');
+is(scalar(grep { $_ eq 'charge' } commands()), 2, 'and the script was not sent again (it charges)');
 $res = http('GET', '/closed/x', \%auth);
 is($res->{status}, 200, 'the next request: 200 on a new connection');
-is(scalar(grep { /^\d+$/ } commands()), 3, 'one command for it');
+is(scalar(grep { $_ eq 'charge' } commands()), 3, 'one command for it');
 
 drop_next();
 $res = http('POST', '/idem/x', { %auth, 'Idempotency-Key' => 'k-stress-1' });
@@ -280,6 +290,16 @@ is(scalar(grep { $_ eq 'store' } commands()) - $stores, 2,
    'its store was sent again on a new connection (written twice, stored once)');
 $log = Worksible::Test::slurp("$prefix/logs/error.log");
 unlike($log, qr/store failed/, 'and did not fail');
+
+# the charge's answer and the connection's end come in one read: the
+# reservation its request then sends is not written when the end is read,
+# so it is sent on the next connection
+drop_next('after charge');
+my $reserves = grep { $_ eq 'reserve' } commands();
+$res = http('POST', '/both/x', { %auth, 'Idempotency-Key' => 'k-stress-4' });
+is($res->{status}, 200, 'a reservation queued on a connection that closed before writing it: 200');
+is(scalar(grep { $_ eq 'reserve' } commands()) - $reserves, 1,
+   'sent once, on the next connection');
 
 nginx_stop();
 kill 'TERM', $fpid;
