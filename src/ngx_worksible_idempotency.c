@@ -724,6 +724,7 @@ ngx_worksible_idempotency_act(ngx_worksible_request_t *st,
 {
     int                           i;
     ngx_str_t                     all[8];
+    ngx_worksible_redis_op_t     *op;
     ngx_worksible_main_conf_t    *mcf;
     ngx_worksible_idempotency_t  *idem;
 
@@ -739,18 +740,21 @@ ngx_worksible_idempotency_act(ngx_worksible_request_t *st,
         all[2 + i] = args[i];
     }
 
-    if (ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
-                                 (char *) mcf->idempotency_sha, &idem->record,
-                                 all, 2 + nargs,
-                                 ngx_worksible_idempotency_acted,
-                                 (void *) action)
-        == NULL)
-    {
+    op = ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
+                                  (char *) mcf->idempotency_sha, &idem->record,
+                                  all, 2 + nargs,
+                                  ngx_worksible_idempotency_acted,
+                                  (void *) action);
+    if (op == NULL) {
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "worksible idempotency: cannot %s \"%V\": Redis is "
                       "down; once the lock passes, the key's outcome is "
                       "unknown", action, &idem->record);
+        return;
     }
+
+    /* the owner's store, renew or release: twice does what once does */
+    ngx_worksible_redis_allow_resend(op);
 }
 
 

@@ -13,6 +13,9 @@
 #define NGX_WORKSIBLE_REDIS_BACKOFF_MIN  100
 #define NGX_WORKSIBLE_REDIS_BACKOFF_MAX  5000
 
+/* connection failures in a row (no PING answered between) that open it */
+#define NGX_WORKSIBLE_REDIS_FAILURES     3
+
 
 typedef enum {
     NGX_WORKSIBLE_REDIS_DOWN = 0,
@@ -27,8 +30,17 @@ struct ngx_worksible_redis_s {
     ngx_connection_t               *c;
     ngx_event_t                     probe;        /* reconnect, backoff */
     ngx_event_t                     connect_timer;
+    ngx_event_t                     stall;        /* nothing read */
+    ngx_event_t                     resume;       /* posted: reconnect */
+    ngx_queue_t                     waiting;      /* ops for the next one */
     ngx_worksible_redis_state_e     state;
     ngx_uint_t                      broken;       /* fail fast until up */
+    ngx_uint_t                      failures;     /* in a row */
+    ngx_uint_t                      pending;      /* ops hiredis holds */
+    size_t                          appended;     /* bytes queued on ac */
+    size_t                          written;      /* bytes sent of them */
+    ngx_uint_t                      timed_out;    /* not yet logged */
+    time_t                          logged;       /* the last of them */
     ngx_msec_t                      backoff;
     ngx_msec_t                      retry_at;
     ngx_worksible_store_stats_t    *stats;
@@ -47,10 +59,16 @@ static void ngx_worksible_redis_connected(const redisAsyncContext *ac,
     int status);
 static void ngx_worksible_redis_disconnected(const redisAsyncContext *ac,
     int status);
+static void ngx_worksible_redis_lost(ngx_worksible_redis_t *redis,
+    const char *what, const char *detail);
 static void ngx_worksible_redis_fail(ngx_worksible_redis_t *redis,
     const char *why);
+static void ngx_worksible_redis_drop(ngx_worksible_redis_t *redis);
 static void ngx_worksible_redis_probe_handler(ngx_event_t *ev);
 static void ngx_worksible_redis_connect_timeout(ngx_event_t *ev);
+static void ngx_worksible_redis_stall_handler(ngx_event_t *ev);
+static void ngx_worksible_redis_resume_handler(ngx_event_t *ev);
+static void ngx_worksible_redis_progress(ngx_worksible_redis_t *redis);
 static void ngx_worksible_redis_add_read(void *data);
 static void ngx_worksible_redis_del_read(void *data);
 static void ngx_worksible_redis_add_write(void *data);
@@ -58,8 +76,14 @@ static void ngx_worksible_redis_del_write(void *data);
 static void ngx_worksible_redis_cleanup(void *data);
 static void ngx_worksible_redis_read_handler(ngx_event_t *ev);
 static void ngx_worksible_redis_write_handler(ngx_event_t *ev);
+static ngx_int_t ngx_worksible_redis_send(ngx_worksible_redis_t *redis,
+    ngx_worksible_redis_op_t *op);
+static void ngx_worksible_redis_wait(ngx_worksible_redis_t *redis,
+    ngx_worksible_redis_op_t *op);
 static void ngx_worksible_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
+static void ngx_worksible_redis_answer(ngx_worksible_redis_op_t *op,
+    redisReply *reply);
 static void ngx_worksible_redis_timeout(ngx_event_t *ev);
 
 
@@ -227,6 +251,8 @@ ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
     redis->stats = stats;
     redis->log = cycle->log;
 
+    ngx_queue_init(&redis->waiting);
+
     redis->probe.handler = ngx_worksible_redis_probe_handler;
     redis->probe.data = redis;
     redis->probe.log = cycle->log;
@@ -237,6 +263,15 @@ ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
     redis->connect_timer.log = cycle->log;
     redis->connect_timer.cancelable = 1;
 
+    redis->stall.handler = ngx_worksible_redis_stall_handler;
+    redis->stall.data = redis;
+    redis->stall.log = cycle->log;
+    redis->stall.cancelable = 1;
+
+    redis->resume.handler = ngx_worksible_redis_resume_handler;
+    redis->resume.data = redis;
+    redis->resume.log = cycle->log;
+
     ngx_worksible_redis_connect(redis);
 
     return redis;
@@ -246,23 +281,28 @@ ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
 void
 ngx_worksible_redis_close(ngx_worksible_redis_t *redis)
 {
+    ngx_queue_t               *q;
+    ngx_worksible_redis_op_t  *op;
+
     if (redis->probe.timer_set) {
         ngx_del_timer(&redis->probe);
     }
 
-    if (redis->connect_timer.timer_set) {
-        ngx_del_timer(&redis->connect_timer);
+    if (redis->resume.posted) {
+        ngx_delete_posted_event(&redis->resume);
     }
 
-    if (redis->state == NGX_WORKSIBLE_REDIS_READY) {
-        (void) ngx_atomic_fetch_add(&redis->stats->connections, -1);
-    }
-
-    redis->state = NGX_WORKSIBLE_REDIS_DOWN;
     redis->broken = 1;
 
-    if (redis->ac != NULL) {
-        redisAsyncFree(redis->ac);
+    ngx_worksible_redis_drop(redis);
+
+    while (!ngx_queue_empty(&redis->waiting)) {
+        q = ngx_queue_head(&redis->waiting);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_worksible_redis_op_t, queue);
+        ngx_worksible_redis_answer(op, NULL);
+        ngx_free(op);
     }
 }
 
@@ -293,10 +333,8 @@ ngx_worksible_redis_connect(ngx_worksible_redis_t *redis)
     }
 
     if (ac->err) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "worksible redis %V: %s", &conf->display, ac->errstr);
+        ngx_worksible_redis_lost(redis, "connect failed", ac->errstr);
         redisAsyncFree(ac);
-        ngx_worksible_redis_fail(redis, NULL);
         return;
     }
 
@@ -316,6 +354,9 @@ ngx_worksible_redis_connect(ngx_worksible_redis_t *redis)
     redis->c = c;
     redis->ac = ac;
     redis->state = NGX_WORKSIBLE_REDIS_CONNECTING;
+    redis->pending = 0;
+    redis->appended = 0;
+    redis->written = 0;
 
     ac->data = redis;
     ac->ev.data = redis;
@@ -357,7 +398,7 @@ static void
 ngx_worksible_redis_command(ngx_worksible_redis_t *redis, redisCallbackFn *fn,
     int argc, const char **argv)
 {
-    size_t  argvlen[2];
+    size_t  len, argvlen[2];
 
     if (redis->ac == NULL) {
         return;     /* an earlier command of the probe failed */
@@ -370,11 +411,16 @@ ngx_worksible_redis_command(ngx_worksible_redis_t *redis, redisCallbackFn *fn,
                      ? redis->conf->password.len : ngx_strlen(argv[1]);
     }
 
+    len = sdslen(redis->ac->c.obuf);
+
     if (redisAsyncCommandArgv(redis->ac, fn, redis, argc, argv, argvlen)
         != REDIS_OK)
     {
         ngx_worksible_redis_fail(redis, "cannot send the probe");
+        return;
     }
+
+    redis->appended += sdslen(redis->ac->c.obuf) - len;
 }
 
 
@@ -389,6 +435,8 @@ ngx_worksible_redis_probed(redisAsyncContext *ac, void *r, void *privdata)
     if (reply == NULL) {
         return;     /* the context is being freed */
     }
+
+    ngx_worksible_redis_progress(redis);
 
     if (reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0,
@@ -416,6 +464,7 @@ ngx_worksible_redis_probed(redisAsyncContext *ac, void *r, void *privdata)
 
         redis->state = NGX_WORKSIBLE_REDIS_READY;
         redis->broken = 0;
+        redis->failures = 0;
         redis->backoff = 0;
     }
 }
@@ -427,16 +476,17 @@ ngx_worksible_redis_connected(const redisAsyncContext *ac, int status)
     ngx_worksible_redis_t  *redis = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "worksible redis %V: connect failed: %s",
-                      &redis->conf->display, ac->errstr);
-
         /* hiredis frees the context right after this callback */
         redis->ac = NULL;
-        ngx_worksible_redis_fail(redis, NULL);
+        ngx_worksible_redis_lost(redis, "connect failed", ac->errstr);
     }
 }
 
+
+/*
+ * hiredis lost the connection (status REDIS_ERR: EOF, reset), after the
+ * pending commands got their NULL replies; REDIS_OK: we freed it.
+ */
 
 static void
 ngx_worksible_redis_disconnected(const redisAsyncContext *ac, int status)
@@ -444,14 +494,51 @@ ngx_worksible_redis_disconnected(const redisAsyncContext *ac, int status)
     ngx_worksible_redis_t  *redis = ac->data;
 
     if (status != REDIS_OK) {
-        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
-                      "worksible redis %V: connection lost: %s",
-                      &redis->conf->display, ac->errstr);
+        redis->ac = NULL;
+        ngx_worksible_redis_lost(redis, "connection lost", ac->errstr);
+    }
+}
+
+
+/*
+ * A connection failed (refused, lost): it is made again at once, and the
+ * commands waiting are sent on it, unless this is the 3rd failure in a row
+ * without a PING answered, or the probe's connection: then the breaker
+ * opens (again, with the next backoff).
+ */
+
+static void
+ngx_worksible_redis_lost(ngx_worksible_redis_t *redis, const char *what,
+    const char *detail)
+{
+    if (detail == NULL) {
+        detail = "unknown error";
     }
 
-    /* called while hiredis frees the context */
-    redis->ac = NULL;
-    ngx_worksible_redis_fail(redis, NULL);
+    if (redis->broken) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "worksible redis %V: %s: %s, still down",
+                      &redis->conf->display, what, detail);
+        ngx_worksible_redis_fail(redis, NULL);
+        return;
+    }
+
+    if (++redis->failures >= NGX_WORKSIBLE_REDIS_FAILURES) {
+        ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                      "worksible redis %V: %s: %s, down after %ui failures "
+                      "in a row", &redis->conf->display, what, detail,
+                      redis->failures);
+        ngx_worksible_redis_fail(redis, NULL);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, redis->log, 0,
+                  "worksible redis %V: %s: %s, reconnecting",
+                  &redis->conf->display, what, detail);
+
+    ngx_worksible_redis_drop(redis);
+
+    ngx_post_event(&redis->resume, &ngx_posted_events);
 }
 
 
@@ -464,23 +551,12 @@ ngx_worksible_redis_disconnected(const redisAsyncContext *ac, int status)
 static void
 ngx_worksible_redis_fail(ngx_worksible_redis_t *redis, const char *why)
 {
-    redisAsyncContext  *ac;
-
     if (why != NULL) {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0, "worksible redis %V: %s",
                       &redis->conf->display, why);
     }
 
-    if (redis->state == NGX_WORKSIBLE_REDIS_READY) {
-        (void) ngx_atomic_fetch_add(&redis->stats->connections, -1);
-    }
-
-    redis->state = NGX_WORKSIBLE_REDIS_DOWN;
     redis->broken = 1;
-
-    if (redis->connect_timer.timer_set) {
-        ngx_del_timer(&redis->connect_timer);
-    }
 
     if (!redis->probe.timer_set) {
         redis->backoff = redis->backoff
@@ -489,6 +565,40 @@ ngx_worksible_redis_fail(ngx_worksible_redis_t *redis, const char *why)
                          : NGX_WORKSIBLE_REDIS_BACKOFF_MIN;
         redis->retry_at = ngx_current_msec + redis->backoff;
         ngx_add_timer(&redis->probe, redis->backoff);
+    }
+
+    ngx_worksible_redis_drop(redis);
+
+    if (!ngx_queue_empty(&redis->waiting)) {
+        /* they fail there, outside hiredis's callbacks */
+        ngx_post_event(&redis->resume, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * The connection is no longer usable: its context (if still ours) is
+ * freed; its commands get their NULL replies, and those not answered yet
+ * wait for the next connection unless the breaker is open.
+ */
+
+static void
+ngx_worksible_redis_drop(ngx_worksible_redis_t *redis)
+{
+    redisAsyncContext  *ac;
+
+    if (redis->state == NGX_WORKSIBLE_REDIS_READY) {
+        (void) ngx_atomic_fetch_add(&redis->stats->connections, -1);
+    }
+
+    redis->state = NGX_WORKSIBLE_REDIS_DOWN;
+
+    if (redis->connect_timer.timer_set) {
+        ngx_del_timer(&redis->connect_timer);
+    }
+
+    if (redis->stall.timer_set) {
+        ngx_del_timer(&redis->stall);
     }
 
     ac = redis->ac;
@@ -515,6 +625,82 @@ static void
 ngx_worksible_redis_connect_timeout(ngx_event_t *ev)
 {
     ngx_worksible_redis_fail(ev->data, "connect or probe timed out");
+}
+
+
+/*
+ * Nothing was read for max(timeout, connect_timeout) while commands were
+ * outstanding: Redis is stuck (SIGSTOP, a long fork, overload).
+ */
+
+static void
+ngx_worksible_redis_stall_handler(ngx_event_t *ev)
+{
+    ngx_worksible_redis_t  *redis = ev->data;
+
+    ngx_log_error(NGX_LOG_ERR, redis->log, 0,
+                  "worksible redis %V: nothing read for %M ms with %ui "
+                  "command%s outstanding", &redis->conf->display,
+                  ngx_max(redis->conf->timeout, redis->conf->connect_timeout),
+                  redis->pending, redis->pending == 1 ? "" : "s");
+
+    ngx_worksible_redis_fail(redis, NULL);
+}
+
+
+/*
+ * Posted after a connection was lost or while none is up: makes the next
+ * connection and sends it the commands waiting (or fails them when the
+ * breaker is open, or when their fate on the lost one is unknown).
+ */
+
+static void
+ngx_worksible_redis_resume_handler(ngx_event_t *ev)
+{
+    ngx_queue_t               *q;
+    ngx_worksible_redis_t     *redis = ev->data;
+    ngx_worksible_redis_op_t  *op;
+
+    if (!redis->broken && redis->ac == NULL && redis->c == NULL) {
+        ngx_worksible_redis_connect(redis);
+    }
+
+    while (!ngx_queue_empty(&redis->waiting)) {
+
+        if (!redis->broken && redis->ac == NULL) {
+            return;     /* the connect failed at once: posted again */
+        }
+
+        q = ngx_queue_head(&redis->waiting);
+        ngx_queue_remove(q);
+
+        op = ngx_queue_data(q, ngx_worksible_redis_op_t, queue);
+        op->queued = 0;
+
+        if (!redis->broken && !op->unknown
+            && ngx_worksible_redis_send(redis, op) == NGX_OK)
+        {
+            continue;
+        }
+
+        ngx_worksible_redis_answer(op, NULL);
+        ngx_free(op);
+    }
+}
+
+
+/* something was read: Redis is making progress */
+
+static void
+ngx_worksible_redis_progress(ngx_worksible_redis_t *redis)
+{
+    if (redis->pending) {
+        ngx_add_timer(&redis->stall, ngx_max(redis->conf->timeout,
+                                             redis->conf->connect_timeout));
+
+    } else if (redis->stall.timer_set) {
+        ngx_del_timer(&redis->stall);
+    }
 }
 
 
@@ -621,14 +807,29 @@ ngx_worksible_redis_read_handler(ngx_event_t *ev)
 }
 
 
+/* counts the bytes hiredis writes: a command past them was never sent */
+
 static void
 ngx_worksible_redis_write_handler(ngx_event_t *ev)
 {
     ngx_connection_t       *c = ev->data;
     ngx_worksible_redis_t  *redis = c->data;
 
-    if (redis->ac != NULL) {
-        redisAsyncHandleWrite(redis->ac);
+    size_t              len;
+    redisAsyncContext  *ac;
+
+    ac = redis->ac;
+
+    if (ac == NULL) {
+        return;
+    }
+
+    len = sdslen(ac->c.obuf);
+
+    redisAsyncHandleWrite(ac);
+
+    if (redis->ac == ac) {
+        redis->written += len - sdslen(ac->c.obuf);
     }
 }
 
@@ -659,9 +860,7 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
 
     (void) ngx_atomic_fetch_add(&redis->stats->calls, 1);
 
-    if (redis->broken || redis->ac == NULL
-        || nargs + 4 > NGX_WORKSIBLE_REDIS_MAX_ARGS)
-    {
+    if (redis->broken || nargs + 4 > NGX_WORKSIBLE_REDIS_MAX_ARGS) {
         (void) ngx_atomic_fetch_add(&redis->stats->errors, 1);
         return NULL;
     }
@@ -708,13 +907,9 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
         op->argvlen[i] = ngx_strlen(op->argv[i]);
     }
 
-    if (redisAsyncCommandArgv(redis->ac, ngx_worksible_redis_reply, op,
-                              op->argc, op->argv, op->argvlen)
-        != REDIS_OK)
-    {
-        ngx_free(op);
-        ngx_worksible_redis_fail(redis, "cannot send a command");
-        return NULL;
+    if (redis->ac == NULL || ngx_worksible_redis_send(redis, op) != NGX_OK) {
+        /* no connection right now (it is being made again) */
+        ngx_worksible_redis_wait(redis, op);
     }
 
     ngx_add_timer(&op->timer, redis->conf->timeout);
@@ -723,12 +918,59 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
 }
 
 
+/* hands op to hiredis, on the current connection, noting where it lies */
+
+static ngx_int_t
+ngx_worksible_redis_send(ngx_worksible_redis_t *redis,
+    ngx_worksible_redis_op_t *op)
+{
+    size_t              len;
+    redisAsyncContext  *ac;
+
+    ac = redis->ac;
+    len = sdslen(ac->c.obuf);
+
+    if (redisAsyncCommandArgv(ac, ngx_worksible_redis_reply, op, op->argc,
+                              op->argv, op->argvlen)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    op->sent = redis->appended;
+    redis->appended += sdslen(ac->c.obuf) - len;
+
+    if (redis->pending++ == 0 && !redis->stall.timer_set) {
+        ngx_add_timer(&redis->stall, ngx_max(redis->conf->timeout,
+                                             redis->conf->connect_timeout));
+    }
+
+    return NGX_OK;
+}
+
+
+/* op waits for the next connection (ngx_worksible_redis_resume_handler) */
+
+static void
+ngx_worksible_redis_wait(ngx_worksible_redis_t *redis,
+    ngx_worksible_redis_op_t *op)
+{
+    ngx_queue_insert_tail(&redis->waiting, &op->queue);
+    op->queued = 1;
+
+    ngx_post_event(&redis->resume, &ngx_posted_events);
+}
+
+
 /*
  * A reply, or NULL when hiredis frees the context. The op was handed to
- * hiredis and is freed here, whatever happened to its requester. NOSCRIPT
- * (a Redis restarted or flushed: its script cache is empty) is answered by
- * sending the script itself with EVAL; LOADING (a Redis reading its data)
- * counts as down.
+ * hiredis and is freed here, whatever happened to its requester, unless
+ * it waits for the next connection: a lost connection (the breaker still
+ * closed) leaves its unanswered commands to the resume handler, outside
+ * hiredis, which sends again those never written and those safe to run
+ * twice, and fails the others. NOSCRIPT (a Redis restarted or flushed:
+ * its script cache is empty) is answered by sending the script itself with
+ * EVAL; LOADING (a Redis reading its data) opens the breaker.
  */
 
 static void
@@ -742,7 +984,26 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     redis = op->redis;
     loading = 0;
 
-    if (reply != NULL && reply->type == REDIS_REPLY_ERROR) {
+    if (redis->pending) {
+        redis->pending--;
+    }
+
+    if (reply == NULL) {
+
+        if (!redis->broken && !op->done && op->data != NULL) {
+            op->unknown = (redis->written > op->sent && !op->resend);
+            ngx_worksible_redis_wait(redis, op);
+            return;
+        }
+
+        ngx_worksible_redis_answer(op, NULL);
+        ngx_free(op);
+        return;
+    }
+
+    ngx_worksible_redis_progress(redis);
+
+    if (reply->type == REDIS_REPLY_ERROR) {
 
         if (ngx_strncmp(reply->str, "NOSCRIPT", 8) == 0
             && op->argv[0][0] == 'E' && op->argv[0][4] == 'S' && !op->done)
@@ -752,9 +1013,8 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
             op->argv[1] = op->script;
             op->argvlen[1] = ngx_strlen(op->script);
 
-            if (redisAsyncCommandArgv(ac, ngx_worksible_redis_reply, op,
-                                      op->argc, op->argv, op->argvlen)
-                == REDIS_OK)
+            if (redis->ac == ac
+                && ngx_worksible_redis_send(redis, op) == NGX_OK)
             {
                 return;
             }
@@ -767,22 +1027,7 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         }
     }
 
-    if (!op->done) {
-        op->done = 1;
-
-        if (op->timer.timer_set) {
-            ngx_del_timer(&op->timer);
-        }
-
-        if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-            (void) ngx_atomic_fetch_add(&redis->stats->errors, 1);
-        }
-
-        if (op->data != NULL) {
-            op->handler(op, reply);
-        }
-    }
-
+    ngx_worksible_redis_answer(op, reply);
     ngx_free(op);
 
     if (loading) {
@@ -791,10 +1036,36 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 }
 
 
+/* the requester learns the outcome, once (reply NULL: none) */
+
+static void
+ngx_worksible_redis_answer(ngx_worksible_redis_op_t *op, redisReply *reply)
+{
+    if (op->done) {
+        return;
+    }
+
+    op->done = 1;
+
+    if (op->timer.timer_set) {
+        ngx_del_timer(&op->timer);
+    }
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        (void) ngx_atomic_fetch_add(&op->redis->stats->errors, 1);
+    }
+
+    if (op->data != NULL) {
+        op->handler(op, reply);
+    }
+}
+
+
 /*
- * No reply within the timeout: the requester gets NULL now, and the
- * breaker opens (a Redis that accepts but never answers, SIGSTOP, must
- * not hold the next requests too). The op itself waits for hiredis.
+ * No reply within the timeout: this requester gets NULL now; the command
+ * stays in the pipeline and its late reply is discarded. Other commands and
+ * the connection carry on (the breaker watches progress, not timeouts).
+ * Logged at most once a second, with the count.
  */
 
 static void
@@ -808,11 +1079,40 @@ ngx_worksible_redis_timeout(ngx_event_t *ev)
 
     (void) ngx_atomic_fetch_add(&redis->stats->timeouts, 1);
 
+    redis->timed_out++;
+
+    if (redis->logged != ngx_time()) {
+        ngx_log_error(NGX_LOG_WARN, redis->log, 0,
+                      "worksible redis %V: command timed out after %M ms "
+                      "(%ui since the last such line), its late reply is "
+                      "discarded", &redis->conf->display,
+                      redis->conf->timeout, redis->timed_out);
+        redis->timed_out = 0;
+        redis->logged = ngx_time();
+    }
+
+    if (op->queued) {
+        ngx_queue_remove(&op->queue);
+        op->queued = 0;
+
+        if (op->data != NULL) {
+            op->handler(op, NULL);
+        }
+
+        ngx_free(op);
+        return;
+    }
+
     if (op->data != NULL) {
         op->handler(op, NULL);
     }
+}
 
-    ngx_worksible_redis_fail(redis, "command timed out");
+
+void
+ngx_worksible_redis_allow_resend(ngx_worksible_redis_op_t *op)
+{
+    op->resend = 1;
 }
 
 
@@ -823,6 +1123,11 @@ ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op)
 
     if (op->timer.timer_set) {
         ngx_del_timer(&op->timer);
+    }
+
+    if (op->queued) {
+        ngx_queue_remove(&op->queue);
+        ngx_free(op);
     }
 }
 

@@ -1,9 +1,22 @@
 /*
  * Redis on nginx's event loop: one hiredis async connection per worker,
- * commands pipelined on it, a timeout per command (hiredis 0.14 has no
- * timers), and a circuit breaker: after a failure (timeout, refused
- * connection, LOADING) commands fail at once until a background probe
- * (connect, AUTH, SELECT, PING) finds Redis back.
+ * commands pipelined on it, and a timeout per command (hiredis 0.14 has no
+ * timers). A command past its timeout fails alone: its requester gets no
+ * answer, its late reply is read and discarded, the connection and the
+ * other commands carry on.
+ *
+ * A connection that is lost (Redis closed an idle connection, CLIENT KILL,
+ * a proxy's idle timeout) is made again at once. Commands never written to
+ * it are sent on the new one; a command that was written and got no reply
+ * has an unknown fate: it is sent again only when marked safe to run twice
+ * (ngx_worksible_redis_allow_resend()), else its requester gets no answer.
+ *
+ * A circuit breaker treats Redis as down, failing commands at once until a
+ * background probe (connect, AUTH, SELECT, PING) finds it back, when:
+ * nothing was read for max(timeout, connect_timeout) while commands were
+ * outstanding (SIGSTOP, a stuck server), 3 connection failures came in a
+ * row (refused, lost, before a PING was answered again), a connect and its
+ * PING took longer than connect_timeout, or Redis answered LOADING.
  *
  * hiredis 0.14 facts this file lives with (STYLE.md): it closes the fd
  * itself, reads 16 KB per call (events are level-triggered here), calls
@@ -59,7 +72,12 @@ struct ngx_worksible_redis_op_s {
     int                             argc;
     const char                     *argv[NGX_WORKSIBLE_REDIS_MAX_ARGS];
     size_t                          argvlen[NGX_WORKSIBLE_REDIS_MAX_ARGS];
-    unsigned                        done:1;
+    ngx_queue_t                     queue;        /* waiting, see queued */
+    size_t                          sent;         /* its first byte's offset */
+    unsigned                        done:1;       /* the requester was told */
+    unsigned                        queued:1;     /* waits for a connection */
+    unsigned                        unknown:1;    /* written, then lost */
+    unsigned                        resend:1;     /* safe to run twice */
 };
 
 
@@ -90,18 +108,27 @@ void ngx_worksible_redis_sha(const char *script, u_char *hex);
  * EVALSHA sha 1 key args... (re-sent as EVAL script on NOSCRIPT); key and
  * args are copied, script and sha must live as long as the worker (at
  * most 8 args). Returns the op, whose handler is
- * called once, later (reply, or NULL after conf->timeout), or NULL at once
- * when Redis is known to be down (the breaker is open) or on no memory.
+ * called once, later (reply, or NULL after conf->timeout or when its
+ * connection was lost with the command written), or NULL at once when
+ * Redis is known to be down (the breaker is open) or on no memory.
  */
 ngx_worksible_redis_op_t *ngx_worksible_redis_eval(
     ngx_worksible_redis_t *redis, const char *script, const char *sha,
     ngx_str_t *key, ngx_str_t *args, int nargs,
     ngx_worksible_redis_handler_pt handler, void *data);
 
+/*
+ * The command of op (from ngx_worksible_redis_eval()) may run twice with
+ * the effect of once (a read, a PEXPIRE): if its connection is lost after it
+ * was written and before its reply, it is sent again on the next connection,
+ * within its timeout. Without this, such a command fails (reply NULL).
+ */
+void ngx_worksible_redis_allow_resend(ngx_worksible_redis_op_t *op);
+
 /* the requester went away: the handler will not be called */
 void ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op);
 
-/* 1 when the connection is up: its last command or probe succeeded */
+/* 1 when the connection is up (its PING answered) and the breaker closed */
 ngx_uint_t ngx_worksible_redis_up(ngx_worksible_redis_t *redis);
 
 /* seconds until the next probe of a Redis that is down, at least 1 */
