@@ -172,6 +172,8 @@ ngx_int_t ngx_worksible_company_update(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep);
 ngx_int_t ngx_worksible_resource_action(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep);
+ngx_int_t ngx_worksible_request_logs_stats(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
 
 extern ngx_worksible_resource_t  ngx_worksible_company_resource;
 extern ngx_worksible_resource_t  ngx_worksible_freelancers_resource;
