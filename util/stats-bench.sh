@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures GET /v1/request_logs/stats's SQL on a million request log rows of
 # one company over the last 24 hours (README: "Request log statistics").
-# Run against a scratch database (it adds a company and a million rows):
+# Run against a scratch database (it adds a company and a million rows), in
+# your own network namespace when other stacks share the machine:
 #
 #   PGHOST=... PGPORT=... PGUSER=worksible PGDATABASE=... util/stats-bench.sh [ROWS]
 #
@@ -78,3 +79,19 @@ run '24 h, 1h, one key' '{"api_key_id":"key_BENCH000000000000000000003"}'
 run '24 h, 1d buckets' '{"interval":"1d"}'
 run '24 h, 1h, path /v1/payouts (raw)' '{"path[prefix]":"/v1/payouts"}'
 run '24 h, 1h, path /v1/p (raw)' '{"path[prefix]":"/v1/p"}'
+run '24 h, 1h, POST and one key (raw)' '{"method":"POST","api_key_id":"key_BENCH000000000000000000003"}'
+run '24 h, 1h, path /v1/invoices/x (raw, none)' '{"path[prefix]":"/v1/invoices/x"}'
+
+# what the rollups cost the ingest: one batch of 500 rows, with and without
+for what in 'worksible_request_log_minutes_add(b)' 'cardinality(b)'; do
+    times=$(for _ in 1 2 3 4 5; do
+        psql -X -At <<SQL | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p'
+BEGIN;
+EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON)
+SELECT $what FROM (SELECT ARRAY(SELECT l FROM request_logs l
+                                WHERE company_id = '$company' LIMIT 500) AS b) AS x;
+ROLLBACK;
+SQL
+    done | sort -n)
+    printf '%-34s median %8.1f ms\n' "batch of 500: ${what%%(*}" "$(echo "$times" | sed -n 3p)"
+done
