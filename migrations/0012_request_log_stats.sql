@@ -89,16 +89,18 @@ BEGIN
 END
 $$;
 
--- Per company, UTC minute and status, three levels of rows: every method
--- and key together (method '*', api_key_id '*'), per method (api_key_id
--- '*') and per key (method '*'; api_key_id '' for requests without one):
--- how many requests, their largest latency and their latency histogram
+-- Per company, UTC minute and status, three levels of rows, one partition
+-- each (a query reads only its level): 0, every method and key together
+-- (method '*', api_key_id '*'); 1, per method (api_key_id '*'); 2, per key
+-- (method '*'; api_key_id '' for requests without one). Each row: how many
+-- requests, their largest latency and their latency histogram
 -- (worksible_latency_hist). A method and a key together are not kept (the
 -- stats read the raw rows for those). Requests without a company are not
 -- counted (nobody can read them). Written only by
 -- worksible_request_log_minutes_add; pruned with the log.
 CREATE TABLE request_log_minutes (
     company_id    text NOT NULL,
+    level         smallint NOT NULL,
     method        text NOT NULL,
     api_key_id    text NOT NULL,
     minute        timestamptz NOT NULL,
@@ -106,8 +108,15 @@ CREATE TABLE request_log_minutes (
     requests      bigint NOT NULL,
     latency_max   integer NOT NULL,
     latency_hist  integer[] NOT NULL,
-    PRIMARY KEY (company_id, method, api_key_id, minute, status)
-);
+    PRIMARY KEY (company_id, level, method, api_key_id, minute, status)
+) PARTITION BY LIST (level);
+
+CREATE TABLE request_log_minutes_all PARTITION OF request_log_minutes
+    FOR VALUES IN (0);
+CREATE TABLE request_log_minutes_method PARTITION OF request_log_minutes
+    FOR VALUES IN (1);
+CREATE TABLE request_log_minutes_key PARTITION OF request_log_minutes
+    FOR VALUES IN (2);
 
 ALTER TABLE request_log_minutes ENABLE ROW LEVEL SECURITY;
 ALTER TABLE request_log_minutes FORCE ROW LEVEL SECURITY;
@@ -129,10 +138,13 @@ CREATE FUNCTION worksible_request_log_minutes_add(p_rows request_logs[])
 RETURNS void
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = public, pg_temp AS $$
-    INSERT INTO request_log_minutes AS m (company_id, method, api_key_id,
-                                          minute, status, requests,
-                                          latency_max, latency_hist)
-    SELECT r.company_id, coalesce(r.method, '*'), coalesce(r.api_key_id, '*'),
+    INSERT INTO request_log_minutes AS m (company_id, level, method,
+                                          api_key_id, minute, status,
+                                          requests, latency_max, latency_hist)
+    SELECT r.company_id,
+           CASE WHEN GROUPING(r.method) = 0 THEN 1
+                WHEN GROUPING(r.api_key_id) = 0 THEN 2 ELSE 0 END,
+           coalesce(r.method, '*'), coalesce(r.api_key_id, '*'),
            r.minute, r.status, count(*), max(r.latency_ms),
            worksible_latency_hist(array_agg(r.latency_ms))
     FROM (SELECT l.company_id, l.method, coalesce(l.api_key_id, '') AS api_key_id,
@@ -145,7 +157,8 @@ SET search_path = public, pg_temp AS $$
         (r.company_id, r.minute, r.status),
         (r.company_id, r.minute, r.status, r.method),
         (r.company_id, r.minute, r.status, r.api_key_id))
-    ON CONFLICT (company_id, method, api_key_id, minute, status) DO UPDATE
+    ON CONFLICT (company_id, level, method, api_key_id, minute, status)
+    DO UPDATE
     SET requests = m.requests + excluded.requests,
         latency_max = greatest(m.latency_max, excluded.latency_max),
         latency_hist = (SELECT array_agg(a + b ORDER BY i)
@@ -412,10 +425,12 @@ BEGIN
             SELECT date_bin(%1$L, t.minute, %2$L) AS start, t.status,
                    t.requests, t.latency_max, t.latency_hist AS latency
             FROM request_log_minutes t
-            WHERE t.company_id = $1 AND t.method = %3$L
+            WHERE t.company_id = $1 AND t.level = %6$s AND t.method = %3$L
               AND t.api_key_id = %4$L AND t.minute >= $2 AND t.minute < $3
                   %5$s$q$, step, epoch, coalesce(p_filters->>'method', '*'),
-            coalesce(p_filters->>'api_key_id', '*'), filter);
+            coalesce(p_filters->>'api_key_id', '*'), filter,
+            CASE WHEN p_filters ? 'method' THEN 1
+                 WHEN p_filters ? 'api_key_id' THEN 2 ELSE 0 END);
         SELECT 'worksible_latency_quantiles(ARRAY['
                || string_agg(format('sum(latency[%s])', i), ', ' ORDER BY i)
                || ']::bigint[], max(latency_max)) AS q'

@@ -16,8 +16,8 @@ my ($version) = slurp('src/ngx_worksible_version.h')
     =~ /^#define NGX_WORKSIBLE_VERSION\s+"(\d+\.\d+\.\d+)"$/m;
 ok($version, "one version, semantic: $version");
 
-my ($first) = slurp('CHANGELOG.md') =~ /^## (\S+)/m;
-is($first, $version, 'CHANGELOG.md begins with it');
+my ($first) = slurp('CHANGELOG.md') =~ /^## (?!Unreleased\b)(\S+)/m;
+is($first, $version, 'CHANGELOG.md begins with it (after what is not released yet)');
 
 my (undef, $out) = cli('--version');
 is($out, "worksible $version\n", 'worksible --version prints it');
@@ -30,5 +30,7 @@ like(slurp('debian/rules'), qr{MIGRATIONS_DIR=/usr/share/worksible/migrations},
 is(slurp('debian/mod-http-worksible.conf'), "load_module modules/ngx_worksible_module.so;\n",
    'the load_module snippet names the module nginx builds');
 like(slurp('debian/rules'), qr/^\tdh \$@ --with nginx$/m, 'built with dh --with nginx');
+like($install, qr{^dashboard/index\.html usr/share/worksible/dashboard$}m, 'the dashboard\'s page ...');
+like($install, qr{^dashboard/vendor/\* usr/share/worksible/dashboard/vendor$}m, '... and its vendored uPlot');
 
 done_testing();
