@@ -26,13 +26,34 @@ $$;
 -- worksible_latency_hist(latencies) -> the histogram of latencies (ms):
 --   43 counts, bucket i as worksible_latency_bounds() says.
 CREATE FUNCTION worksible_latency_hist(p_latencies integer[]) RETURNS integer[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT array_agg(coalesce(h.n, 0)::integer ORDER BY b.i)
-    FROM generate_series(1, cardinality(worksible_latency_bounds()) + 1) AS b (i)
-    LEFT JOIN (SELECT width_bucket(l, worksible_latency_bounds()) + 1 AS i,
-                      count(*) AS n
-               FROM unnest(p_latencies) AS l
-               GROUP BY 1) AS h USING (i)
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    bounds  constant integer[] := worksible_latency_bounds();
+    h       integer[] := array_fill(0, ARRAY[cardinality(bounds) + 1]);
+    l       integer;
+    b       integer;
+BEGIN
+    FOREACH l IN ARRAY coalesce(p_latencies, '{}') LOOP
+        b := width_bucket(l, bounds) + 1;
+        h[b] := h[b] + 1;
+    END LOOP;
+    RETURN h;
+END
+$$;
+
+-- worksible_latency_hist_add(a, b) -> the histogram of both (a + b, bucket
+--   by bucket).
+CREATE FUNCTION worksible_latency_hist_add(p_a integer[], p_b integer[])
+RETURNS integer[]
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    h  integer[] := p_a;
+BEGIN
+    FOR i IN 1 .. coalesce(cardinality(p_b), 0) LOOP
+        h[i] := coalesce(h[i], 0) + p_b[i];
+    END LOOP;
+    RETURN h;
+END
 $$;
 
 -- worksible_latency_quantiles(hist, max) -> {p50, p95, p99} in ms of the
@@ -161,9 +182,8 @@ SET search_path = public, pg_temp AS $$
     DO UPDATE
     SET requests = m.requests + excluded.requests,
         latency_max = greatest(m.latency_max, excluded.latency_max),
-        latency_hist = (SELECT array_agg(a + b ORDER BY i)
-                        FROM unnest(m.latency_hist, excluded.latency_hist)
-                             WITH ORDINALITY AS u (a, b, i))
+        latency_hist = worksible_latency_hist_add(m.latency_hist,
+                                                  excluded.latency_hist)
 $$;
 
 -- worksible_request_logs_insert: as in 0007_request_logs.sql, and the rows
