@@ -10,6 +10,7 @@ use strict;
 use warnings;
 
 use File::Path qw(make_path);
+use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key plan psql psql_value http_config
@@ -62,6 +63,23 @@ is($pre->{headers}{'www-authenticate'}, undef, 'no WWW-Authenticate');
 is($pre->{headers}{'ratelimit'}, undef, 'not charged: no RateLimit');
 is($pre->{body}, '', 'no body');
 like($pre->{headers}{'x-request-id'}, qr/^req_/, 'a request id');
+
+# a preflight and the request it announces, on one kept-alive connection
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1962') or die "connect: $!";
+    print $s "OPTIONS /v1/companies/me HTTP/1.1\r\nHost: localhost\r\nOrigin: $app\r\n"
+           . "Access-Control-Request-Method: GET\r\n\r\n";
+    my $first = '';
+    sysread($s, $first, 65536, length $first) until $first =~ /\r\n\r\n/;
+    like($first, qr{^HTTP/1\.1 204 }, 'kept alive: the preflight answered');
+    unlike($first, qr/^Connection: close/mi, '... the connection stays open');
+    print $s "GET /v1/companies/me HTTP/1.1\r\nHost: localhost\r\nOrigin: $app\r\n"
+           . "Connection: close\r\n\r\n";
+    local $/;
+    my $second = <$s>;
+    like($second, qr{^HTTP/1\.1 401 }, '... and the next request on it answered (401 without a key)');
+    like($second, qr/^Access-Control-Allow-Origin: \Q$app\E\r$/mi, '... with its CORS header');
+}
 
 # the company's first charge still finds the whole budget
 my $first = http('GET', '/v1/companies/me', { %k, %o });
