@@ -278,7 +278,7 @@
             tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), 'Etc/UTC'); },
             scales: { x: { time: true } },
             series: [{ label: 'UTC' }].concat(series.map(function (s) {
-                s.points = { show: data[0].length < 100 };
+                s.points = { show: data[0].length <= 32 };
                 s.spanGaps = false;
                 return s;
             })),
@@ -338,7 +338,7 @@
         });
         first.appendChild(id);
         tr.appendChild(first);
-        tr.appendChild(cell('Time', log.created_at));
+        tr.appendChild(cell('Time', log.created_at, 'time'));
         tr.appendChild(cell('Method', log.method));
         tr.appendChild(cell('Path', log.path, 'path'));
         tr.appendChild(cell('Status', log.status, 'status num'));
