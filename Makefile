@@ -1,6 +1,7 @@
 # ngx_worksible_module: build, run and test.
 #
-#   make            builds build/ngx_worksible_module.so and build/worksible
+#   make            builds build/ngx_worksible_module.so, build/worksible and
+#                   the dashboard's files (build/dashboard/, uPlot vendored)
 #   make run        dev stack (PostgreSQL, Redis, nginx on 127.0.0.1:8080)
 #   make stop       stops it
 #   make test       every test against a private test stack
@@ -55,10 +56,10 @@ FUZZ_SECONDS ?= 30
 CHAOS_SECONDS ?= 180
 CHAOS_SHORT   ?=
 
-.PHONY: all deps cli run stop test test-asan asan fuzz clean deb deb-test \
-        compat chaos FORCE
+.PHONY: all deps cli dashboard run stop test test-asan asan fuzz clean deb \
+        deb-test compat chaos FORCE
 
-all: deps $(MODULE) $(CLI)
+all: deps $(MODULE) $(CLI) dashboard
 
 deps:
 	@util/install-deps.sh
@@ -70,6 +71,22 @@ $(MODULE): FORCE
 FORCE:
 
 cli: $(CLI)
+
+# the dashboard's static files, with uPlot from dashboard/package-lock.json
+# (npm ci by util/install-deps.sh) copied beside them: nothing from a CDN
+DASHBOARD_SRC := dashboard/index.html dashboard/dashboard.js \
+                 dashboard/dashboard.css dashboard/favicon.svg
+UPLOT := dashboard/node_modules/uplot
+
+dashboard: $(BUILD)/dashboard/index.html
+
+$(BUILD)/dashboard/index.html: $(DASHBOARD_SRC) dashboard/package-lock.json
+	rm -rf $(BUILD)/dashboard
+	mkdir -p $(BUILD)/dashboard/vendor
+	cp $(UPLOT)/dist/uPlot.iife.min.js $(UPLOT)/dist/uPlot.min.css \
+	    $(BUILD)/dashboard/vendor/
+	cp $(UPLOT)/LICENSE $(BUILD)/dashboard/vendor/uPlot.LICENSE
+	cp $(DASHBOARD_SRC) $(BUILD)/dashboard/
 
 CLI_SRC := $(wildcard util/worksible*.c) src/ngx_worksible_key.c \
            src/ngx_worksible_cidr.c src/ngx_worksible_time.c

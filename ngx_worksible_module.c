@@ -48,6 +48,8 @@ static char *ngx_worksible_idempotency(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_worksible_cors(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_worksible_health(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_worksible_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -205,6 +207,17 @@ static ngx_command_t  ngx_worksible_commands[] = {
       0,
       NULL },
 
+    /*
+     * worksible_cors off | ORIGIN... [max_age=TIME];  default off;
+     * context: http, server, location. See ngx_worksible_cors_conf().
+     */
+    { ngx_string("worksible_cors"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_worksible_cors,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     /* worksible_api;  context: location. The REST API's content handler. */
     { ngx_string("worksible_api"),
       NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
@@ -329,6 +342,7 @@ ngx_worksible_create_loc_conf(ngx_conf_t *cf)
     lcf->idempotency.ttl = NGX_CONF_UNSET;
     lcf->idempotency.lock = NGX_CONF_UNSET_MSEC;
     lcf->idempotency.max_size = NGX_CONF_UNSET_SIZE;
+    lcf->cors = NGX_CONF_UNSET_PTR;
 
     return lcf;
 }
@@ -365,6 +379,7 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->rate_limit_open, prev->rate_limit_open, 0);
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
     ngx_conf_merge_ptr_value(conf->deprecation, prev->deprecation, NULL);
+    ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
     ngx_conf_merge_uint_value(conf->idempotency.mode, prev->idempotency.mode,
                               NGX_WORKSIBLE_IDEMPOTENCY_OFF);
     ngx_conf_merge_value(conf->idempotency.ttl, prev->idempotency.ttl, 86400);
@@ -493,6 +508,10 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
     /* the capture must see the problem filters' output: below them */
 
     if (ngx_worksible_idempotency_filter_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_worksible_cors_filter_init(cf) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -713,6 +732,17 @@ ngx_worksible_deprecation(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_worksible_deprecation_conf(cf, &lcf->deprecation);
+}
+
+
+/* worksible_cors: see ngx_worksible_cors_conf() */
+
+static char *
+ngx_worksible_cors(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_worksible_loc_conf_t  *lcf = conf;
+
+    return ngx_worksible_cors_conf(cf, &lcf->cors);
 }
 
 

@@ -237,6 +237,13 @@ static ngx_worksible_route_t  ngx_worksible_routes[] = {
         NULL },
       ngx_worksible_resource_list, &ngx_worksible_request_logs_resource, NULL },
 
+    { NGX_HTTP_GET, ngx_string("/v1/request_logs/stats"),
+      ngx_string("request_logs:read"), "request log", NULL, 0,
+      { "created_at[gte]", "created_at[lt]", "interval", "status", "method",
+        "api_key_id", "path", NULL },
+      ngx_worksible_request_logs_stats, &ngx_worksible_request_logs_resource,
+      NULL },
+
     { NGX_HTTP_GET, ngx_string("/v1/api_keys"),
       ngx_string("api_keys:read"), "API key", "key", 0,
       { "limit", "starting_after", "ending_before", NULL },

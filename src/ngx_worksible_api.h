@@ -172,6 +172,15 @@ ngx_int_t ngx_worksible_company_update(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep);
 ngx_int_t ngx_worksible_resource_action(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep);
+/*
+ * GET /v1/request_logs/stats: created_at[gte|lt] (RFC 3339), interval
+ * (1m, 1h, 1d) and the request log's filters checked here (400
+ * parameter_invalid naming the parameter), then
+ * worksible_request_log_stats(company, url, filters) answers
+ * (0012_request_log_stats.sql).
+ */
+ngx_int_t ngx_worksible_request_logs_stats(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep);
 
 extern ngx_worksible_resource_t  ngx_worksible_company_resource;
 extern ngx_worksible_resource_t  ngx_worksible_freelancers_resource;

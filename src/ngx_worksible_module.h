@@ -17,6 +17,7 @@
  *   ngx_worksible_api_keys.c the /v1/api_keys endpoints
  *   ngx_worksible_resources.c  the other resources' generic endpoints
  *   ngx_worksible_problem.c  RFC 9457 responses, response headers filter
+ *   ngx_worksible_cors.c     CORS: preflights and response headers
  *   ngx_worksible_deprecation.c  Deprecation, Sunset, 410 gone
  *   ngx_worksible_health.c   health of this worker's stores
  *   ngx_worksible_metrics.c  shared counters, Prometheus exposition
@@ -39,6 +40,7 @@
 #include <ngx_http.h>
 
 #include "ngx_worksible_cache.h"
+#include "ngx_worksible_cors.h"
 #include "ngx_worksible_deprecation.h"
 #include "ngx_worksible_idempotency.h"
 #include "ngx_worksible_key.h"
@@ -97,6 +99,7 @@ typedef struct {
     ngx_array_t               *scopes;        /* worksible_scope, ngx_str_t */
     ngx_worksible_deprecation_t *deprecation; /* worksible_deprecation */
     ngx_worksible_idempotency_conf_t  idempotency;
+    ngx_worksible_cors_t      *cors;          /* worksible_cors, NULL: off */
 } ngx_worksible_loc_conf_t;
 
 

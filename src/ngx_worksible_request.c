@@ -160,6 +160,16 @@ ngx_worksible_access_handler(ngx_http_request_t *r)
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
+    if (lcf->cors) {
+        /* a browser's preflight carries no key: not charged, not refused */
+        rc = ngx_worksible_cors_preflight(r, lcf->cors);
+
+        if (rc != NGX_DECLINED) {
+            ngx_http_finalize_request(r, rc);
+            return NGX_DONE;
+        }
+    }
+
     if (lcf->deprecation) {
         rc = ngx_worksible_deprecation_gone(r, lcf->deprecation);
 

@@ -43,6 +43,11 @@ static ngx_uint_t ngx_worksible_resource_pattern(const char *s, size_t len,
 static ngx_int_t ngx_worksible_resource_sql(ngx_worksible_endpoint_t *ep,
     const char *fmt);
 static ngx_int_t ngx_worksible_resource_body(ngx_worksible_endpoint_t *ep);
+static ngx_int_t ngx_worksible_resource_times(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, json_t *filters, ngx_uint_t from,
+    ngx_uint_t to);
+static ngx_int_t ngx_worksible_resource_filters(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, json_t *filters, ngx_uint_t first);
 
 
 static const char  *ngx_worksible_freelancer_statuses[] = {
@@ -300,16 +305,10 @@ ngx_int_t
 ngx_worksible_resource_list(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
-    char                      *text;
-    json_t                    *filters, *v;
-    ngx_int_t                  rc;
-    ngx_str_t                  s, *arg;
-    ngx_uint_t                 i;
-    const char                *bad, *name;
-    ngx_worksible_field_t     *f;
-    ngx_worksible_resource_t  *res;
-
-    res = ep->route->resource;
+    char       *text;
+    json_t     *filters;
+    ngx_int_t   rc;
+    ngx_str_t   s;
 
     rc = ngx_worksible_api_list_args(ep);
     if (rc != NGX_OK) {
@@ -321,7 +320,135 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    for (i = 3; i < NGX_WORKSIBLE_API_FILTER_ARG; i++) {
+    rc = ngx_worksible_resource_times(r, ep, filters, 3,
+                                      NGX_WORKSIBLE_API_FILTER_ARG);
+    if (rc == NGX_OK) {
+        rc = ngx_worksible_resource_filters(r, ep, filters,
+                                            NGX_WORKSIBLE_API_FILTER_ARG);
+    }
+
+    if (rc != NGX_OK) {
+        json_decref(filters);
+        return rc;
+    }
+
+    text = json_dumps(filters, JSON_COMPACT);
+    json_decref(filters);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    s.data = (u_char *) text;
+    s.len = ngx_strlen(text);
+
+    rc = ngx_worksible_pg_op_param(ep->op, &s);
+    free(text);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* $1 company, $2..$4 limit and cursors, $5 filters */
+
+    return ngx_worksible_resource_sql(ep,
+               "SELECT worksible_list($1, '%2$s', 'worksible_%1$s_object', "
+               "'%3$s', $2, $3, $4, $5::jsonb)");
+}
+
+
+/*
+ * GET /v1/request_logs/stats?created_at[gte]&created_at[lt]&interval
+ * &status&method&api_key_id&path: worksible_request_log_stats(company, url,
+ * filters jsonb), requests per bucket by status class, latency
+ * percentiles, refusals (0012_request_log_stats.sql). interval: 1m, 1h or
+ * 1d; the filters as the list's.
+ */
+
+ngx_int_t
+ngx_worksible_request_logs_stats(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep)
+{
+    char       *text;
+    json_t     *filters;
+    ngx_int_t   rc;
+    ngx_str_t   s, *ivl;
+
+    filters = json_object();
+    if (filters == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* args: created_at[gte], created_at[lt], interval, then the filters */
+
+    rc = ngx_worksible_resource_times(r, ep, filters, 0, 2);
+
+    ivl = &ep->args[2];
+
+    if (rc == NGX_OK && ivl->data != NULL) {
+        if (ivl->len != 2 || ivl->data[0] != '1'
+            || (ivl->data[1] != 'm' && ivl->data[1] != 'h'
+                && ivl->data[1] != 'd'))
+        {
+            rc = ngx_worksible_api_refusal(r, ep,
+                     NGX_WORKSIBLE_PARAMETER_INVALID, "interval", -1,
+                     "The interval must be 1m, 1h or 1d.");
+
+        } else if (json_object_set_new(filters, "interval",
+                       json_stringn((char *) ivl->data, ivl->len)) != 0)
+        {
+            rc = NGX_ERROR;
+        }
+    }
+
+    if (rc == NGX_OK) {
+        rc = ngx_worksible_resource_filters(r, ep, filters, 3);
+    }
+
+    if (rc != NGX_OK) {
+        json_decref(filters);
+        return rc;
+    }
+
+    text = json_dumps(filters, JSON_COMPACT);
+    json_decref(filters);
+
+    if (text == NULL) {
+        return NGX_ERROR;
+    }
+
+    s.data = (u_char *) text;
+    s.len = ngx_strlen(text);
+
+    rc = ngx_worksible_pg_op_param(ep->op, &s);
+    free(text);
+
+    if (rc != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ep->op->sql = "SELECT worksible_request_log_stats($1, "
+                  "'/v1/request_logs/stats', $2::jsonb)";
+
+    return NGX_OK;
+}
+
+
+/*
+ * args[from..to-1], the created_at[...] bounds (the route's params), into
+ * filters as PostgreSQL times: NGX_OK, NGX_DECLINED (parameter_invalid)
+ * or NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_worksible_resource_times(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, json_t *filters, ngx_uint_t from,
+    ngx_uint_t to)
+{
+    ngx_str_t   *arg;
+    ngx_uint_t   i;
+
+    for (i = from; i < to; i++) {
         arg = &ep->args[i];
 
         if (arg->data == NULL) {
@@ -332,7 +459,6 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
             || json_object_set_new(filters, ep->route->params[i],
                          json_stringn((char *) arg->data, arg->len)) != 0)
         {
-            json_decref(filters);
             return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, ep->route->params[i],
                        -1, "The time must be RFC 3339, such as "
@@ -340,7 +466,27 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
         }
     }
 
-    for (f = res->filters, i = NGX_WORKSIBLE_API_FILTER_ARG;
+    return NGX_OK;
+}
+
+
+/*
+ * The resource's filters from args[first...] into filters (a status class
+ * "5xx" as "status[class]": "5", a path as "path[prefix]"): NGX_OK,
+ * NGX_DECLINED (parameter_invalid) or NGX_ERROR.
+ */
+
+static ngx_int_t
+ngx_worksible_resource_filters(ngx_http_request_t *r,
+    ngx_worksible_endpoint_t *ep, json_t *filters, ngx_uint_t first)
+{
+    json_t                 *v;
+    ngx_str_t              *arg;
+    ngx_uint_t              i;
+    const char             *bad, *name;
+    ngx_worksible_field_t  *f;
+
+    for (f = ep->route->resource->filters, i = first;
          f && f->name;
          f++, i++)
     {
@@ -368,41 +514,18 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
         }
 
         if (bad == NULL && json_object_set_new(filters, name, v) != 0) {
-            json_decref(filters);
             return NGX_ERROR;
         }
 
         if (bad != NULL) {
             json_decref(v);
-            json_decref(filters);
             return ngx_worksible_api_refusal(r, ep,
                        NGX_WORKSIBLE_PARAMETER_INVALID, f->name, -1,
                        "The filter's value is not one this field takes.");
         }
     }
 
-    text = json_dumps(filters, JSON_COMPACT);
-    json_decref(filters);
-
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    s.data = (u_char *) text;
-    s.len = ngx_strlen(text);
-
-    rc = ngx_worksible_pg_op_param(ep->op, &s);
-    free(text);
-
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    /* $1 company, $2..$4 limit and cursors, $5 filters */
-
-    return ngx_worksible_resource_sql(ep,
-               "SELECT worksible_list($1, '%2$s', 'worksible_%1$s_object', "
-               "'%3$s', $2, $3, $4, $5::jsonb)");
+    return NGX_OK;
 }
 
 

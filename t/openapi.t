@@ -148,6 +148,9 @@ check('get api key', 'GET', "/v1/api_keys/$k", '/v1/api_keys/{id}', undef, statu
 check('revoke api key', 'POST', "/v1/api_keys/$k/revoke", '/v1/api_keys/{id}/revoke', undef, status => 200);
 sleep 1.5;    # the request log batch
 check('request logs', 'GET', '/v1/request_logs?limit=5', '/v1/request_logs', undef, status => 200);
+check('request log stats', 'GET', '/v1/request_logs/stats', '/v1/request_logs/stats', undef, status => 200);
+check('request log stats by minute', 'GET', '/v1/request_logs/stats?interval=1m&created_at[gte]=2026-11-01T00:00:00Z&created_at[lt]=2026-11-01T00:05:00Z&status=2xx&method=GET&path=/v1/',
+      '/v1/request_logs/stats', undef, status => 200);
 
 # idempotency: a replay, and its errors
 check('idempotent create', 'POST', '/v1/payouts', '/v1/payouts',
@@ -171,6 +174,7 @@ check('a scope missing', 'GET', '/v1/freelancers', '/v1/freelancers', undef, key
 check('rate limited (first)', 'GET', '/v1/companies/me', '/v1/companies/me', undef, key => $tight, status => 200);
 check('rate limited', 'GET', '/v1/companies/me', '/v1/companies/me', undef, key => $tight, status => 429);
 check('a bad filter', 'GET', '/v1/freelancers?status=gone', '/v1/freelancers', undef, status => 400);
+check('a bad interval', 'GET', '/v1/request_logs/stats?interval=2h', '/v1/request_logs/stats', undef, status => 400);
 check('an unknown parameter', 'GET', '/v1/projects?colour=red', '/v1/projects', undef, status => 400);
 check('bad JSON', 'POST', '/v1/freelancers', '/v1/freelancers', '{', status => 400);
 check('a missing field', 'POST', '/v1/contracts', '/v1/contracts', '{}', status => 400);

@@ -31,5 +31,7 @@ like(slurp('debian/rules'), qr{MIGRATIONS_DIR=/usr/share/worksible/migrations},
 is(slurp('debian/mod-http-worksible.conf'), "load_module modules/ngx_worksible_module.so;\n",
    'the load_module snippet names the module nginx builds');
 like(slurp('debian/rules'), qr/^\tdh \$@ --with nginx$/m, 'built with dh --with nginx');
+like($install, qr{^dashboard/index\.html usr/share/worksible/dashboard$}m, 'the dashboard\'s page ...');
+like($install, qr{^dashboard/vendor/\* usr/share/worksible/dashboard/vendor$}m, '... and its vendored uPlot');
 
 done_testing();

@@ -53,6 +53,13 @@ pass "the stock nginx -t loads the module"
 [ -f /usr/share/man/man1/worksible.1.gz ] || fail "the man page"
 pass "the CLI and its man page"
 
+# --- the dashboard's files -------------------------------------------------------
+
+for f in index.html dashboard.js dashboard.css vendor/uPlot.iife.min.js vendor/uPlot.min.css; do
+    [ -s "/usr/share/worksible/dashboard/$f" ] || fail "the package ships dashboard/$f"
+done
+pass "the dashboard's files are in /usr/share/worksible/dashboard"
+
 # --- the example configuration ------------------------------------------------
 
 example=/usr/share/doc/$pkg/examples/nginx.conf.example

@@ -22,6 +22,10 @@ mkdir -p "$src"
 git ls-files -z --cached --others --exclude-standard \
     | xargs -0 cp --parents -t "$src"
 
+# the dashboard's vendored uPlot (make: build/dashboard/vendor, from npm)
+mkdir -p "$src/dashboard/vendor"
+cp "$top"/build/dashboard/vendor/* "$src/dashboard/vendor/"
+
 date=$(git log -1 --format=%cD 2>/dev/null || date -R)
 cat > "$src/debian/changelog" <<CHANGES
 libnginx-mod-http-worksible ($version) bookworm; urgency=medium

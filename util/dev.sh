@@ -63,6 +63,7 @@ sed -e "s|@BUILD@|$build|g" -e "s|@PREFIX@|$prefix|g" -e "s|@DEV@|$dev|g" \
 
 cat >"$build/dev.env" <<ENV
 WORKSIBLE_URL=http://127.0.0.1:8080
+WORKSIBLE_DASHBOARD_URL=http://127.0.0.1:8080/dashboard/
 WORKSIBLE_DEMO_KEY=$key
 WORKSIBLE_DEMO_COMPANY=$company
 PGHOST=127.0.0.1
@@ -82,6 +83,10 @@ Demo company: $company ($company_name, growth plan)
 Demo key (shown once, also in build/dev.env):
 
     $key
+
+Dashboard (paste the demo key there):
+
+    http://127.0.0.1:8080/dashboard/
 
 Try:
 

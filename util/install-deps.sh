@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs, from Debian's packages, what building, running and testing need,
-# and the OpenAPI linter from npm (docs/package-lock.json). Idempotent: does
+# Installs, from Debian's packages, what building, running and testing need
+# (chromium for the dashboard's test), the OpenAPI linter from npm
+# (docs/package-lock.json) and the dashboard's uPlot and playwright-core
+# (dashboard/package-lock.json). Idempotent: does
 # nothing (and needs no network) when everything is present.
 set -euo pipefail
 
@@ -11,6 +13,7 @@ pkgs=(
     perl libtest-base-perl libjson-pp-perl liburi-perl
     libjson-validator-perl libyaml-libyaml-perl
     debhelper dpkg-dev lintian
+    chromium
 )
 
 missing=()
@@ -46,4 +49,16 @@ if [ ! -x "$docs/node_modules/.bin/redocly" ] \
     fi
     echo "install-deps: npm ci in docs/ (the OpenAPI linter)" >&2
     (cd "$docs" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+
+# The dashboard's chart library (vendored into build/dashboard/) and the
+# browser driver of its test (playwright-core, driving Debian's chromium:
+# no browser download), at the versions dashboard/package-lock.json pins.
+dashboard=$(cd "$(dirname "$0")/.." && pwd)/dashboard
+if [ ! -d "$dashboard/node_modules/uplot" ] \
+   || [ ! -d "$dashboard/node_modules/playwright-core" ] \
+   || [ "$dashboard/package-lock.json" -nt "$dashboard/node_modules/.package-lock.json" ]; then
+    echo "install-deps: npm ci in dashboard/ (uPlot, playwright-core)" >&2
+    (cd "$dashboard" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+        npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
