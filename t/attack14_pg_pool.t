@@ -1,5 +1,6 @@
 # Review of issue 14's PostgreSQL pool (d79d569): a connection closed by
-# an ordinary lock wait, and a health probe starved by a stuck batch. Each
+# an ordinary lock wait, a health probe starved by a stuck batch, and a
+# write answered 503 that commits afterwards. Each
 # block states the bug it shows; they fail until it is fixed.
 
 use strict;
@@ -129,5 +130,53 @@ is(http('GET', '/v1/companies/me', $auth, port => $port)->{status}, 200,
    'as a request shows');
 waitpid($locker, 0);
 
+nginx_stop();
+
+# --- bug 3: a write answered 503 (Retry-After) commits afterwards. The
+# server's statement_timeout/lock_timeout (query_timeout) start when the
+# query is sent, the module's query_timeout when it was queued: a write that
+# waited in the queue gets 503 at query_timeout, is drained, and goes on
+# running on the server, which commits it once the lock goes (here right
+# after the client got its 503, well within the drain's 1 s grace). The
+# client was told "try again later"; its retry (without an Idempotency-Key)
+# writes a second row. Same root cause as bug 1: the server's bound and the
+# module's are not the same clock.
+
+nginx_start(name => 'attack14_pg', port => $port,
+    http => http_config(postgres => qq{"$conninfo" pool=1 connect_timeout=1s query_timeout=2s})
+            . "    worksible_key_cache zone=attack14_keys:1m ttl=60s;\n",
+    server => 'location /v1/ { worksible_auth on; worksible_api; }');
+
+my $wkey = api_key($company, 'company:read freelancers:write')->{key};
+my $wauth = "Authorization: Bearer $wkey\r\nContent-Type: application/json\r\n";
+is(http('GET', '/v1/companies/me', { Authorization => "Bearer $wkey" }, port => $port)->{status},
+   200, 'pool=1: warm (the key is cached)');
+sub onboard {
+    my ($email) = @_;
+    my $body = qq({"email":"$email","name":"Late","country":"DE"});
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$port") or die;
+    print $s "POST /v1/freelancers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n$wauth"
+        . "Content-Length: " . length($body) . "\r\n\r\n$body";
+    return $s;
+}
+my $lock_held = "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+     WHERE c.relname = 'freelancers' AND l.mode = 'ShareLock' AND l.granted";
+$locker = hold(20, 'LOCK TABLE freelancers IN SHARE MODE', $lock_held);
+my $w1 = onboard('late-a@example.com');
+sleep 0.5;
+my $w2 = onboard('late-b@example.com');
+my $r1 = do { local $/; Worksible::Test::response(scalar readline($w1)) };
+my $r2 = do { local $/; Worksible::Test::response(scalar readline($w2)) };
+is($r1->{status}, 503, 'the first write, past query_timeout (lock_timeout on the server): 503');
+is($r2->{status}, 503, 'the second, which waited in the queue, past query_timeout: 503');
+like($r2->{headers}{'retry-after'} // '', qr/^\d+$/, '... with Retry-After (try again)');
+# the lock goes once the second client has its 503
+Worksible::Test::psql_as('postgres', "SELECT pg_terminate_backend(l.pid) FROM pg_locks l
+    JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'freelancers'
+    AND l.mode = 'ShareLock' AND l.granted");
+waitpid($locker, 0);
+sleep 1;
+is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'late-b\@example.com'"), 0,
+   'and it did not happen: no row (the retry would make a second one)');
 nginx_stop();
 done_testing();
