@@ -1,6 +1,6 @@
 # Review of issue 14's PostgreSQL pool (d79d569): a connection closed by
 # an ordinary lock wait, a health probe starved by a stuck batch, and a
-# write answered 503 that commits afterwards. Each
+# write answered 503 that commits afterwards; queue=0 (predates it). Each
 # block states the bug it shows; they fail until it is fixed.
 
 use strict;
@@ -178,5 +178,19 @@ waitpid($locker, 0);
 sleep 1;
 is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'late-b\@example.com'"), 0,
    'and it did not happen: no row (the retry would make a second one)');
+nginx_stop();
+
+# --- bug 4 (predates issue 14, in the pool it reworks): queue=0 refuses
+# every query. README: "With queue=0 a query runs only on a connection that
+# is idle or can be opened at once"; ngx_worksible_pg_op_start() refuses
+# when nwaiting >= queue before it looks for a connection, so 0 >= 0 turns
+# every query away ("queue full (0 waiting)") and every request is 503.
+
+nginx_start(name => 'attack14_pg', port => $port,
+    http => http_config(postgres => qq{"$conninfo" pool=2 queue=0 connect_timeout=1s query_timeout=2s}),
+    server => 'location /v1/ { worksible_auth on; worksible_api; }');
+my $q0 = http('GET', '/v1/companies/me', $auth, port => $port);
+is($q0->{status}, 200, 'queue=0, an idle pool: the query runs, 200');
+unlike(error_log(), qr/queue full \(0 waiting\)/, 'and is not refused as "queue full (0 waiting)"');
 nginx_stop();
 done_testing();
