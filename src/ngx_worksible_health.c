@@ -45,7 +45,6 @@ ngx_worksible_health_handler(ngx_http_request_t *r)
     }
 
     op->sql = "SELECT 1";
-    op->background = 1;
 
     rc = ngx_worksible_pg_respond(r, op, ngx_worksible_health_answered);
 

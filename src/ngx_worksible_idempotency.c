@@ -62,24 +62,29 @@ static ngx_http_output_body_filter_pt    ngx_http_next_body_filter;
 
 /*
  * KEYS[1]: the record. ARGV[1] the action, ARGV[2] the owner (request id).
- *   reserve fingerprint lock_ms ttl_ms api -> {"reserved"} | {"reused"} |
+ *   reserve fingerprint lock_ms api -> {"reserved"} | {"reused"} |
  *       {"in_progress"} | {"unknown"} | {"done", status, type, location,
  *       body}
  *   store ttl_ms status type location body -> 1 | 0
- *   renew lock_ms -> 1 | 0;  abandon -> 1 | 0;  release -> 1 | 0
- * A reserved record lives for the key's ttl; "until" (Redis's clock, ms)
- * is its lock, renewed while the request runs. A record whose lock passed
- * with no response stored is "unknown" (the request may have run), except
- * our API's ("api" 1), which a new reservation takes over: PostgreSQL's
- * record decides there. Only the owner of a record with no response yet
- * may store, renew, abandon (its outcome is unknown from now) or release.
+ *   renew lock_ms ttl_ms -> 1 | 0;  abandon -> 1 | 0;  release -> 1 | 0
+ * "until" (Redis's clock, ms) is the record's lock. A reservation expires
+ * with its lock until its owner renews it, at once when it learns it holds
+ * it: a reservation whose answer came too late (the request did not run)
+ * thus goes by itself. Renewed, it lives for the key's ttl (or the lock,
+ * if longer) from then. A
+ * record whose lock passed with no response stored is "unknown" (the
+ * request may have run), except our API's ("api" 1), which a new
+ * reservation takes over: PostgreSQL's record decides there. A record
+ * without "until" (from before 0.14) is in progress until it expires.
+ * Only the owner of a record with no response yet may store, renew,
+ * abandon (its outcome is unknown from now) or release.
  */
 static const char  ngx_worksible_idempotency_script[] =
     "local rec = redis.call('HMGET', KEYS[1], 'fp', 'owner', 'status',\n"
     "                       'type', 'location', 'body', 'until', 'api')\n"
     "local t = redis.call('TIME')\n"
     "local now = t[1] * 1000 + math.floor(t[2] / 1000)\n"
-    "local locked = tonumber(rec[7] or 0) > now\n"
+    "local locked = not rec[7] or tonumber(rec[7]) > now\n"
     "if ARGV[1] == 'reserve' then\n"
     "  if rec[1] and not rec[3] and not locked and rec[8] == '1' then\n"
     "    rec[1] = false\n"
@@ -87,8 +92,8 @@ static const char  ngx_worksible_idempotency_script[] =
     "  if not rec[1] then\n"
     "    redis.call('DEL', KEYS[1])\n"
     "    redis.call('HSET', KEYS[1], 'fp', ARGV[3], 'owner', ARGV[2],\n"
-    "               'until', now + ARGV[4], 'api', ARGV[6])\n"
-    "    redis.call('PEXPIRE', KEYS[1], ARGV[5])\n"
+    "               'until', now + ARGV[4], 'api', ARGV[5])\n"
+    "    redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
     "    return {'reserved'}\n"
     "  end\n"
     "  if rec[1] ~= ARGV[3] then return {'reused'} end\n"
@@ -104,7 +109,8 @@ static const char  ngx_worksible_idempotency_script[] =
     "end\n"
     "if ARGV[1] == 'renew' then\n"
     "  redis.call('HSET', KEYS[1], 'until', now + ARGV[3])\n"
-    "  return 1\n"
+    "  return redis.call('PEXPIRE', KEYS[1],\n"
+    "                    math.max(tonumber(ARGV[3]), tonumber(ARGV[4])))\n"
     "end\n"
     "if ARGV[1] == 'abandon' then\n"
     "  redis.call('HSET', KEYS[1], 'until', 0)\n"
@@ -383,13 +389,12 @@ ngx_worksible_idempotency_key(ngx_http_request_t *r, ngx_str_t *key)
 static void
 ngx_worksible_idempotency_body(ngx_http_request_t *r)
 {
-    ngx_str_t                     args[6];
+    ngx_str_t                     args[5];
     ngx_worksible_request_t      *st;
     ngx_worksible_redis_op_t     *op;
     ngx_worksible_main_conf_t    *mcf;
     ngx_worksible_idempotency_t  *idem;
     u_char                        lock[NGX_INT_T_LEN];
-    u_char                        ttl[NGX_INT_T_LEN];
 
     st = ngx_worksible_request_find(r);
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
@@ -422,14 +427,12 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
     args[2].len = NGX_WORKSIBLE_FINGERPRINT_LEN;
     args[3].data = lock;
     args[3].len = ngx_sprintf(lock, "%M", idem->lock) - lock;
-    args[4].data = ttl;
-    args[4].len = ngx_sprintf(ttl, "%T", idem->ttl * 1000) - ttl;
-    args[5].data = (u_char *) (idem->release_on_abort ? "1" : "0");
-    args[5].len = 1;
+    args[4].data = (u_char *) (idem->release_on_abort ? "1" : "0");
+    args[4].len = 1;
 
     op = ngx_worksible_redis_eval(mcf->redis, ngx_worksible_idempotency_script,
                                   (char *) mcf->idempotency_sha,
-                                  &idem->record, args, 6,
+                                  &idem->record, args, 5,
                                   ngx_worksible_idempotency_reserved, st);
 
     if (op == NULL) {
@@ -534,7 +537,8 @@ ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
             idem->renew.handler = ngx_worksible_idempotency_renew;
             idem->renew.data = st;
             idem->renew.log = c->log;
-            ngx_add_timer(&idem->renew, idem->lock / 3);
+            /* at once: until then the reservation expires with its lock */
+            ngx_worksible_idempotency_renew(&idem->renew);
 
         } else if (state.len == 6
                    && ngx_strncmp(state.data, "reused", 6) == 0)
@@ -695,19 +699,19 @@ ngx_worksible_idempotency_send_answer(ngx_http_request_t *r,
 static void
 ngx_worksible_idempotency_renew(ngx_event_t *ev)
 {
-    u_char                       *p;
-    ngx_str_t                     args[1];
+    ngx_str_t                     args[2];
     ngx_worksible_request_t      *st = ev->data;
     ngx_worksible_idempotency_t  *idem;
-    u_char                        lock[NGX_INT_T_LEN];
+    u_char                        lock[NGX_INT_T_LEN], ttl[NGX_INT_T_LEN];
 
     idem = st->idem;
 
-    p = ngx_sprintf(lock, "%M", idem->lock);
     args[0].data = lock;
-    args[0].len = p - lock;
+    args[0].len = ngx_sprintf(lock, "%M", idem->lock) - lock;
+    args[1].data = ttl;
+    args[1].len = ngx_sprintf(ttl, "%T", idem->ttl * 1000) - ttl;
 
-    ngx_worksible_idempotency_act(st, "renew", args, 1);
+    ngx_worksible_idempotency_act(st, "renew", args, 2);
 
     ngx_add_timer(&idem->renew, idem->lock / 3);
 }

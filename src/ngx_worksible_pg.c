@@ -21,6 +21,9 @@
 /* a drained query's reply, after its query_timeout (statement_timeout) */
 #define NGX_WORKSIBLE_PG_DRAIN_GRACE  1000
 
+/* connections background work may take at once: half the pool, >= 1 */
+#define NGX_WORKSIBLE_PG_BACKGROUND(pool)  ngx_max((pool)->conf->size / 2, 1)
+
 /* addresses of all the hosts of a conninfo, at most */
 #define NGX_WORKSIBLE_PG_MAX_ADDRS    64
 
@@ -42,6 +45,8 @@ typedef struct {
     ngx_event_t                 timer;        /* connecting or draining */
     ngx_worksible_pg_state_e    state;
     ngx_uint_t                  background;   /* running background work */
+    ngx_uint_t                  rotation;     /* conf->rotations[] in use */
+    ngx_uint_t                  tried;        /* addresses timed out */
 } ngx_worksible_pg_conn_t;
 
 
@@ -53,6 +58,7 @@ struct ngx_worksible_pg_pool_s {
     ngx_uint_t                  nwaiting;     /* in both queues */
     ngx_msec_t                  backoff;
     ngx_msec_t                  retry_at;     /* ngx_current_msec */
+    ngx_uint_t                  rotation;     /* the last address that took */
     ngx_worksible_store_stats_t *stats;
     ngx_uint_t                  refused;      /* queue full, not logged */
     time_t                      refused_logged;
@@ -75,17 +81,24 @@ static char *ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
     const char *port, const char **hosts, const char **hostaddr,
     const char **ports);
 static char *ngx_worksible_pg_strdup(ngx_pool_t *pool, const char *s);
+static char *ngx_worksible_pg_conf_rotations(ngx_conf_t *cf,
+    ngx_worksible_pg_conf_t *conf, ngx_uint_t n);
+static ngx_uint_t ngx_worksible_pg_count(const char *list);
+static const char *ngx_worksible_pg_rotate(ngx_pool_t *pool,
+    const char *list, ngx_uint_t k);
 static ngx_int_t ngx_worksible_pg_conf_bounds(ngx_conf_t *cf,
     ngx_worksible_pg_conf_t *conf, ngx_uint_t *n);
 static void ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool);
 static ngx_worksible_pg_op_t *ngx_worksible_pg_next(
     ngx_worksible_pg_pool_t *pool, ngx_uint_t background);
 static ngx_uint_t ngx_worksible_pg_live(ngx_worksible_pg_pool_t *pool);
+static ngx_uint_t ngx_worksible_pg_free(ngx_worksible_pg_pool_t *pool);
 static ngx_int_t ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_connect_handler(ngx_event_t *ev);
 static void ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_connect_timeout(ngx_event_t *ev);
+static ngx_uint_t ngx_worksible_pg_address(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_notice(void *arg, const char *message);
 static ngx_int_t ngx_worksible_pg_wrap(ngx_worksible_pg_conn_t *conn);
 static ngx_int_t ngx_worksible_pg_events(ngx_connection_t *c,
@@ -267,7 +280,129 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
         }
     }
 
+    return ngx_worksible_pg_conf_rotations(cf, conf, i);
+}
+
+
+/*
+ * With several addresses (hostaddr "a,b,c"), one set of values per
+ * starting address: rotations[k] lists host, hostaddr and port from the
+ * k-th address on, wrapping around. libpq passes over a host that refuses
+ * or fails, but not over one that never answers: a connect past
+ * connect_timeout starts again from the address after the one it hung on
+ * (ngx_worksible_pg_connect_timeout). n is the count of keywords.
+ */
+
+static char *
+ngx_worksible_pg_conf_rotations(ngx_conf_t *cf, ngx_worksible_pg_conf_t *conf,
+    ngx_uint_t n)
+{
+    ngx_uint_t    i, k, count;
+    const char  **values;
+
+    conf->rotations = ngx_pcalloc(cf->pool, sizeof(const char **));
+    if (conf->rotations == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    conf->rotations[0] = conf->values;
+    conf->naddrs = 1;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_strcmp(conf->keywords[i], "hostaddr") == 0) {
+            conf->naddrs = ngx_worksible_pg_count(conf->values[i]);
+        }
+    }
+
+    if (conf->naddrs == 1) {
+        return NGX_CONF_OK;
+    }
+
+    conf->rotations = ngx_pcalloc(cf->pool,
+                                  conf->naddrs * sizeof(const char **));
+    if (conf->rotations == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    conf->rotations[0] = conf->values;
+
+    for (k = 1; k < conf->naddrs; k++) {
+        values = ngx_pcalloc(cf->pool, (n + 1) * sizeof(char *));
+        if (values == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        for (i = 0; i < n; i++) {
+            values[i] = conf->values[i];
+
+            if (ngx_strcmp(conf->keywords[i], "host") != 0
+                && ngx_strcmp(conf->keywords[i], "hostaddr") != 0
+                && ngx_strcmp(conf->keywords[i], "port") != 0)
+            {
+                continue;
+            }
+
+            count = ngx_worksible_pg_count(values[i]);
+
+            if (count == conf->naddrs) {
+                values[i] = ngx_worksible_pg_rotate(cf->pool, values[i], k);
+                if (values[i] == NULL) {
+                    return NGX_CONF_ERROR;
+                }
+            }
+        }
+
+        conf->rotations[k] = values;
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/* the number of elements of a comma-separated list */
+
+static ngx_uint_t
+ngx_worksible_pg_count(const char *list)
+{
+    ngx_uint_t  n;
+
+    for (n = 1; *list; list++) {
+        n += (*list == ',');
+    }
+
+    return n;
+}
+
+
+/* list "e0,e1,...", from its k-th element on and around: a copy */
+
+static const char *
+ngx_worksible_pg_rotate(ngx_pool_t *pool, const char *list, ngx_uint_t k)
+{
+    u_char      *p, *q;
+    size_t       len;
+    ngx_uint_t   i;
+    const char  *start;
+
+    start = list;
+
+    for (i = 0; i < k; i++) {
+        start = (const char *) ngx_strchr(start, ',') + 1;
+    }
+
+    len = ngx_strlen(list);
+
+    p = ngx_pnalloc(pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    q = ngx_cpymem(p, start, ngx_strlen(start));
+    *q++ = ',';
+    q = ngx_cpymem(q, list, start - 1 - list);
+    *q = '\0';
+
+    return (const char *) p;
 }
 
 
@@ -509,6 +644,21 @@ ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
         ngx_memzero(&u, sizeof(ngx_url_t));
 
         u.url = name;
+
+        if (ngx_strlchr(name.data, name.data + name.len, ':') != NULL) {
+            /* an IPv6 literal: ngx_parse_url() wants it in brackets */
+
+            u.url.len = name.len + 2;
+            u.url.data = ngx_pnalloc(cf->pool, u.url.len);
+            if (u.url.data == NULL) {
+                return NGX_CONF_ERROR;
+            }
+
+            u.url.data[0] = '[';
+            ngx_memcpy(u.url.data + 1, name.data, name.len);
+            u.url.data[name.len + 1] = ']';
+        }
+
         u.default_port = 5432;
         u.no_port = 1;
 
@@ -619,7 +769,7 @@ ngx_worksible_pg_pool_close(ngx_worksible_pg_pool_t *pool)
         ngx_del_timer(&pool->listen_timer);
     }
 
-    while ((op = ngx_worksible_pg_next(pool, 1)) != NULL) {
+    while ((op = ngx_worksible_pg_next(pool, 0)) != NULL) {
         ngx_worksible_pg_op_detach(op);
     }
 
@@ -695,7 +845,7 @@ ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
 
     (void) ngx_atomic_fetch_add(&pool->stats->calls, 1);
 
-    if (pool->nwaiting >= pool->conf->queue) {
+    if (pool->nwaiting >= pool->conf->queue + ngx_worksible_pg_free(pool)) {
         (void) ngx_atomic_fetch_add(&pool->stats->errors, 1);
 
         pool->refused++;
@@ -733,10 +883,11 @@ ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
 
 
 /*
- * Gives waiting ops to idle connections, requests' first, background work
- * on at most half the pool (rounded up); opens connections for the rest
- * (unless in backoff), and fails them all when no connection is alive or
- * coming.
+ * Gives waiting ops to idle connections: requests' first, except that
+ * background work always has one connection when it waits (it is never
+ * starved), and never more than half the pool (at least one); opens
+ * connections for the rest (unless in backoff), and fails them all when no
+ * connection is alive or coming.
  */
 
 static void
@@ -766,8 +917,7 @@ ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool)
             continue;
         }
 
-        op = ngx_worksible_pg_next(pool,
-                                   background < (pool->conf->size + 1) / 2);
+        op = ngx_worksible_pg_next(pool, background);
         if (op == NULL) {
             break;
         }
@@ -783,9 +933,9 @@ ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool)
     wanted = pool->nwaiting;
 
     if (ngx_queue_empty(&pool->waiting)) {
-        wanted = ngx_min(wanted, (pool->conf->size + 1) / 2
+        wanted = ngx_min(wanted, NGX_WORKSIBLE_PG_BACKGROUND(pool)
                                  - ngx_min(background,
-                                           (pool->conf->size + 1) / 2));
+                                           NGX_WORKSIBLE_PG_BACKGROUND(pool)));
     }
 
     for (i = 0; i < pool->conf->size && connecting < wanted; i++) {
@@ -799,6 +949,9 @@ ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool)
             break;
         }
 
+        conn->rotation = pool->rotation;
+        conn->tried = 0;
+
         if (ngx_worksible_pg_connect(conn) == NGX_OK) {
             connecting++;
         }
@@ -808,23 +961,32 @@ ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool)
         return;
     }
 
-    while ((op = ngx_worksible_pg_next(pool, 1)) != NULL) {
+    while ((op = ngx_worksible_pg_next(pool, 0)) != NULL) {
         ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_UNAVAILABLE);
     }
 }
 
 
-/* the next op to run: a request's, else background work when allowed */
+/*
+ * The next op to run, given the connections running background work: a
+ * background op when none does, else a request's, else a background op
+ * within the limit. Called with 0 until NULL, it returns every op.
+ */
 
 static ngx_worksible_pg_op_t *
 ngx_worksible_pg_next(ngx_worksible_pg_pool_t *pool, ngx_uint_t background)
 {
     ngx_queue_t  *q;
 
-    if (!ngx_queue_empty(&pool->waiting)) {
+    if (!ngx_queue_empty(&pool->background) && background == 0) {
+        q = ngx_queue_head(&pool->background);
+
+    } else if (!ngx_queue_empty(&pool->waiting)) {
         q = ngx_queue_head(&pool->waiting);
 
-    } else if (background && !ngx_queue_empty(&pool->background)) {
+    } else if (!ngx_queue_empty(&pool->background)
+               && background < NGX_WORKSIBLE_PG_BACKGROUND(pool))
+    {
         q = ngx_queue_head(&pool->background);
 
     } else {
@@ -832,6 +994,40 @@ ngx_worksible_pg_next(ngx_worksible_pg_pool_t *pool, ngx_uint_t background)
     }
 
     return ngx_queue_data(q, ngx_worksible_pg_op_t, queue);
+}
+
+
+/*
+ * Connections an op can have without waiting for a busy one: idle,
+ * connecting, or closed with a connect allowed now.
+ */
+
+static ngx_uint_t
+ngx_worksible_pg_free(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_uint_t  i, n, connect;
+
+    n = 0;
+    connect = ((ngx_msec_int_t) (pool->retry_at - ngx_current_msec) <= 0);
+
+    for (i = 0; i < pool->conf->size; i++) {
+        switch (pool->conns[i].state) {
+
+        case NGX_WORKSIBLE_PG_IDLE:
+        case NGX_WORKSIBLE_PG_CONNECTING:
+            n++;
+            break;
+
+        case NGX_WORKSIBLE_PG_CLOSED:
+            n += connect;
+            break;
+
+        default:
+            break;
+        }
+    }
+
+    return n;
 }
 
 
@@ -860,7 +1056,8 @@ ngx_worksible_pg_connect(ngx_worksible_pg_conn_t *conn)
     pool = conn->pool;
 
     conn->pgconn = PQconnectStartParams(pool->conf->keywords,
-                                        pool->conf->values, 0);
+                                        pool->conf->rotations[conn->rotation],
+                                        0);
 
     if (conn->pgconn != NULL) {
         PQsetNoticeProcessor(conn->pgconn, ngx_worksible_pg_notice, pool);
@@ -1064,6 +1261,8 @@ ngx_worksible_pg_connect_step(ngx_worksible_pg_conn_t *conn)
     conn->state = NGX_WORKSIBLE_PG_IDLE;
     (void) ngx_atomic_fetch_add(&conn->pool->stats->connections, 1);
     conn->pool->backoff = 0;
+    conn->pool->rotation = (conn->rotation + ngx_worksible_pg_address(conn))
+                           % conn->pool->conf->naddrs;
 
     ngx_log_debug1(NGX_LOG_DEBUG_EVENT, conn->pool->log, 0,
                    "worksible postgres connected to %V",
@@ -1089,7 +1288,10 @@ ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn)
                                    ? PQerrorMessage(conn->pgconn)
                                    : "out of memory");
 
-    if (msg.data[msg.len] == '\n' && msg.data[msg.len + 1] != '\0') {
+    if (msg.len == 0) {
+        ngx_str_set(&msg, "no answer within connect_timeout");
+
+    } else if (msg.data[msg.len] == '\n' && msg.data[msg.len + 1] != '\0') {
         last = ngx_cpystrn(buf, msg.data, sizeof(buf));
 
         while (last > buf && last[-1] == '\n') {
@@ -1121,18 +1323,88 @@ ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn)
 }
 
 
+/*
+ * libpq passes over an address that refuses, never over one that does not
+ * answer: with several, the connect starts again from the next address,
+ * until each timed out once.
+ */
+
 static void
 ngx_worksible_pg_connect_timeout(ngx_event_t *ev)
 {
+    ngx_uint_t                j;
+    const char               *addr;
     ngx_worksible_pg_conn_t  *conn;
+    ngx_worksible_pg_conf_t  *conf;
 
     conn = ev->data;
+    conf = conn->pool->conf;
+
+    addr = PQhostaddr(conn->pgconn);
 
     ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
-                  "worksible postgres connect to %V timed out",
-                  &conn->pool->conf->display);
+                  "worksible postgres connect to %V timed out (at %s)",
+                  &conf->display, (addr && addr[0]) ? addr : "?");
 
-    ngx_worksible_pg_connect_failed(conn);
+    j = ngx_worksible_pg_address(conn);
+    conn->tried += j + 1;
+
+    if (conn->tried >= conf->naddrs) {
+        ngx_worksible_pg_connect_failed(conn);
+        return;
+    }
+
+    ngx_worksible_pg_close(conn);
+
+    conn->rotation = (conn->rotation + j + 1) % conf->naddrs;
+
+    (void) ngx_worksible_pg_connect(conn);
+}
+
+
+/* the position, in its rotation's list, of the address conn is at */
+
+static ngx_uint_t
+ngx_worksible_pg_address(ngx_worksible_pg_conn_t *conn)
+{
+    size_t                    len;
+    ngx_uint_t                i, j;
+    const char               *addr, *list, *end;
+    ngx_worksible_pg_conf_t  *conf;
+
+    conf = conn->pool->conf;
+    addr = PQhostaddr(conn->pgconn);
+
+    if (conf->naddrs == 1 || addr == NULL || addr[0] == '\0') {
+        return 0;
+    }
+
+    len = ngx_strlen(addr);
+
+    for (i = 0; conf->keywords[i]; i++) {
+        if (ngx_strcmp(conf->keywords[i], "hostaddr") != 0) {
+            continue;
+        }
+
+        list = conf->rotations[conn->rotation][i];
+
+        for (j = 0; *list; j++) {
+            end = (const char *) ngx_strchr(list, ',');
+            if (end == NULL) {
+                end = list + ngx_strlen(list);
+            }
+
+            if ((size_t) (end - list) == len
+                && ngx_strncmp(list, addr, len) == 0)
+            {
+                return j;
+            }
+
+            list = *end ? end + 1 : end;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -1145,6 +1417,15 @@ ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn, ngx_worksible_pg_op_t *op)
     conn->background = op->background;
     conn->op = op;
     op->conn = conn;
+
+    /*
+     * From now on the server's statement_timeout (query_timeout, from when
+     * it gets the query) ends it first, and its answer, an error, says
+     * that nothing was committed: the module gives up only past it, never
+     * answering 503 for a write that commits afterwards.
+     */
+    ngx_add_timer(&op->timer, op->pool->conf->query_timeout
+                              + NGX_WORKSIBLE_PG_DRAIN_GRACE);
 
     if (!PQsendQueryParams(conn->pgconn, op->sql, op->nparams, NULL,
                            op->values, NULL, NULL, 0)
@@ -1236,11 +1517,13 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
     ngx_str_t                 msg;
     PGnotify                 *notify;
     PGresult                 *res;
+    ngx_uint_t                read_only;
     ngx_worksible_pg_op_t    *op;
     ngx_worksible_pg_pool_t  *pool;
 
     op = conn->op;
     pool = conn->pool;
+    read_only = 0;
 
     if (!PQconsumeInput(conn->pgconn)) {
         msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
@@ -1279,10 +1562,11 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
 
         if (op != NULL && op->result == NULL) {
             op->result = res;
-
-        } else {
-            PQclear(res);
+            continue;
         }
+
+        read_only |= ngx_worksible_pg_read_only(res);
+        PQclear(res);
     }
 
     /* the query is complete */
@@ -1303,8 +1587,9 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
     {
         ngx_worksible_pg_close(conn);
 
-    } else if (pool->conf->read_write && op != NULL && op->result != NULL
-               && ngx_worksible_pg_read_only(op->result))
+    } else if (pool->conf->read_write
+               && (read_only || (op != NULL && op->result != NULL
+                                 && ngx_worksible_pg_read_only(op->result))))
     {
         /* a primary that became a standby: find the writable host again */
 

@@ -2,12 +2,14 @@
  * A per-worker pool of non-blocking libpq connections on nginx's event loop.
  *
  * A query is an operation object (ngx_worksible_pg_op_t) that outlives the
- * request which started it: the request's cleanup detaches it. A connection
- * left mid-query by a detached or timed-out operation drains: its reply is
- * read and discarded and it goes back to the pool, or it is closed when the
- * query still runs 1 s past its query_timeout. Requests' queries are served
- * before background work (request-log batches, last_used_at, rehashes,
- * health probes), which runs on at most half the connections (rounded up).
+ * request which started it: the request's cleanup detaches it. An op waits
+ * in the queue at most query_timeout; sent, it runs until the server's
+ * statement_timeout (query_timeout) ends it, the module giving up 1 s
+ * later. A connection left mid-query by a detached or timed-out operation
+ * drains: its reply is read and discarded and it goes back to the pool, or
+ * it is closed 1 s later still. Background work (request-log batches,
+ * last_used_at, rehashes) runs on at most half the connections (at least
+ * one), always on one when it waits, else behind requests' queries.
  * Connections are made on demand with PQconnectStartParams to addresses
  * resolved when the configuration loaded; after a failed connect no new
  * attempt is made for a backoff (100 ms doubling to 2 s), during which
@@ -56,6 +58,8 @@ typedef struct {
     ngx_msec_t                  connect_timeout;
     ngx_msec_t                  query_timeout;
     ngx_uint_t                  read_write;   /* target_session_attrs */
+    ngx_uint_t                  naddrs;       /* in hostaddr, 1 or more */
+    const char               ***rotations;    /* values, from address k */
 } ngx_worksible_pg_conf_t;
 
 

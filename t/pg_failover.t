@@ -1,10 +1,8 @@
-# Review of issue 14's multi-host conninfo (d79d569): a first host that
-# hangs (powered off, SIGSTOPped, a dead VM whose TCP still answers: the
-# usual failover) is never passed over. connect_timeout bounds the whole
-# PQconnectPoll() attempt, which libpq (non-blocking) only moves to its next
-# host on an error, never on time: every attempt times out on the first
-# host and the second, a healthy primary, is never tried. psql with the
-# same conninfo and connect_timeout gets through. Fails until it is fixed.
+# libpq's multi-host conninfo when the first host hangs (powered off,
+# SIGSTOPped, a dead VM whose TCP still answers): libpq (non-blocking)
+# passes over a host that refuses, never over one that does not answer, so
+# the module starts the connect again from the next address once
+# connect_timeout passes (issue 14, found by a review).
 
 use strict;
 use warnings;
@@ -41,7 +39,7 @@ $multi .= ' target_session_attrs=read-write';
 my $out = `psql -X -At "$multi connect_timeout=2" -c 'SELECT 42' 2>&1`;
 is($out, "42\n", 'psql with the same conninfo (connect_timeout=2) passes the hung host over');
 
-nginx_start(name => 'attack14_failover', port => $port,
+nginx_start(name => 'pg_failover', port => $port,
     http => http_config(postgres => qq{"$multi" pool=2 connect_timeout=1s query_timeout=3s}),
     server => 'location /v1/ { worksible_auth on; worksible_api; }');
 

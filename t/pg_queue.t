@@ -1,7 +1,9 @@
-# Review of issue 14's PostgreSQL pool (d79d569): a connection closed by
-# an ordinary lock wait, a health probe starved by a stuck batch, and a
-# write answered 503 that commits afterwards; queue=0 (predates it). Each
-# block states the bug it shows; they fail until it is fixed.
+# The PostgreSQL pool's queue and bounds (issue 14, found by a review): a
+# query that waited in the queue keeps its connection through a lock wait
+# (the server's statement_timeout ends it first); a 503 never answers a
+# write that commits afterwards; worksible_health is served like a request,
+# not behind a stuck request-log batch; queue=0 runs a query on a free
+# connection.
 
 use strict;
 use warnings;
@@ -26,7 +28,7 @@ sub sessions {
          AND datname = '$db' ORDER BY pid") };
 }
 
-sub error_log { Worksible::Test::slurp("$ENV{WORKSIBLE_TOP}/t/servroot_attack14_pg/logs/error.log") // '' }
+sub error_log { Worksible::Test::slurp("$ENV{WORKSIBLE_TOP}/t/servroot_pg_queue/logs/error.log") // '' }
 
 # a session of the owner that runs $sql in a transaction held $seconds
 sub hold {
@@ -58,15 +60,11 @@ sub made_up {
          . "Authorization: Bearer wsk_live_${id}_$secret\r\n\r\n";
 }
 
-# --- bug 1: a query that waited in the queue is closed before the server's
-# own statement_timeout/lock_timeout ends it. ngx_worksible_pg_op_timeout
-# drains with a 1 s grace counted from the op's query_timeout, which started
-# when the op was queued; the server's timeouts start when the query is
-# sent. With pool=1 and two lookups waiting on a lock (no operator setting
-# turned off), the second one's connection is closed ("still runs") and a
-# new session is made: the reconnect the drain was meant to save.
+# --- a query that waited in the queue: the module gives up only after the
+# server's own statement_timeout/lock_timeout (which start when the query
+# is sent), so two lookups behind a lock with pool=1 close no connection
 
-nginx_start(name => 'attack14_pg', port => $port,
+nginx_start(name => 'pg_queue', port => $port,
     http => http_config(postgres => qq{"$conninfo" pool=1 connect_timeout=1s query_timeout=2s}),
     server => 'location /v1/ { worksible_auth on; worksible_api; }
         location = /health { worksible_health; }');
@@ -96,17 +94,10 @@ is(sessions(), $pool, 'the same session serves it (no reconnect)');
 
 nginx_stop();
 
-# --- bug 2: a stuck request-log batch makes worksible_health report
-# PostgreSQL down. The probe is background work, and background work runs on
-# at most half the pool: with pool=2 the stuck batch is that half, so the
-# probe waits in the queue behind it, up to query_timeout (here until the
-# server's lock_timeout refuses the batch, 6 s), while requests get the
-# idle connection at once; with a statement_timeout of the operator's, or
-# a probe queued first, /health answers 503 "postgres":"down". A load
-# balancer's health check (a timeout of a few seconds) takes every node
-# out during e.g. a non-concurrent CREATE INDEX on request_logs.
+# --- a stuck request-log batch (pool=2) does not hold up worksible_health:
+# the probe is served like a request
 
-nginx_start(name => 'attack14_pg', port => $port,
+nginx_start(name => 'pg_queue', port => $port,
     http => http_config(postgres => qq{"$conninfo" pool=2 connect_timeout=1s query_timeout=6s}),
     server => 'location /v1/ { worksible_auth on; worksible_api; }
         location = /health { worksible_health; }');
@@ -132,19 +123,13 @@ waitpid($locker, 0);
 
 nginx_stop();
 
-# --- bug 3: a write answered 503 (Retry-After) commits afterwards. The
-# server's statement_timeout/lock_timeout (query_timeout) start when the
-# query is sent, the module's query_timeout when it was queued: a write that
-# waited in the queue gets 503 at query_timeout, is drained, and goes on
-# running on the server, which commits it once the lock goes (here right
-# after the client got its 503, well within the drain's 1 s grace). The
-# client was told "try again later"; its retry (without an Idempotency-Key)
-# writes a second row. Same root cause as bug 1: the server's bound and the
-# module's are not the same clock.
+# --- a write answered 503 (Retry-After) never commits afterwards: it waited
+# in the queue, then the server's own bound ends it, and its error is the
+# answer
 
-nginx_start(name => 'attack14_pg', port => $port,
+nginx_start(name => 'pg_queue', port => $port,
     http => http_config(postgres => qq{"$conninfo" pool=1 connect_timeout=1s query_timeout=2s})
-            . "    worksible_key_cache zone=attack14_keys:1m ttl=60s;\n",
+            . "    worksible_key_cache zone=pg_queue_keys:1m ttl=60s;\n",
     server => 'location /v1/ { worksible_auth on; worksible_api; }');
 
 my $wkey = api_key($company, 'company:read freelancers:write')->{key};
@@ -180,13 +165,9 @@ is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'late-b\@example.c
    'and it did not happen: no row (the retry would make a second one)');
 nginx_stop();
 
-# --- bug 4 (predates issue 14, in the pool it reworks): queue=0 refuses
-# every query. README: "With queue=0 a query runs only on a connection that
-# is idle or can be opened at once"; ngx_worksible_pg_op_start() refuses
-# when nwaiting >= queue before it looks for a connection, so 0 >= 0 turns
-# every query away ("queue full (0 waiting)") and every request is 503.
+# --- queue=0: a query runs on an idle connection, or one opened at once
 
-nginx_start(name => 'attack14_pg', port => $port,
+nginx_start(name => 'pg_queue', port => $port,
     http => http_config(postgres => qq{"$conninfo" pool=2 queue=0 connect_timeout=1s query_timeout=2s}),
     server => 'location /v1/ { worksible_auth on; worksible_api; }');
 my $q0 = http('GET', '/v1/companies/me', $auth, port => $port);

@@ -1,6 +1,8 @@
-# Review of issue 14's proxied idempotency (f45c7fc): cases where a key is
-# run twice or is kept as "outcome unknown" though the request never ran.
-# Each block states the bug it shows; they fail until it is fixed.
+# The life of an idempotency record (issue 14, found by a review): a
+# proxied call longer than the key's ttl is still in progress, not run
+# twice; a reservation Redis answered too late goes with its lock, not
+# kept as an unknown outcome; a record from before 0.14 (no lock deadline)
+# reads as in progress.
 
 use strict;
 use warnings;
@@ -13,7 +15,7 @@ use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
     http redis_cli problem service);
 
 my $top = $ENV{WORKSIBLE_TOP};
-my $counter = "$top/t/servroot_attack14_idem.calls";
+my $counter = "$top/t/servroot_idempotency_records.calls";
 sub calls { Worksible::Test::calls($counter) }
 
 my $service = service(1962, $counter);
@@ -25,7 +27,7 @@ my $server = '
                          worksible_idempotency on lock=1s;
                          proxy_pass http://127.0.0.1:1962; }';
 
-my $prefix = nginx_start(name => 'attack14_idem', port => 1961,
+my $prefix = nginx_start(name => 'idempotency_records', port => 1961,
     http => http_config(redis => "$ENV{TEST_NGINX_REDIS} timeout=100ms"),
     server => $server);
 
@@ -39,10 +41,8 @@ sub post {
         body => $body, port => 1961);
 }
 
-# --- bug 1: a request that runs longer than the key's ttl runs twice --------
-# The reservation's PEXPIRE is the ttl and "renew" only moves 'until': the
-# record vanishes under a request still running, its retry is "reserved"
-# and the service runs a second time (and the first one's store is refused).
+# --- a proxied call longer than the key's ttl: each renewal keeps the
+# record for max(ttl, lock), so its retry is in progress, not a second run
 
 unlink $counter;
 my $first = fork // die;
@@ -57,14 +57,10 @@ is($retry->{status}, 409,
    'ttl=1s, a proxied call of 2 s: its retry at 1.4 s gets 409 (in progress), not a second run');
 is(calls(), 1, 'the service ran once');
 
-# --- bug 2: a reservation Redis answered too late poisons the key -----------
-# Redis stalls past `timeout` while a reservation is on the wire: the client
-# gets 503 with Retry-After (lock), the service never runs. The "release
-# behind it" is not sent (the timeout closed the connection, "Redis is
-# down"), Redis then runs the reservation when it wakes, and once the lock
-# passes every retry gets 409 idempotency_outcome_unknown for the key's ttl
-# (24 h): a request that provably never reached the service, told "do not
-# retry". Before f45c7fc the record expired with its lock.
+# --- Redis stalls past `timeout` while a reservation is on the wire: the
+# client gets 503, the service never runs; Redis runs the reservation when
+# it wakes, but a reservation lives only for its lock until its owner
+# renews it, so it goes by itself and the retry runs
 
 unlink $counter;
 my ($redis_pid) = redis_cli('INFO', 'server') =~ /process_id:(\d+)/ or die 'no Redis pid';
@@ -86,11 +82,8 @@ unlike($after->{body} // '', qr/idempotency_outcome_unknown/,
        'not "outcome unknown" for a request that never reached the service');
 is(calls(), 1, 'the service then ran once');
 
-# --- bug 3: a record written before this change reads as "outcome unknown" -
-# An in-flight record of the previous version ({fp, owner}, PEXPIRE lock;
-# no 'until') during a reload or upgrade: the new script reads it as
-# unlocked and answers 409 idempotency_outcome_unknown (no Retry-After: do
-# not retry), though its request still runs and will store its response.
+# --- an in-flight record of the previous version ({fp, owner}, PEXPIRE
+# lock, no 'until'), during a reload or an upgrade: in progress
 
 unlink $counter;
 post('/svc/fail', 'old-1', '{}');    # a record with the fingerprint of '{}'
