@@ -39,6 +39,13 @@ nginx_start(name => 'cors', port => 1962, http => http_config() . '
             worksible_cors $app;
             proxy_pass http://127.0.0.1:1971;
         }
+        location /down/ {
+            worksible_auth on;
+            worksible_cors $app;
+            proxy_pass http://127.0.0.1:1;
+            error_page 502 = \@down;
+        }
+        location \@down { return 503 \"down\\n\"; }
         location /open/ { worksible_cors *; return 200 \"open\\n\"; }
         location /inherit/ { return 200 \"none\\n\"; }");
 
@@ -172,6 +179,16 @@ my $open = http('GET', '/open/', { Origin => 'https://any.example.org:8443' });
 is($open->{headers}{'access-control-allow-origin'}, 'https://any.example.org:8443', '"*": any origin, echoed');
 $open = http('GET', '/open/', { Origin => 'null' });
 is($open->{headers}{'access-control-allow-origin'}, undef, '"*": not the opaque origin "null"');
+# the service down, its error_page fallback answers: still this location's
+# response to the page (X-Request-Id and the rate-limit headers follow it,
+# README "Inside real configurations"), so the page must be able to read it
+my $down = http('GET', '/down/x', { Authorization => "Bearer $key2->{key}", %o });
+is($down->{status}, 503, 'a proxied service down: its error_page fallback answers 503');
+like($down->{headers}{'x-request-id'} // '', qr/^req_/, '... with our X-Request-Id');
+is($down->{headers}{'access-control-allow-origin'}, $app,
+   '... and Access-Control-Allow-Origin (else the page cannot read the error)');
+is($down->{headers}{vary}, 'Origin', '... and Vary: Origin');
+
 my $inh = http('GET', '/inherit/', \%o);
 is($inh->{headers}{'access-control-allow-origin'}, undef, 'a location without worksible_cors: none');
 
