@@ -208,6 +208,22 @@ sub json_time {
     return Time::Local::timegm($S, $M, $H, $d, $m - 1, $y);
 }
 
+# --- ranges at the ends of the calendar: 400, or times that are RFC 3339 and in order ------
+
+for my $q ('created_at[lt]=0001-01-01T00:00:00Z', 'created_at[lt]=9999-12-31T23:59:59Z') {
+    ($res, $s) = stats($q);
+    if ($res->{status} == 400) {
+        like($s->{param} // '', qr/^created_at/, "$q: 400 naming the time");
+        next;
+    }
+    is($res->{status}, 200, "$q: 200 (or a 400)");
+    like($s->{start} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, "$q: start is RFC 3339 ($s->{start})");
+    like($s->{end} // '', qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/, "$q: end is RFC 3339 ($s->{end})");
+    cmp_ok($s->{start} // '', 'lt', $s->{end} // '', "$q: start before end");
+    my @starts = map { $_->{start} } @{ $s->{data} };
+    is_deeply(\@starts, [ sort @starts ], "$q: the buckets oldest first as their times say");
+}
+
 # --- another company's rows, errors ----------------------------------------------------
 
 ($res, $s) = stats($range, api_key($other, 'request_logs:read')->{key});
