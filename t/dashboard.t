@@ -101,9 +101,16 @@ sleep 0.3 until (psql_value("SELECT count(*) FROM request_logs WHERE api_key_id 
 is(psql_value("SELECT count(*) FROM request_logs WHERE api_key_id = '$traffic->{id}'"), scalar @sent,
    'every request of the traffic is in the log');
 
+# a company with more than one page of keys (100): the page's own key, the
+# oldest, is on the second page of GET /v1/api_keys
+my $many = company(plan => 'growth');
+my $many_admin = api_key($many, 'company:read request_logs:read api_keys:write', name => 'many admin');
+api_key($many, 'company:read', name => "many $_") for 1 .. 100;
+
 # --- the browser -------------------------------------------------------------------------------
 
 my $input = json()->encode({ origin => 'http://127.0.0.1:1963', admin => $admin->{key},
+    many_admin => $many_admin->{key},
     traffic_key_id => $traffic->{id}, noscope => $noscope->{key}, victim_id => $victim->{id},
     ua_path => $ua_path, chromium => $chromium });
 $ENV{DASHBOARD_TEST} = $input;
@@ -203,6 +210,14 @@ is($saw->{noscope_message}, 'This key cannot read the request log: it needs the 
 is($saw->{noscope_keys_message}, 'This key cannot list the API keys: it needs the api_keys:read scope.',
    '... and for the keys');
 ok($saw->{noscope_charts_hidden}, '... and no plot');
+
+# a key with api_keys:write whose own row is not in the first 100 keys
+ok($saw->{many}{rows} >= 100, "101 keys: the first page of keys is listed ($saw->{many}{rows} rows)");
+ok($saw->{many}{create_visible},
+   '... and a key holding api_keys:write is offered the form to create a key (its scopes are not '
+   . 'only known when its own row is on the first page)');
+ok($saw->{many}{revoke_buttons} > 0, '... and Revoke for the other keys')
+    or diag("revoke buttons: $saw->{many}{revoke_buttons}");
 
 ok(-s "$shots/$_", "screenshot build/dashboard-test/$_")
     for qw(dashboard.png dashboard-detail.png dashboard-keys.png dashboard-360.png dashboard-noscope.png);

@@ -226,6 +226,25 @@ async function main() {
     out.noscope_charts_hidden = await p2.isHidden('#charts');
     await p2.screenshot({ path: path.join(shots, 'dashboard-noscope.png'), fullPage: true });
 
+    // --- a key with api_keys:write whose own row is past the first 100 keys ---
+    const third = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const p3 = await third.newPage();
+    watch(p3);
+    await p3.goto(cfg.origin + '/dashboard/');
+    await p3.fill('#key', cfg.many_admin);
+    await Promise.all([
+        p3.waitForResponse((r) => /\/v1\/api_keys\?/.test(r.url())),
+        p3.click('#key-form button'),
+    ]);
+    await p3.waitForFunction(() => document.querySelectorAll('#key-table tbody tr').length > 0);
+    await p3.waitForTimeout(300);
+    out.many = await p3.evaluate(() => ({
+        rows: document.querySelectorAll('#key-table tbody tr').length,
+        create_visible: !document.getElementById('create-key').hidden,
+        revoke_buttons: document.querySelectorAll('#key-table tbody button').length,
+    }));
+    await p3.screenshot({ path: path.join(shots, 'dashboard-many-keys.png'), fullPage: true });
+
     await browser.close();
 }
 
