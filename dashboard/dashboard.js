@@ -35,6 +35,8 @@
         range: '24h',
         page: null,            /* the log page shown: {data, has_more, dir} */
         stats: null,
+        statsGen: 0,           /* the latest stats and log requests: an */
+        logsGen: 0,            /* answer to an older one is dropped */
         charts: { requests: null, latency: null },
         usage: null
     };
@@ -223,7 +225,12 @@
             'interval': range.interval
         }, state.filters);
 
+        var gen = ++state.statsGen;
+
         return api('GET', '/request_logs/stats' + query(params)).then(function (r) {
+            if (gen !== state.statsGen) {
+                return;     /* a newer request replaced this one */
+            }
             if (r.status !== 200) {
                 state.stats = null;
                 message('traffic-error', refusal(r, 'read the request log', 'request_logs:read'));
@@ -298,9 +305,14 @@
     /* cursor: {} (newest), {starting_after: id} or {ending_before: id} */
     function loadLogs(cursor) {
         var params = Object.assign({ limit: PAGE }, state.filters, cursor);
+        var gen = ++state.logsGen;
 
         return api('GET', '/request_logs' + query(params)).then(function (r) {
             var body = $('logs').tBodies[0];
+
+            if (gen !== state.logsGen) {
+                return;     /* a newer request replaced this one */
+            }
 
             clear(body);
             if (r.status !== 200) {
@@ -408,8 +420,42 @@
             $('keys-more').hidden = !r.json.has_more;
 
             mine = keyPages.filter(function (k) { return k.prefix === prefix; })[0];
-            state.scopes = mine ? mine.scopes : null;
-            drawKeys(mine);
+            if (mine) {
+                state.scopes = mine.scopes;
+                drawKeys(mine);
+                return;
+            }
+            if (after) {
+                drawKeys(null);
+                return;
+            }
+            /* the page's own key is older than the first page: look for it */
+            return findMine(prefix, r.json.has_more ? r.json.data[r.json.data.length - 1].id : null);
+        });
+    }
+
+    /* the pages after `after` until the key with prefix: its scopes decide */
+    function findMine(prefix, after) {
+        if (!after) {
+            state.scopes = null;
+            drawKeys(null);
+            return null;
+        }
+        return api('GET', '/api_keys' + query({ limit: 100, starting_after: after })).then(function (r) {
+            var mine;
+
+            if (r.status !== 200) {
+                state.scopes = null;
+                drawKeys(null);
+                return;
+            }
+            mine = r.json.data.filter(function (k) { return k.prefix === prefix; })[0];
+            if (mine) {
+                state.scopes = mine.scopes;
+                drawKeys(mine);
+                return;
+            }
+            return findMine(prefix, r.json.has_more ? r.json.data[r.json.data.length - 1].id : null);
         });
     }
 

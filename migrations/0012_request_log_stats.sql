@@ -375,6 +375,22 @@ BEGIN
             MESSAGE = 'This is not a time', DETAIL = 'created_at';
     END;
 
+    -- no request is logged before 1970, and buckets must stay RFC 3339
+    IF gte < timestamptz '1970-01-01 00:00Z'
+       OR lt < timestamptz '1970-01-01 00:00Z'
+    THEN
+        RAISE EXCEPTION USING ERRCODE = 'WS400',
+            MESSAGE = 'Times start at 1970-01-01T00:00:00Z',
+            DETAIL = CASE WHEN p_filters ? 'created_at[gte]'
+                               AND gte < timestamptz '1970-01-01 00:00Z'
+                          THEN 'created_at[gte]' ELSE 'created_at[lt]' END;
+    END IF;
+    IF lt > timestamptz '9999-01-01 00:00:00+00' THEN
+        RAISE EXCEPTION USING ERRCODE = 'WS400',
+            MESSAGE = 'Times end at 9999-01-01T00:00:00Z',
+            DETAIL = 'created_at[lt]';
+    END IF;
+
     gte := date_bin('1 minute', gte, epoch);
     IF date_bin('1 minute', lt, epoch) < lt THEN
         lt := date_bin('1 minute', lt, epoch) + interval '1 minute';

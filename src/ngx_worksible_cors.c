@@ -251,6 +251,8 @@ static ngx_int_t
 ngx_worksible_cors_header_filter(ngx_http_request_t *r)
 {
     ngx_str_t                 *origin, v;
+    ngx_worksible_cors_t      *cors;
+    ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
     if (r != r->main) {
@@ -258,8 +260,15 @@ ngx_worksible_cors_header_filter(ngx_http_request_t *r)
     }
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+    cors = lcf->cors;
 
-    if (lcf->cors == NULL) {
+    if (cors == NULL) {
+        /* a location without it, after a redirect from one with it */
+        st = ngx_worksible_request_find(r);
+        cors = (st != NULL) ? st->cors : NULL;
+    }
+
+    if (cors == NULL) {
         return ngx_http_next_header_filter(r);
     }
 
@@ -275,7 +284,7 @@ ngx_worksible_cors_header_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    origin = ngx_worksible_cors_origin(r, lcf->cors);
+    origin = ngx_worksible_cors_origin(r, cors);
 
     if (origin != NULL
         && (ngx_worksible_header_add(r, "Access-Control-Allow-Origin", origin)

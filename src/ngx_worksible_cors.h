@@ -40,7 +40,9 @@ ngx_int_t ngx_worksible_cors_preflight(ngx_http_request_t *r,
 
 /*
  * Installs the header filter: every response of a location with
- * worksible_cors (errors and nginx's own pages too) gets Vary: Origin,
+ * worksible_cors, or of a request that passed one before error_page or
+ * try_files sent it elsewhere (errors and nginx's own pages too), gets
+ * Vary: Origin,
  * and, for an allowed Origin, Access-Control-Allow-Origin (that origin)
  * and Access-Control-Expose-Headers (the rate-limit, request id, replay,
  * deprecation and Location headers). A proxied service's own

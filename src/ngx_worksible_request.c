@@ -168,6 +168,15 @@ ngx_worksible_access_handler(ngx_http_request_t *r)
             ngx_http_finalize_request(r, rc);
             return NGX_DONE;
         }
+
+        /* the final response's, wherever error_page or try_files send it */
+
+        st = ngx_worksible_request(r);
+        if (st == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        st->cors = lcf->cors;
     }
 
     if (lcf->deprecation) {

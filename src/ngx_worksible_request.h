@@ -113,6 +113,7 @@ struct ngx_worksible_request_s {
     ngx_str_t                  token;         /* a new key, for its response */
 
     ngx_str_t                  error_body;    /* replaces nginx's error page */
+    void                      *cors;          /* worksible_cors where it ran */
 
     unsigned                   guarded:1;     /* a worksible_auth location */
     unsigned                   throttled:1;   /* too many failed keys */

@@ -220,7 +220,10 @@ async function main() {
     await p2.goto(cfg.origin + '/dashboard/');
     await p2.fill('#key', cfg.noscope);
     await p2.click('#key-form button');
-    await p2.waitForFunction(() => document.getElementById('traffic-error').textContent !== '');
+    await p2.waitForFunction(() => document.getElementById('traffic-error').textContent !== ''
+                             && document.getElementById('keys-error').textContent !== '');
+    // the log's refusal may come before the plots' (both are asked at once)
+    await p2.waitForSelector('#charts', { state: 'hidden', timeout: 5000 }).catch(() => {});
     out.noscope_message = await p2.textContent('#traffic-error');
     out.noscope_keys_message = await p2.textContent('#keys-error');
     out.noscope_charts_hidden = await p2.isHidden('#charts');
