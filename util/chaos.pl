@@ -85,7 +85,7 @@ my $gap      = $ENV{CHAOS_GAP} // 6;
 my $recovery = $ENV{CHAOS_RECOVERY} // 5;
 my $key_wait = 45;    # a key without a final answer after this: violation
 
-my %port = (pg => 55434, redis => 56381, a => 1961, b => 1962, svc => 1963);
+my %port = (pg => 55434, redis => 56381, a => 1931, b => 1932, svc => 1933);
 my @inst = qw(a b);
 my ($POOL, $WORKERS) = (4, 2);
 my $APP = 'nginx-worksible';

@@ -105,8 +105,16 @@ redis_start() {
     redis-server --bind 127.0.0.1 --port "$redis_port" --save '' \
         --appendonly no --daemonize yes --dir "$dir" \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    local pid
     for _ in $(seq 50); do
-        redis-cli -h 127.0.0.1 -p "$redis_port" ping >/dev/null 2>&1 && return 0
+        # the pid of the Redis that answers (an interrupted run's, if it
+        # still holds the port), so that redis-stop stops that one
+        pid=$(redis-cli -h 127.0.0.1 -p "$redis_port" info server 2>/dev/null \
+              | sed -n 's/^process_id:\([0-9]*\).*/\1/p')
+        if [ -n "$pid" ]; then
+            echo "$pid" >"$dir/redis.pid"
+            return 0
+        fi
         sleep 0.1
     done
     echo "stack.sh: redis did not start, see $dir/redis.log" >&2
@@ -117,8 +125,11 @@ redis_stop() {
     [ -f "$dir/redis.pid" ] || return 0
     local pid
     pid=$(cat "$dir/redis.pid")
+    # a suite interrupted during a SIGSTOP leaves it stopped: TERM waits
+    kill -CONT "$pid" 2>/dev/null || true
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
     rm -f "$dir/redis.pid"
 }
 
