@@ -1,6 +1,7 @@
 #!/usr/bin/env perl
 # The request log's SQL side (migrations/0007_request_logs.sql and the
-# request_logs filters of worksible_list): the batch insert as nginx makes
+# list's filters, worksible_list_request_logs of 0013_static_sql.sql, the
+# same as the generic worksible_list): the batch insert as nginx makes
 # it (worksible_api, SECURITY DEFINER, day partitions made on demand, a
 # retried batch never duplicates), row-level security, the list with its
 # filters and cursors, and the prune (owner only, whole days).
@@ -142,13 +143,24 @@ is(as($API, 'SELECT count(*) FROM request_logs'), 0,
 
 # ---------------------------------------------------------------- list
 # list_try(company, filters, limit, after, before): (stdout, stderr, rc)
+# of the module's statement
 sub list_try {
     my ($company, $filters, $limit, $after, $before) = @_;
     return psql($API, sprintf
+        "SELECT worksible_list_request_logs(%s, %s, %s, %s, %s::jsonb)",
+        q_($company), $limit // 'NULL', q_($after), q_($before),
+        q_($json->encode($filters // {})));
+}
+
+# the same list by the generic worksible_list: its text, or its error
+sub generic_list {
+    my ($company, $filters, $limit, $after, $before) = @_;
+    my ($out, $err, $rc) = psql($API, sprintf
         "SELECT worksible_list(%s, 'request_logs', 'worksible_request_log_object',
                                '/v1/request_logs', %s, %s, %s, %s::jsonb)",
         q_($company), $limit // 'NULL', q_($after), q_($before),
         q_($json->encode($filters // {})));
+    return $rc ? "error: $err" : $out;
 }
 
 # list(...): the decoded list object; an error fails the test
@@ -220,6 +232,19 @@ my @cases = (
 );
 for my $c (@cases) {
     is(ids_of(list($A, $c->[0])), $c->[1], 'filter ' . $json->encode($c->[0]));
+    is((list_try($A, $c->[0]))[0], generic_list($A, $c->[0]),
+       '... the same text as worksible_list');
+}
+
+for my $bad ('20', '600', '099', 'abc', '2xx', '') {
+    my ($out, $err, $rc) = list_try($A, { status => $bad });
+    ok($rc && $err =~ /WS400/ && $err =~ /DETAIL:\s+status\b/,
+       "status '$bad': WS400 DETAIL status") or diag $err;
+}
+{
+    my ($out, $err, $rc) = list_try($A, { latency_ms => '5' });
+    ok($rc && $err =~ /WS400/ && $err =~ /DETAIL:\s+latency_ms\b/,
+       'a filter the list does not have: WS400 naming it') or diag $err;
 }
 
 for my $bad ('0', '6', 'x', '55', '') {
@@ -250,6 +275,9 @@ for my $p (@pages) {
         : defined $before ? "ending_before $before" : 'first';
     is(ids_of($page), $ids, $name);
     is($page->{has_more} ? 1 : 0, $more, "$name: has_more");
+    my @args = ($A, $f, $limit, defined $after ? rid($after) : undef,
+                defined $before ? rid($before) : undef);
+    is((list_try(@args))[0], generic_list(@args), "$name: as worksible_list");
 }
 {
     my ($out, $err, $rc) = list_try($A, {}, 3, rid(4));
