@@ -80,43 +80,6 @@ BEGIN
 END
 $$;
 
--- worksible_list_check(company, limit, starting_after, ending_before,
---   filters, known filter names) -> the limit (NULL: 20): binds the
---   transaction to the company (row-level security) and checks what every
---   list checks, in worksible_list's order. Errors, WS400 with DETAIL =
---   the parameter: both cursors (ending_before), limit outside 1..100
---   (limit), a filter name not in known (that name).
-CREATE FUNCTION worksible_list_check(p_company_id text, p_limit integer,
-                                     p_starting_after text, p_ending_before text,
-                                     p_filters jsonb, p_known text[])
-RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY INVOKER AS $$
-DECLARE
-    lim  integer := coalesce(p_limit, 20);
-    bad  text;
-BEGIN
-    PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
-    IF p_starting_after IS NOT NULL AND p_ending_before IS NOT NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'starting_after and ending_before cannot be used together',
-            DETAIL = 'ending_before';
-    END IF;
-    IF lim NOT BETWEEN 1 AND 100 THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'limit must be between 1 and 100', DETAIL = 'limit';
-    END IF;
-    IF p_filters IS NOT NULL AND p_filters <> '{}' THEN
-        SELECT k INTO bad FROM jsonb_object_keys(p_filters) k
-        WHERE k <> ALL (p_known) LIMIT 1;
-        IF bad IS NOT NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'WS400',
-                MESSAGE = 'This list has no such filter', DETAIL = bad;
-        END IF;
-    END IF;
-    RETURN lim;
-END
-$$;
-
 -- worksible_list_cursor_missing(starting_after): raises WS400 "No object
 --   with this id is in the list" naming starting_after when it is not
 --   NULL, else ending_before. Called when a cursor is not one of the
@@ -163,6 +126,20 @@ BEGIN
         hi := v::smallint * 100 + 99;
     END IF;
 END
+$$;
+
+-- worksible_ulid_time(id) -> the time in a prefix_ULID id (worksible_id,
+--   the module's request ids): its first 10 ULID characters, milliseconds
+--   since the Unix epoch; NULL when what follows the first "_" is not 26
+--   characters of Crockford's base 32.
+CREATE FUNCTION worksible_ulid_time(p_id text) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT to_timestamp(sum((strpos('0123456789ABCDEFGHJKMNPQRSTVWXYZ',
+                                    substr(u, i, 1)) - 1)::bigint
+                            << (5 * (10 - i))) / 1000.0)
+    FROM (SELECT substr(p_id, strpos(p_id, '_') + 1) AS u) x,
+         generate_series(1, 10) i
+    WHERE u ~ '^[0-7][0-9A-HJKMNP-TV-Z]{25}$'
 $$;
 
 -- The generator: a temporary table of the resources, one row per filter,
@@ -237,6 +214,7 @@ DECLARE
     f         record;
     known     text;
     decls     text;
+    assigns   text;
     residual  text;
     branches  text;
     leads     text[];
@@ -264,15 +242,22 @@ BEGIN
         residual := '';
         leads := ARRAY[NULL];
 
+        assigns := '';
         IF res.tbl = 'request_logs' THEN
-            decls := 'st record := worksible_list_status(p_filters);' || chr(10);
+            decls := E'    st      record;\n';
+            assigns := E'        st := worksible_list_status(p_filters);\n';
         END IF;
 
         FOR f IN SELECT * FROM worksible_list_filters WHERE tbl = res.tbl
                  ORDER BY lead NULLS LAST, name
         LOOP
             known := known || ',"' || f.name || '"';
-            decls := decls || '    ' || f.decl || chr(10);
+            -- declared NULL; set from the filters once they passed
+            decls := decls || '    '
+                     || regexp_replace(f.decl, ' := [^;]*;', ';', 'g') || chr(10);
+            assigns := assigns || '        '
+                       || regexp_replace(f.decl, '(\w+) \w+ := ', '\1 := ', 'g')
+                       || chr(10);
             residual := residual || format(E'\n              AND (%s IS NULL OR %s)',
                                            f.var, f.test);
             IF f.lead IS NOT NULL THEN
@@ -337,31 +322,70 @@ BEGIN
 
         body := format($f$
 DECLARE
-    lim     integer := worksible_list_check(p_company_id, p_limit,
-                           p_starting_after, p_ending_before, p_filters,
-                           %2$L::text[]);
-    bounds  record := worksible_list_bounds(p_filters);
-    lo      timestamptz := bounds.lo;
-    hi      timestamptz := bounds.hi;
+    lim     integer := coalesce(p_limit, 20);
+    lo      timestamptz := '-infinity';
+    hi      timestamptz := 'infinity';
     cursor  text := coalesce(p_starting_after, p_ending_before);
     cur_ts  timestamptz := 'infinity';
     cur_id  text := '';
+    bad     text;
     result  json;
-    %3$s
+%3$s
 BEGIN
-    IF cursor IS NOT NULL THEN
+    PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
+    IF p_starting_after IS NOT NULL AND p_ending_before IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'WS400',
+            MESSAGE = 'starting_after and ending_before cannot be used together',
+            DETAIL = 'ending_before';
+    END IF;
+    IF lim NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION USING ERRCODE = 'WS400',
+            MESSAGE = 'limit must be between 1 and 100', DETAIL = 'limit';
+    END IF;
+
+    IF p_filters IS NOT NULL AND p_filters <> '{}' THEN
+        SELECT k INTO bad FROM jsonb_object_keys(p_filters) k
+        WHERE k <> ALL (%2$L::text[]) LIMIT 1;
+        IF bad IS NOT NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'WS400',
+                MESSAGE = 'This list has no such filter', DETAIL = bad;
+        END IF;
+        IF p_filters ?| ARRAY['created_at[gte]', 'created_at[gt]',
+                              'created_at[lte]', 'created_at[lt]'] THEN
+            SELECT b.lo, b.hi INTO lo, hi FROM worksible_list_bounds(p_filters) b;
+        END IF;
+%7$s    END IF;
+
+    IF cursor IS NOT NULL THEN%5$s
         SELECT t.created_at, t.id INTO cur_ts, cur_id
         FROM %1$s t WHERE t.company_id = p_company_id AND t.id = cursor;
         IF NOT FOUND THEN
             PERFORM worksible_list_cursor_missing(p_starting_after);
-        END IF;
+        END IF;%6$s
     END IF;
 
 %4$s
 
     RETURN result;
 END
-$f$, res.tbl, '{' || known || '}', decls, branches);
+$f$, res.tbl, '{' || known || '}', decls, branches,
+        CASE res.tbl WHEN 'request_logs' THEN $c$
+        -- no index finds a row by id alone: a request id's ULID holds the
+        -- moment the module made it, just after the request began
+        -- (created_at), so look within a second of it first, on
+        -- (company_id, created_at, id), and only then everywhere
+        cur_ts := worksible_ulid_time(cursor);
+        IF cur_ts IS NOT NULL THEN
+            SELECT t.created_at, t.id INTO cur_ts, cur_id
+            FROM request_logs t
+            WHERE t.company_id = p_company_id AND t.id = cursor
+              AND t.created_at BETWEEN cur_ts - interval '1 second'
+                                   AND cur_ts + interval '1 second';
+        END IF;
+        IF cur_ts IS NULL OR cur_id = '' THEN$c$ ELSE '' END,
+        CASE res.tbl WHEN 'request_logs' THEN $c$
+        END IF;$c$ ELSE '' END,
+        assigns);
 
         EXECUTE format($c$
 CREATE FUNCTION worksible_list_%1$s(p_company_id text, p_limit integer,
@@ -439,13 +463,12 @@ LANGUAGE sql SECURITY INVOKER AS $$
     SELECT worksible_list_api_keys(p_company_id, p_limit, p_starting_after, p_ending_before)
 $$;
 
+GRANT EXECUTE ON FUNCTION worksible_ulid_time(text) TO worksible_api;
 REVOKE ALL ON FUNCTION worksible_list_bounds(jsonb),
-                       worksible_list_check(text, integer, text, text, jsonb, text[]),
                        worksible_list_cursor_missing(text),
                        worksible_list_status(jsonb)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION worksible_list_bounds(jsonb),
-                          worksible_list_check(text, integer, text, text, jsonb, text[]),
                           worksible_list_cursor_missing(text),
                           worksible_list_status(jsonb)
     TO worksible_api;

@@ -285,6 +285,32 @@ for my $p (@pages) {
        'B\'s row as A\'s cursor: WS400 starting_after') or diag $err;
 }
 
+# cursors that are the module's request ids (req_ + a ULID of the moment
+# the id was made, just after created_at): found through the index within
+# a second of that time; an id whose time is farther (or no ULID, above)
+# is still found, by a look everywhere
+{
+    my $t = $d1 + 5 * 3600;
+    my ($near, $far) = split /\|/, as($OWNER,
+        "SELECT worksible_id('req', to_timestamp($t.004)), worksible_id('req', to_timestamp($t - 90000))");
+    my $rows = $json->encode([
+        { id => $near, company_id => $A, method => 'GET', path => '/v1/ulid', status => 200,
+          latency_ms => 1, created_at => at($t, 0) },
+        { id => $far, company_id => $A, method => 'GET', path => '/v1/ulid', status => 200,
+          latency_ms => 1, created_at => at($t + 1, 0) },
+    ]);
+    is(as($API, 'SELECT worksible_request_logs_insert(' . q_($rows) . ')'), 2,
+       'two rows whose ids are ULIDs');
+    is(as($OWNER, "SELECT worksible_ulid_time(" . q_($near) . ") = to_timestamp($t.004)"), 't',
+       'worksible_ulid_time reads the id\'s time back');
+    is(ids_of(list($A, {}, 2, $near)), '10 9', 'starting_after the near id: the next page');
+    is(ids_of(list($A, {}, 1, undef, $near)), $far, 'ending_before it: the newer row');
+    is(ids_of(list($A, {}, 2, $far)), "$near 10",
+       'starting_after the far id (its ULID a day off): found too');
+    is((list_try($A, {}, 2, $far))[0], generic_list($A, {}, 2, $far), '... as worksible_list');
+    as($OWNER, "DELETE FROM request_logs WHERE path = '/v1/ulid' AND company_id = " . q_($A));
+}
+
 # ---------------------------------------------------------------- prune
 {
     my ($out, $err, $rc) = psql($API, "SELECT worksible_request_logs_prune('100 days')");
