@@ -52,7 +52,8 @@ stop_nginx() {
 trap 'stop_nginx before; stop_nginx after' EXIT
 
 # setup DB MIGRATIONS_DIR: a fresh database with the bench data, printing
-# "company key freelancer_id"
+# "company key freelancer_id request_log_id" (the ids: the 5,000th and
+# 100,000th newest)
 setup() {
     local db=$1 migrations=$2 co key
     psql -X -q -U postgres -d postgres \
@@ -72,7 +73,7 @@ SELECT 'cmp_01BENCH0000000000000000000', 'bench' || g || '@example.com',
 FROM generate_series(1, 10000) g;
 -- 2% 503, 5% 404, the rest 200; two keys; four days
 SELECT worksible_request_logs_insert(json_agg(json_build_object(
-    'id', 'req_' || lpad(g::text, 26, '0'),
+    'id', worksible_id('req', timestamptz '2026-11-01 00:00:00Z' - g * 1.7 * interval '1 second'),
     'company_id', 'cmp_01BENCH0000000000000000000',
     'api_key_id', CASE WHEN g % 3 = 0 THEN 'key_a' ELSE 'key_b' END,
     'method', CASE WHEN g % 4 = 0 THEN 'POST' ELSE 'GET' END,
@@ -91,7 +92,8 @@ SQL
             --scopes "freelancers:read request_logs:read" --name bench --json 2>/dev/null \
           | perl -MJSON::PP -0777 -ne 'print decode_json($_)->{key}')
     echo "$co $key $(PGDATABASE=$db psql -X -At -c \
-        "SELECT id FROM freelancers WHERE company_id = '$co' ORDER BY created_at DESC, id DESC OFFSET 5000 LIMIT 1")"
+        "SELECT id FROM freelancers WHERE company_id = '$co' ORDER BY created_at DESC, id DESC OFFSET 5000 LIMIT 1") $(PGDATABASE=$db psql -X -At -c \
+        "SELECT id FROM request_logs WHERE company_id = '$co' ORDER BY created_at DESC, id DESC OFFSET 100000 LIMIT 1")"
 }
 
 # nginx NAME SO DB PORT
@@ -149,10 +151,10 @@ rm -rf "$migr_before"; mkdir -p "$migr_before"
 cp "$top"/migrations/*.sql "$migr_before"/
 rm -f "$migr_before"/0013_static_sql.sql
 
-read -r co key_a fl_a <<<"$(setup bench_after "$top/migrations")"
+read -r co key_a fl_a req_a <<<"$(setup bench_after "$top/migrations")"
 start_nginx after "$after_so" bench_after 18191
 if [ -n "$before_so" ]; then
-    read -r _ key_b fl_b <<<"$(setup bench_before "$migr_before")"
+    read -r _ key_b fl_b req_b <<<"$(setup bench_before "$migr_before")"
     start_nginx before "$before_so" bench_before 18190
 fi
 
@@ -180,10 +182,11 @@ rows=(
     "GET /v1/freelancers?limit=20|wrk|/v1/freelancers?limit=20"
     "pgbench list 20 (extended)|pgbench|list|extended"
     "pgbench list 20 (prepared)|pgbench|list|prepared"
-    "GET /v1/freelancers/{id}|wrk|/v1/freelancers/"
+    "GET /v1/freelancers/{id}|wrk|/v1/freelancers/@FL@"
     "pgbench retrieve (prepared)|pgbench|get|prepared"
     "GET /v1/request_logs?status=503|wrk|/v1/request_logs?status=503&limit=20"
     "pgbench request_logs status (prepared)|pgbench|logs|prepared"
+    "GET /v1/request_logs?starting_after=|wrk|/v1/request_logs?limit=20&starting_after=@REQ@"
 )
 
 printf '\nbench-sql: %s s x %s runs, wrk -t1 -c%s, nginx 1 worker, pool/pgbench -c %s\n' \
@@ -195,9 +198,9 @@ for row in "${rows[@]}"; do
     line=""
     for run in $(seq "$runs"); do
         if [ "$tool" = wrk ]; then
-            # a retrieve: each database's own freelancer
-            [ "${a%/}" = "$a" ] || { ab=$a${fl_b:-}; aa=$a$fl_a; }
-            [ "${a%/}" != "$a" ] || { ab=$a; aa=$a; }
+            # each database's own ids
+            ab=${a//@FL@/${fl_b:-}}; ab=${ab//@REQ@/${req_b:-}}
+            aa=${a//@FL@/$fl_a}; aa=${aa//@REQ@/$req_a}
             [ -n "$before_so" ] && vb=$(wrk_rps "http://127.0.0.1:18190$ab" "$key_b") || vb=0
             va=$(wrk_rps "http://127.0.0.1:18191$aa" "$key_a")
         else
