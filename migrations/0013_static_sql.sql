@@ -28,7 +28,9 @@
 -- what static SQL is here to save); generic plans of these shapes are the
 -- index walks a custom plan would choose: the keyset cursor and the
 -- created_at bounds are index conditions whatever their values (no
--- cursor: ('infinity', ''); no bound: -infinity .. infinity).
+-- cursor: ('infinity', ''); no bound: -infinity .. infinity; so a row
+-- whose created_at were 'infinity' would never be listed: none is, the
+-- columns default to now()).
 --
 -- Same public behaviour as worksible_list / worksible_get, errors
 -- included (SQLSTATE WS400, DETAIL = the parameter), plus: a filter name
