@@ -1286,6 +1286,7 @@ static ngx_int_t
 ngx_worksible_api_company_me(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
+    ep->op->name = "worksible_company_me";
     ep->op->sql = "SELECT worksible_company_me($1)";
 
     return NGX_OK;

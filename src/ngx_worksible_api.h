@@ -67,7 +67,25 @@ typedef struct {
     const char                 *url;          /* "/v1/freelancers" */
     ngx_worksible_field_t      *fields;       /* of its body */
     ngx_worksible_field_t      *filters;      /* of its list, in order */
+
+    /*
+     * Its list and retrieve: the statement's name (the SQL function's)
+     * and SQL, static (migrations/0013_static_sql.sql), prepared once per
+     * connection; NULL when the resource has no such endpoint.
+     */
+    const char                 *list_name;
+    const char                 *list_sql;
+    const char                 *get_name;
+    const char                 *get_sql;
 } ngx_worksible_resource_t;
+
+
+/* a resource's list_name, list_sql, get_name, get_sql: its table's */
+#define NGX_WORKSIBLE_RESOURCE_SQL(table)                                    \
+    "worksible_list_" #table,                                                \
+    "SELECT worksible_list_" #table "($1, $2, $3, $4, $5::jsonb)",           \
+    "worksible_get_" #table,                                                 \
+    "SELECT worksible_get_" #table "($1, $2)"
 
 
 /* a client error found before any query runs */

@@ -27,26 +27,27 @@ static ngx_int_t ngx_worksible_api_keys_allowlist(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep, json_t *list, ngx_str_t *out);
 
 
-/* GET /v1/api_keys: worksible_api_keys_list(company, limit, after, before) */
+/* GET /v1/api_keys: worksible_list_api_keys(company, limit, after, before) */
 
 ngx_int_t
 ngx_worksible_api_keys_list(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
-    ep->op->sql = "SELECT worksible_api_keys_list($1, $2, $3, $4)";
+    ep->op->name = "worksible_list_api_keys";
+    ep->op->sql = "SELECT worksible_list_api_keys($1, $2, $3, $4)";
 
     return ngx_worksible_api_list_args(ep);
 }
 
 
-/* GET /v1/api_keys/{id}: worksible_get(company, api_keys, ..., id) */
+/* GET /v1/api_keys/{id}: worksible_get_api_keys(company, id) */
 
 ngx_int_t
 ngx_worksible_api_keys_get(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
-    ep->op->sql = "SELECT worksible_get($1, 'api_keys', "
-                  "'worksible_api_key_object', $2)";
+    ep->op->name = "worksible_get_api_keys";
+    ep->op->sql = "SELECT worksible_get_api_keys($1, $2)";
 
     return ngx_worksible_pg_op_param(ep->op, &ep->id);
 }

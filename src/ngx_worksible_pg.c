@@ -47,6 +47,12 @@ typedef struct {
     ngx_uint_t                  background;   /* running background work */
     ngx_uint_t                  rotation;     /* conf->rotations[] in use */
     ngx_uint_t                  tried;        /* addresses timed out */
+
+    /* the statements prepared on this connection (op->name), by name */
+    const char                 *prepared[NGX_WORKSIBLE_PG_MAX_PREPARED];
+    ngx_uint_t                  nprepared;
+    const char                 *preparing;    /* its Parse is in flight */
+    PGresult                   *prepare_res;  /* that Parse's result */
 } ngx_worksible_pg_conn_t;
 
 
@@ -105,6 +111,12 @@ static ngx_int_t ngx_worksible_pg_events(ngx_connection_t *c,
     ngx_uint_t read, ngx_uint_t write);
 static void ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn,
     ngx_worksible_pg_op_t *op);
+static int ngx_worksible_pg_send_query(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_pg_prepared(ngx_worksible_pg_conn_t *conn,
+    const char *name);
+static ngx_int_t ngx_worksible_pg_prepare_done(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_pg_flush(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_read_handler(ngx_event_t *ev);
 static void ngx_worksible_pg_write_handler(ngx_event_t *ev);
@@ -138,6 +150,7 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     conf->queue = 256;
     conf->connect_timeout = 2000;
     conf->query_timeout = 5000;
+    conf->prepare = 1;
 
     for (i = 1; i < nargs; i++) {
         if (ngx_worksible_pg_conf_option(cf, &args[i], conf) != NGX_OK) {
@@ -547,12 +560,23 @@ ngx_worksible_pg_conf_option(ngx_conf_t *cf, ngx_str_t *arg,
         return NGX_OK;
     }
 
+    if (arg->len == 10 && ngx_strncmp(arg->data, "prepare=on", 10) == 0) {
+        conf->prepare = 1;
+        return NGX_OK;
+    }
+
+    if (arg->len == 11 && ngx_strncmp(arg->data, "prepare=off", 11) == 0) {
+        conf->prepare = 0;
+        return NGX_OK;
+    }
+
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid worksible_postgres parameter \"%V\" "
                        "(pool=1..1024, queue=0..65536, "
-                       "connect_timeout=TIME, query_timeout=TIME)", arg);
+                       "connect_timeout=TIME, query_timeout=TIME, "
+                       "prepare=on|off)", arg);
 
     return NGX_ERROR;
 }
@@ -1427,8 +1451,7 @@ ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn, ngx_worksible_pg_op_t *op)
     ngx_add_timer(&op->timer, op->pool->conf->query_timeout
                               + NGX_WORKSIBLE_PG_DRAIN_GRACE);
 
-    if (!PQsendQueryParams(conn->pgconn, op->sql, op->nparams, NULL,
-                           op->values, NULL, NULL, 0)
+    if (!ngx_worksible_pg_send_query(conn, op)
         || ngx_worksible_pg_flush(conn) != NGX_OK)
     {
         msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
@@ -1437,6 +1460,111 @@ ngx_worksible_pg_send(ngx_worksible_pg_conn_t *conn, ngx_worksible_pg_op_t *op)
         ngx_worksible_pg_close(conn);
         ngx_worksible_pg_op_finish(op, NGX_WORKSIBLE_PG_FAILED);
     }
+}
+
+
+/*
+ * Sends op's query: by name when it has one, prepare=on and this
+ * connection prepared it; else its Parse first (PQsendPrepare), the
+ * execution following once the Parse succeeded
+ * (ngx_worksible_pg_prepare_done); else unnamed (PQsendQueryParams: parsed
+ * and planned again each time). libpq's 1, or 0 on failure.
+ */
+
+static int
+ngx_worksible_pg_send_query(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op)
+{
+    if (op->name != NULL && conn->pool->conf->prepare) {
+
+        if (ngx_worksible_pg_prepared(conn, op->name)) {
+            return PQsendQueryPrepared(conn->pgconn, op->name, op->nparams,
+                                       op->values, NULL, NULL, 0);
+        }
+
+        if (conn->nprepared < NGX_WORKSIBLE_PG_MAX_PREPARED) {
+            conn->preparing = op->name;
+            return PQsendPrepare(conn->pgconn, op->name, op->sql,
+                                 op->nparams, NULL);
+        }
+    }
+
+    return PQsendQueryParams(conn->pgconn, op->sql, op->nparams, NULL,
+                             op->values, NULL, NULL, 0);
+}
+
+
+/* 1 when the connection has prepared the statement name */
+
+static ngx_int_t
+ngx_worksible_pg_prepared(ngx_worksible_pg_conn_t *conn, const char *name)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < conn->nprepared; i++) {
+        if (conn->prepared[i] == name
+            || ngx_strcmp(conn->prepared[i], name) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The Parse of conn->preparing completed: a success is remembered, and op
+ * (still attached) is executed by name: NGX_AGAIN, the connection stays
+ * busy. NGX_OK: the connection is done (op gone, or the Parse failed and
+ * its error is now op->result). NGX_ERROR: the execution could not be
+ * sent; the caller closes the connection and fails op.
+ */
+
+static ngx_int_t
+ngx_worksible_pg_prepare_done(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op)
+{
+    PGresult    *res;
+    const char  *name;
+
+    name = conn->preparing;
+    res = conn->prepare_res;
+
+    conn->preparing = NULL;
+    conn->prepare_res = NULL;
+
+    if (res != NULL && PQresultStatus(res) == PGRES_COMMAND_OK) {
+        conn->prepared[conn->nprepared++] = name;
+        PQclear(res);
+
+        if (op == NULL
+            || PQstatus(conn->pgconn) != CONNECTION_OK
+            || PQtransactionStatus(conn->pgconn) != PQTRANS_IDLE)
+        {
+            return NGX_OK;
+        }
+
+        if (!PQsendQueryPrepared(conn->pgconn, op->name, op->nparams,
+                                 op->values, NULL, NULL, 0)
+            || ngx_worksible_pg_flush(conn) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return NGX_AGAIN;
+    }
+
+    /* the Parse failed: its error answers op, like a failed query's */
+
+    if (op != NULL && op->result == NULL) {
+        op->result = res;
+
+    } else if (res != NULL) {
+        PQclear(res);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -1560,7 +1688,12 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
             break;
         }
 
-        if (op != NULL && op->result == NULL) {
+        if (conn->preparing != NULL && conn->prepare_res == NULL) {
+            conn->prepare_res = res;
+
+        } else if (conn->preparing == NULL
+                   && op != NULL && op->result == NULL)
+        {
             op->result = res;
             continue;
         }
@@ -1570,6 +1703,23 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
     }
 
     /* the query is complete */
+
+    if (conn->preparing != NULL) {
+        switch (ngx_worksible_pg_prepare_done(conn, op)) {
+
+        case NGX_AGAIN:
+            return;
+
+        case NGX_ERROR:
+            msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
+            ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                          "worksible postgres send failed: %V", &msg);
+            goto failed;
+
+        default: /* NGX_OK */
+            break;
+        }
+    }
 
     if (conn->timer.timer_set) {
         ngx_del_timer(&conn->timer);
@@ -1723,6 +1873,16 @@ ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn)
         conn->op->conn = NULL;
         conn->op = NULL;
     }
+
+    /* a connection made again has prepared nothing */
+
+    if (conn->prepare_res != NULL) {
+        PQclear(conn->prepare_res);
+        conn->prepare_res = NULL;
+    }
+
+    conn->preparing = NULL;
+    conn->nprepared = 0;
 
     if (conn->state != NGX_WORKSIBLE_PG_CLOSED
         && conn->state != NGX_WORKSIBLE_PG_CONNECTING)

@@ -30,6 +30,9 @@
 
 #define NGX_WORKSIBLE_PG_MAX_PARAMS  12
 
+/* named statements a connection prepares, at most; others run unnamed */
+#define NGX_WORKSIBLE_PG_MAX_PREPARED  32
+
 
 typedef struct ngx_worksible_pg_pool_s  ngx_worksible_pg_pool_t;
 typedef struct ngx_worksible_pg_op_s    ngx_worksible_pg_op_t;
@@ -60,6 +63,7 @@ typedef struct {
     ngx_uint_t                  read_write;   /* target_session_attrs */
     ngx_uint_t                  naddrs;       /* in hostaddr, 1 or more */
     const char               ***rotations;    /* values, from address k */
+    ngx_uint_t                  prepare;      /* named statements: 1 */
 } ngx_worksible_pg_conf_t;
 
 
@@ -71,6 +75,13 @@ struct ngx_worksible_pg_op_s {
     ngx_event_t                 timer;        /* query_timeout */
 
     const char                 *sql;
+    /*
+     * NULL, or a name for sql (static strings, both): with prepare=on the
+     * connection prepares it once (PQsendPrepare) and runs it by name
+     * (PQsendQueryPrepared) from then on; a failed prepare is the op's
+     * result. The same name always goes with the same sql.
+     */
+    const char                 *name;
     int                         nparams;
     const char                 *values[NGX_WORKSIBLE_PG_MAX_PARAMS];
 
@@ -87,7 +98,8 @@ struct ngx_worksible_pg_op_s {
 
 /*
  * Parses "CONNINFO [pool=N] [queue=N] [connect_timeout=TIME]
- * [query_timeout=TIME]" (the worksible_postgres directive) into conf;
+ * [query_timeout=TIME] [prepare=on|off]" (the worksible_postgres
+ * directive) into conf;
  * resolves host names (one, or libpq's list "a,b" with a port each or one
  * for all) to hostaddr now, never on a request.
  * Returns NGX_CONF_OK or an error message for nginx -t.

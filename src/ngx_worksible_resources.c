@@ -8,8 +8,12 @@
  *
  *   worksible_<object>_write(company, id or NULL, fields jsonb)
  *   worksible_<object>_<action>(company, id)    submit, finalize, void...
- *   worksible_get(company, table, worksible_<object>_object, id)
- *   worksible_list(company, table, worksible_<object>_object, url, ...)
+ *   worksible_get_<table>(company, id)
+ *   worksible_list_<table>(company, limit, starting_after, ending_before,
+ *                          filters jsonb)
+ *
+ * Lists and retrieves are static SQL (0013_static_sql.sql) sent as named
+ * statements, prepared once per connection (ngx_worksible_pg.h).
  */
 
 #include <ngx_config.h>
@@ -251,54 +255,64 @@ static ngx_worksible_field_t  ngx_worksible_request_log_filters[] = {
 
 ngx_worksible_resource_t  ngx_worksible_company_resource = {
     "company", "companies", "/v1/companies/me",
-    ngx_worksible_company_fields, NULL
+    ngx_worksible_company_fields, NULL, NULL, NULL, NULL, NULL
 };
 
 ngx_worksible_resource_t  ngx_worksible_freelancers_resource = {
     "freelancer", "freelancers", "/v1/freelancers",
-    ngx_worksible_freelancer_fields, ngx_worksible_freelancer_filters
+    ngx_worksible_freelancer_fields, ngx_worksible_freelancer_filters,
+    NGX_WORKSIBLE_RESOURCE_SQL(freelancers)
 };
 
 ngx_worksible_resource_t  ngx_worksible_projects_resource = {
     "project", "projects", "/v1/projects",
-    ngx_worksible_project_fields, ngx_worksible_project_filters
+    ngx_worksible_project_fields, ngx_worksible_project_filters,
+    NGX_WORKSIBLE_RESOURCE_SQL(projects)
 };
 
 ngx_worksible_resource_t  ngx_worksible_contracts_resource = {
     "contract", "contracts", "/v1/contracts",
-    ngx_worksible_contract_fields, ngx_worksible_contract_filters
+    ngx_worksible_contract_fields, ngx_worksible_contract_filters,
+    NGX_WORKSIBLE_RESOURCE_SQL(contracts)
 };
 
 ngx_worksible_resource_t  ngx_worksible_timesheets_resource = {
     "timesheet", "timesheets", "/v1/timesheets",
-    ngx_worksible_timesheet_fields, ngx_worksible_timesheet_filters
+    ngx_worksible_timesheet_fields, ngx_worksible_timesheet_filters,
+    NGX_WORKSIBLE_RESOURCE_SQL(timesheets)
 };
 
 ngx_worksible_resource_t  ngx_worksible_invoices_resource = {
     "invoice", "invoices", "/v1/invoices",
-    ngx_worksible_invoice_fields, ngx_worksible_invoice_filters
+    ngx_worksible_invoice_fields, ngx_worksible_invoice_filters,
+    NGX_WORKSIBLE_RESOURCE_SQL(invoices)
 };
 
 ngx_worksible_resource_t  ngx_worksible_payments_resource = {
     "payment", "payments", "/v1/payments",
-    ngx_worksible_payment_fields, ngx_worksible_payment_filters
+    ngx_worksible_payment_fields, ngx_worksible_payment_filters,
+    NGX_WORKSIBLE_RESOURCE_SQL(payments)
 };
 
 ngx_worksible_resource_t  ngx_worksible_payouts_resource = {
     "payout", "payouts", "/v1/payouts",
-    ngx_worksible_payout_fields, ngx_worksible_payout_filters
+    ngx_worksible_payout_fields, ngx_worksible_payout_filters,
+    NGX_WORKSIBLE_RESOURCE_SQL(payouts)
 };
 
 ngx_worksible_resource_t  ngx_worksible_request_logs_resource = {
     "request_log", "request_logs", "/v1/request_logs",
-    NULL, ngx_worksible_request_log_filters
+    NULL, ngx_worksible_request_log_filters,
+    "worksible_list_request_logs",
+    "SELECT worksible_list_request_logs($1, $2, $3, $4, $5::jsonb)",
+    NULL, NULL
 };
 
 
 /*
  * GET <url>?limit&starting_after&ending_before&created_at[gte|gt|lte|lt]
- * &<filters>: worksible_list(company, table, object function, url, limit,
- * starting_after, ending_before, filters jsonb). Newest first (API.md).
+ * &<filters>: worksible_list_<table>(company, limit, starting_after,
+ * ending_before, filters jsonb). Newest first (API.md).
  */
 
 ngx_int_t
@@ -351,9 +365,10 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
 
     /* $1 company, $2..$4 limit and cursors, $5 filters */
 
-    return ngx_worksible_resource_sql(ep,
-               "SELECT worksible_list($1, '%2$s', 'worksible_%1$s_object', "
-               "'%3$s', $2, $3, $4, $5::jsonb)");
+    ep->op->name = ep->route->resource->list_name;
+    ep->op->sql = ep->route->resource->list_sql;
+
+    return NGX_OK;
 }
 
 
@@ -529,18 +544,24 @@ ngx_worksible_resource_filters(ngx_http_request_t *r,
 }
 
 
-/* GET <url>/{id}: worksible_get(company, table, object function, id) */
+/* GET <url>/{id}: worksible_get_<table>(company, id) */
 
 ngx_int_t
 ngx_worksible_resource_get(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
+    ngx_worksible_resource_t  *res;
+
+    res = ep->route->resource;
+
     if (ngx_worksible_pg_op_param(ep->op, &ep->id) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return ngx_worksible_resource_sql(ep,
-               "SELECT worksible_get($1, '%2$s', 'worksible_%1$s_object', $2)");
+    ep->op->name = res->get_name;
+    ep->op->sql = res->get_sql;
+
+    return NGX_OK;
 }
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env perl
 # The request log's SQL side (migrations/0007_request_logs.sql and the
-# request_logs filters of worksible_list): the batch insert as nginx makes
+# list's filters, worksible_list_request_logs of 0013_static_sql.sql, the
+# same as the generic worksible_list): the batch insert as nginx makes
 # it (worksible_api, SECURITY DEFINER, day partitions made on demand, a
 # retried batch never duplicates), row-level security, the list with its
 # filters and cursors, and the prune (owner only, whole days).
@@ -142,13 +143,24 @@ is(as($API, 'SELECT count(*) FROM request_logs'), 0,
 
 # ---------------------------------------------------------------- list
 # list_try(company, filters, limit, after, before): (stdout, stderr, rc)
+# of the module's statement
 sub list_try {
     my ($company, $filters, $limit, $after, $before) = @_;
     return psql($API, sprintf
+        "SELECT worksible_list_request_logs(%s, %s, %s, %s, %s::jsonb)",
+        q_($company), $limit // 'NULL', q_($after), q_($before),
+        q_($json->encode($filters // {})));
+}
+
+# the same list by the generic worksible_list: its text, or its error
+sub generic_list {
+    my ($company, $filters, $limit, $after, $before) = @_;
+    my ($out, $err, $rc) = psql($API, sprintf
         "SELECT worksible_list(%s, 'request_logs', 'worksible_request_log_object',
                                '/v1/request_logs', %s, %s, %s, %s::jsonb)",
         q_($company), $limit // 'NULL', q_($after), q_($before),
         q_($json->encode($filters // {})));
+    return $rc ? "error: $err" : $out;
 }
 
 # list(...): the decoded list object; an error fails the test
@@ -220,6 +232,19 @@ my @cases = (
 );
 for my $c (@cases) {
     is(ids_of(list($A, $c->[0])), $c->[1], 'filter ' . $json->encode($c->[0]));
+    is((list_try($A, $c->[0]))[0], generic_list($A, $c->[0]),
+       '... the same text as worksible_list');
+}
+
+for my $bad ('20', '600', '099', 'abc', '2xx', '') {
+    my ($out, $err, $rc) = list_try($A, { status => $bad });
+    ok($rc && $err =~ /WS400/ && $err =~ /DETAIL:\s+status\b/,
+       "status '$bad': WS400 DETAIL status") or diag $err;
+}
+{
+    my ($out, $err, $rc) = list_try($A, { latency_ms => '5' });
+    ok($rc && $err =~ /WS400/ && $err =~ /DETAIL:\s+latency_ms\b/,
+       'a filter the list does not have: WS400 naming it') or diag $err;
 }
 
 for my $bad ('0', '6', 'x', '55', '') {
@@ -250,11 +275,40 @@ for my $p (@pages) {
         : defined $before ? "ending_before $before" : 'first';
     is(ids_of($page), $ids, $name);
     is($page->{has_more} ? 1 : 0, $more, "$name: has_more");
+    my @args = ($A, $f, $limit, defined $after ? rid($after) : undef,
+                defined $before ? rid($before) : undef);
+    is((list_try(@args))[0], generic_list(@args), "$name: as worksible_list");
 }
 {
     my ($out, $err, $rc) = list_try($A, {}, 3, rid(4));
     ok($rc && $err =~ /WS400/ && $err =~ /DETAIL:\s+starting_after/,
        'B\'s row as A\'s cursor: WS400 starting_after') or diag $err;
+}
+
+# cursors that are the module's request ids (req_ + a ULID of the moment
+# the id was made, just after created_at): found through the index within
+# a second of that time; an id whose time is farther (or no ULID, above)
+# is still found, by a look everywhere
+{
+    my $t = $d1 + 5 * 3600;
+    my ($near, $far) = split /\|/, as($OWNER,
+        "SELECT worksible_id('req', to_timestamp($t.004)), worksible_id('req', to_timestamp($t - 90000))");
+    my $rows = $json->encode([
+        { id => $near, company_id => $A, method => 'GET', path => '/v1/ulid', status => 200,
+          latency_ms => 1, created_at => at($t, 0) },
+        { id => $far, company_id => $A, method => 'GET', path => '/v1/ulid', status => 200,
+          latency_ms => 1, created_at => at($t + 1, 0) },
+    ]);
+    is(as($API, 'SELECT worksible_request_logs_insert(' . q_($rows) . ')'), 2,
+       'two rows whose ids are ULIDs');
+    is(as($OWNER, "SELECT worksible_ulid_time(" . q_($near) . ") = to_timestamp($t.004)"), 't',
+       'worksible_ulid_time reads the id\'s time back');
+    is(ids_of(list($A, {}, 2, $near)), '10 9', 'starting_after the near id: the next page');
+    is(ids_of(list($A, {}, 1, undef, $near)), $far, 'ending_before it: the newer row');
+    is(ids_of(list($A, {}, 2, $far)), "$near 10",
+       'starting_after the far id (its ULID a day off): found too');
+    is((list_try($A, {}, 2, $far))[0], generic_list($A, {}, 2, $far), '... as worksible_list');
+    as($OWNER, "DELETE FROM request_logs WHERE path = '/v1/ulid' AND company_id = " . q_($A));
 }
 
 # ---------------------------------------------------------------- prune
