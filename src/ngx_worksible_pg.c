@@ -1690,10 +1690,10 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
 
         if (conn->preparing != NULL && conn->prepare_res == NULL) {
             conn->prepare_res = res;
+            continue;
+        }
 
-        } else if (conn->preparing == NULL
-                   && op != NULL && op->result == NULL)
-        {
+        if (conn->preparing == NULL && op != NULL && op->result == NULL) {
             op->result = res;
             continue;
         }
