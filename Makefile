@@ -9,6 +9,7 @@
 #   make deb        the Debian package, in build/
 #   make deb-test   installs it with apt-get, tests it, removes it
 #   make compat     builds the module for every nginx in NGINX_SOURCES
+#   make bench      the benchmark (util/bench.sh; BENCH_SECONDS=60 for the real one)
 #
 # NGINX_SRC=PATH (an nginx source tree or .tar.gz) builds the module for
 # that nginx instead of the system one, in build/nginx-VERSION/ (with
@@ -50,7 +51,7 @@ ASAN_LD := -fsanitize=address -Wl,-z,nodelete
 FUZZ_SECONDS ?= 30
 
 .PHONY: all deps cli run stop test test-asan asan fuzz clean deb deb-test \
-        compat FORCE
+        compat bench FORCE
 
 all: deps $(MODULE) $(CLI)
 
@@ -118,6 +119,9 @@ test: all $(NGINX) $(BUILD)/key_test $(BUILD)/cidr_test
 
 test-asan: all $(BUILD)/key_test $(BUILD)/cidr_test asan
 	WORKSIBLE_ASAN=1 util/test.sh
+
+bench: all
+	util/bench.sh
 
 compat: deps
 	util/compat.sh $(NGINX_SOURCES)

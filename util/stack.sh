@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Private PostgreSQL 15 and Redis 7 on loopback, under build/<name>/.
 #
-#   util/stack.sh start|stop|status dev|test
-#   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test
+#   util/stack.sh start|stop|status dev|test|bench
+#   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test|bench
 #
-# Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380.
+# Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
+# bench (make bench, util/bench.sh) 55434, 56381, with pg_stat_statements.
 # The first start creates the cluster, the roles `worksible` (owner of the
 # schema, for operators and the CLI; BYPASSRLS so that its SECURITY DEFINER
 # functions can find a key before the company is known) and
@@ -15,11 +16,12 @@
 set -euo pipefail
 
 cmd=${1:?usage: stack.sh start|stop|status|pg-start|pg-stop|redis-start|redis-stop dev|test}
-name=${2:?usage: stack.sh CMD dev|test}
+name=${2:?usage: stack.sh CMD dev|test|bench}
 top=$(cd "$(dirname "$0")/.." && pwd)
 case $name in
     dev)  pg_port=55432 redis_port=56379 ;;
     test) pg_port=55433 redis_port=56380 ;;
+    bench) pg_port=55434 redis_port=56381 ;;
     *)    echo "stack.sh: unknown stack '$name'" >&2; exit 2 ;;
 esac
 
@@ -62,6 +64,10 @@ synchronous_commit = off
 full_page_writes = off
 log_line_prefix = '%m [%p] %u@%d '
 CONF
+    if [ "$name" = bench ]; then
+        echo "shared_preload_libraries = 'pg_stat_statements'" \
+            >>"$pgdata/postgresql.conf"
+    fi
     cat >"$pgdata/pg_hba.conf" <<HBA
 local all all trust
 host  all all 127.0.0.1/32 trust
