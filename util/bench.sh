@@ -19,6 +19,10 @@
 #   BENCH_LOAD_CPU=0    core wrk and pgbench run on
 #   BENCH_PEER=DIR      the Lua peer's directory (skipped when absent)
 #   BENCH_ONLY=REGEX    only the rows whose name matches
+#   BENCH_CALLGRIND=1   instead of the table: the worker under valgrind's
+#                       callgrind, the instructions per request of bare
+#                       nginx, auth and auth + rate limit (key cached), and
+#                       build/bench-callgrind/*.txt, their profiles
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,6 +82,7 @@ psql -X -q -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
 export WORKSIBLE_KEY_SECRET_FILE=$dir/key_secret
 "$build/worksible" migrate >/dev/null
 psql -X -q -v ON_ERROR_STOP=1 -f "$top/util/demo.sql" >/dev/null
+psql -X -q -U postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
 
 company=$(psql -X -At -c "SELECT id FROM companies WHERE plan = 'growth'
                           ORDER BY created_at, id LIMIT 1")
@@ -135,6 +140,61 @@ http {
 }
 CONF
 /usr/sbin/nginx -p "$prefix" -c "$prefix/nginx.conf" -t -q
+
+if [ "${BENCH_CALLGRIND:-0}" = 1 ]; then
+    # one process (no master), so that callgrind sees the worker's code
+    cg=$build/bench-callgrind
+    rm -rf "$cg"; mkdir -p "$cg"
+    valgrind --tool=callgrind --callgrind-out-file="$cg/callgrind.out" \
+        /usr/sbin/nginx -p "$prefix" -c "$prefix/nginx.conf" \
+        -g 'daemon off; master_process off;' 2>"$cg/valgrind.log" &
+    vg=$!
+    for _ in $(seq 150); do
+        curl -fs -o /dev/null http://127.0.0.1:18091/v1/companies/me \
+            -H "$auth" && break
+        sleep 0.2
+    done
+    printf '\n%-30s %10s %14s\n' what requests instr/request
+    for t in bare:18090 auth:18091 auth-ratelimit:18092; do
+        url=http://127.0.0.1:${t#*:}/v1/companies/me
+        # warm: the key cached, the Redis connection made
+        wrk -t1 -c4 -d2s -H "$auth" "$url" >/dev/null
+        callgrind_control -z "$vg" >/dev/null
+        out=$(wrk -t1 -c4 -d"${secs}s" -H "$auth" "$url")
+        sleep 1.5  # the request log's batch leaves within a second
+        callgrind_control --dump="${t%%:*}" "$vg" >/dev/null
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        f=$(ls -t "$cg"/callgrind.out.* | head -1)
+        ir=$(awk '/^totals:/ { print $2 }' "$f")
+        # each function's own instructions per request (callgrind's file
+        # format: a cost line right after calls= is the call's, not self)
+        awk -v n="$n" '
+            function reg(s,   id) {
+                if (match(s, /^\([0-9]+\)/)) {
+                    id = substr(s, RSTART, RLENGTH)
+                    if (length(s) > RLENGTH) names[id] = substr(s, RLENGTH + 2)
+                    return id
+                }
+                return s
+            }
+            /^ob=/ { ob = reg(substr($0, 4)); next }
+            /^fn=/ { cur = reg(substr($0, 4)); obj[cur] = ob; next }
+            /^cfn=/ { reg(substr($0, 5)); next }
+            /^calls=/ { skip = 1; next }
+            /^[0-9+*-]/ { if (skip) { skip = 0; next } self[cur] += $2 }
+            END {
+                for (k in self) {
+                    o = names[obj[k]]; sub(/.*\//, "", o)
+                    printf "%10.1f  %s [%s]\n", self[k] / n,
+                           (k in names) ? names[k] : k, o
+                }
+            }' "$f" | sort -rn | head -60 >"$cg/${t%%:*}.txt"
+        printf '%-30s %10s %14.0f\n' "${t%%:*}" "$n" "$(awk -v a="$ir" -v n="$n" 'BEGIN { print a / n }')"
+    done
+    kill -QUIT "$vg"; wait "$vg" || true
+    exit 0
+fi
+
 taskset -c "$nginx_cpu" /usr/sbin/nginx -p "$prefix" -c "$prefix/nginx.conf"
 
 have_peer=0
