@@ -142,6 +142,7 @@ CONF
 /usr/sbin/nginx -p "$prefix" -c "$prefix/nginx.conf" -t -q
 
 if [ "${BENCH_CALLGRIND:-0}" = 1 ]; then
+    set +o pipefail     # head closes its pipes early
     # one process (no master), so that callgrind sees the worker's code
     cg=$build/bench-callgrind
     rm -rf "$cg"; mkdir -p "$cg"
