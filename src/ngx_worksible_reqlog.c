@@ -38,6 +38,7 @@ static u_char *ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len,
 static ngx_int_t ngx_worksible_reqlog_path(ngx_http_request_t *r,
     ngx_str_t *path);
 static size_t ngx_worksible_reqlog_utf8(u_char *s, u_char *last);
+static u_char *ngx_worksible_reqlog_uint(u_char *p, uint64_t n);
 static u_char *ngx_worksible_reqlog_char(u_char *p, u_char *last, u_char *c);
 static ngx_str_t *ngx_worksible_reqlog_header(ngx_http_request_t *r,
     const char *name);
@@ -78,6 +79,19 @@ ngx_worksible_reqlog_exit_process(ngx_cycle_t *cycle)
         mcf->log_buf = NULL;
     }
 }
+
+
+/* ASCII but controls, '"' and '\\': written as is in a JSON string */
+static uint32_t  ngx_worksible_reqlog_plain[] = {
+    0x00000000,  /* 0x00-0x1f: controls */
+    0xfffffffb,  /* 0x20-0x3f: but '"' */
+    0xefffffff,  /* 0x40-0x5f: but '\\' */
+    0xffffffff,  /* 0x60-0x7f (DEL as jansson writes it: as is) */
+    0, 0, 0, 0   /* 0x80-0xff: UTF-8, checked */
+};
+
+#define ngx_worksible_reqlog_is_plain(c)                                      \
+    (ngx_worksible_reqlog_plain[(c) >> 5] & (1U << ((c) & 0x1f)))
 
 
 /* the longest text a row holds of each column, in bytes */
@@ -204,8 +218,11 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
     p = ngx_worksible_reqlog_text(p, path.data, path.len,
                                   NGX_WORKSIBLE_REQLOG_PATH_MAX);
 
-    p = ngx_sprintf(p, ",\"status\":%ui,\"latency_ms\":%M,\"ip\":",
-                    status, (ngx_msec_t) (ms > 0 ? ms : 0));
+    p = ngx_cpymem(p, ",\"status\":", sizeof(",\"status\":") - 1);
+    p = ngx_worksible_reqlog_uint(p, status);
+    p = ngx_cpymem(p, ",\"latency_ms\":", sizeof(",\"latency_ms\":") - 1);
+    p = ngx_worksible_reqlog_uint(p, ms > 0 ? (uint64_t) ms : 0);
+    p = ngx_cpymem(p, ",\"ip\":", sizeof(",\"ip\":") - 1);
     p = ngx_worksible_reqlog_text(p, ip.data, ip.len,
                                   NGX_WORKSIBLE_REQLOG_ID_MAX);
 
@@ -224,7 +241,10 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
                      sizeof(",\"replayed\":false") - 1);
 
     p = (st->rl != NULL && st->rl->set)
-        ? ngx_sprintf(p, ",\"ratelimit_remaining\":%ui", st->rl->remaining)
+        ? ngx_worksible_reqlog_uint(
+              ngx_cpymem(p, ",\"ratelimit_remaining\":",
+                         sizeof(",\"ratelimit_remaining\":") - 1),
+              st->rl->remaining)
         : ngx_cpymem(p, ",\"ratelimit_remaining\":null",
                      sizeof(",\"ratelimit_remaining\":null") - 1);
 
@@ -316,7 +336,7 @@ ngx_worksible_reqlog_reserve(ngx_worksible_main_conf_t *mcf, size_t size)
 static u_char *
 ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
 {
-    u_char  c, *s, *last, *start;
+    u_char  c, *s, *last, *start, *run;
     size_t  n;
 
     static u_char  hex[] = "0123456789abcdef";
@@ -334,7 +354,23 @@ ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
     start = p;
     *p++ = '"';
 
-    for (s = data, last = data + len; s < last; /* void */) {
+    s = data;
+    last = data + len;
+
+    while (s < last) {
+
+        /* a run of ASCII but controls, '"' and '\\': copied as is */
+
+        for (run = s; s < last && ngx_worksible_reqlog_is_plain(*s); s++) {
+            /* void */
+        }
+
+        p = ngx_cpymem(p, run, s - run);
+
+        if (s == last) {
+            break;
+        }
+
         c = *s;
 
         if (c >= 0x80) {
@@ -350,34 +386,45 @@ ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
         }
 
         s++;
+        *p++ = '\\';
 
-        if (c == '"' || c == '\\') {
-            *p++ = '\\';
-            *p++ = c;
-
-        } else if (c >= 0x20) {
-            *p++ = c;
-
-        } else {
-            *p++ = '\\';
-
-            switch (c) {
-            case '\b': *p++ = 'b'; break;
-            case '\f': *p++ = 'f'; break;
-            case '\n': *p++ = 'n'; break;
-            case '\r': *p++ = 'r'; break;
-            case '\t': *p++ = 't'; break;
-            default:
-                *p++ = 'u'; *p++ = '0'; *p++ = '0';
-                *p++ = hex[c >> 4];
-                *p++ = hex[c & 0xf];
-            }
+        switch (c) {
+        case '"':  *p++ = '"'; break;
+        case '\\': *p++ = '\\'; break;
+        case '\b': *p++ = 'b'; break;
+        case '\f': *p++ = 'f'; break;
+        case '\n': *p++ = 'n'; break;
+        case '\r': *p++ = 'r'; break;
+        case '\t': *p++ = 't'; break;
+        default:    /* another control */
+            *p++ = 'u'; *p++ = '0'; *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
         }
     }
 
     *p++ = '"';
 
     return p;
+}
+
+
+/* n in decimal at p; returns the end (at most NGX_INT64_LEN bytes) */
+
+static u_char *
+ngx_worksible_reqlog_uint(u_char *p, uint64_t n)
+{
+    u_char   *q;
+    u_char    tmp[NGX_INT64_LEN];
+
+    q = tmp + sizeof(tmp);
+
+    do {
+        *--q = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, q, tmp + sizeof(tmp) - q);
 }
 
 

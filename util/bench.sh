@@ -19,6 +19,7 @@
 #   BENCH_LOAD_CPU=0    core wrk and pgbench run on
 #   BENCH_PEER=DIR      the Lua peer's directory (skipped when absent)
 #   BENCH_ONLY=REGEX    only the rows whose name matches
+#   BENCH_MODULE=SO     another build of the module (an older commit's)
 #   BENCH_CALLGRIND=1   instead of the table: the worker under valgrind's
 #                       callgrind, the instructions per request of bare
 #                       nginx, auth and auth + rate limit (key cached), and
@@ -38,6 +39,7 @@ nginx_cpu=${BENCH_NGINX_CPU:-1}
 load_cpu=${BENCH_LOAD_CPU:-0}
 peer=${BENCH_PEER:-$top/../shared/peers/lua-edge}
 only=${BENCH_ONLY:-.}
+module=${BENCH_MODULE:-$build/ngx_worksible_module.so}
 
 pg_port=55434
 redis_port=56381
@@ -101,7 +103,7 @@ printf '{"object":"company","id":"%s","name":"Northwind Studio","plan":"growth",
 echo >>"$dir/www/v1/companies/me"
 
 cat >"$prefix/nginx.conf" <<CONF
-load_module $build/ngx_worksible_module.so;
+load_module $module;
 worker_processes 1;
 pid $prefix/logs/nginx.pid;
 error_log $prefix/logs/error.log warn;
@@ -115,6 +117,9 @@ http {
     scgi_temp_path $prefix/tmp/scgi;
     default_type application/json;
     root $dir/www;
+    # the file's descriptor kept: one pread(2) per request, no open(2)
+    open_file_cache max=16 inactive=60s;
+    open_file_cache_valid 60s;
 
     worksible_postgres "host=127.0.0.1 port=$pg_port dbname=worksible user=worksible_api"
                        pool=$pg_conns connect_timeout=2s query_timeout=5s;
