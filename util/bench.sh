@@ -245,6 +245,9 @@ pg_ticks() {
     echo "$total"
 }
 log_rows() { psql -X -At -c 'SELECT count(*) FROM request_logs'; }
+redis_ticks() {   # of the Redis whose pid file is $1
+    sed 's/.*) //' "/proc/$(cat "$1")/stat" | awk '{ print $12 + $13 }'
+}
 hz=$(getconf CLK_TCK)
 
 to_ms() {   # wrk's "1.23ms", "456.00us", "1.02s"
@@ -263,6 +266,7 @@ row() {
     local name=$1 kind=$2 tool=$3; shift 3
     local pidfile="" worker="" rss0=0 rss1=0 i out rps p50 p99 bad
     local t0=0 t1=0 n0=0 n1=0 pg_us=null results=()
+    local r0=0 r1=0 nreq=0 redis_us=null redis_pid=""
 
     [[ $name =~ $only ]] || return 0
 
@@ -272,7 +276,12 @@ row() {
         rss0=$(rss_kb "$worker")
         if [ "$pidfile" = "$prefix/logs/nginx.pid" ] && [ "$kind" != ceiling ]; then
             n0=$(log_rows); t0=$(pg_ticks)
+            redis_pid=$build/bench/redis.pid
+        elif [ "$pidfile" = "$dir/peer/logs/nginx.pid" ] \
+             && [ -f "$dir/peer/redis.pid" ]; then
+            redis_pid=$dir/peer/redis.pid
         fi
+        [ -z "$redis_pid" ] || r0=$(redis_ticks "$redis_pid")
     fi
 
     for i in $(seq "$runs"); do
@@ -280,6 +289,7 @@ row() {
             out=$(taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${secs}s" \
                       --latency "$@")
             rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
+            nreq=$((nreq + $(awk '/requests in/ { print $1 }' <<<"$out")))
             p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
             p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' <<<"$out")")
             bad=$(awk '/Non-2xx/ { n += $5 }
@@ -301,6 +311,12 @@ row() {
         fi
         results+=("$rps $p50 $p99 $bad")
     done
+
+    if [ -n "$redis_pid" ]; then
+        r1=$(redis_ticks "$redis_pid")
+        redis_us=$(awk -v t=$((r1 - r0)) -v n="$nreq" -v hz="$hz" \
+                   'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    fi
 
     if [ -n "$worker" ]; then
         rss1=$(rss_kb "$worker")
@@ -327,13 +343,14 @@ row() {
         ratio=$(awk -v a="$rps" -v c="$ceiling" 'BEGIN { printf "%.2f", a / c }')
     fi
 
-    printf '%-34s %9.0f %8.2f %8.2f %6s %8s %8s %8s %6s\n' "$name" "$rps" \
-        "$p50" "$p99" "$ratio" "${rss0:-0}" "${rss1:-0}" "$pg_us" "$bad"
+    printf '%-34s %9.0f %8.2f %8.2f %6s %8s %8s %9s %8s %6s\n' "$name" \
+        "$rps" "$p50" "$p99" "$ratio" "${rss0:-0}" "${rss1:-0}" "$pg_us" \
+        "$redis_us" "$bad"
 
-    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"pg_cpu_us_per_log_row":%s,"errors":%s}' \
+    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"pg_cpu_us_per_log_row":%s,"redis_cpu_us_per_request":%s,"errors":%s}' \
         "$name" "$rps" "$all" "$p50" "$p99" "$ratio" \
         "$([ "$kind" = ceiling ] && echo true || echo false)" \
-        "${rss0:-null}" "${rss1:-null}" "$pg_us" "${bad:-0}")")
+        "${rss0:-null}" "${rss1:-null}" "$pg_us" "$redis_us" "${bad:-0}")")
 }
 
 # wrk scripts: a POST with a fresh Idempotency-Key each time, and one key
@@ -377,8 +394,8 @@ me=http://127.0.0.1
 
 printf '\nmake bench: %s s x %s runs, wrk -t1 -c%s (core %s), nginx 1 worker (core %s), pool/pgbench -c %s\n\n' \
     "$secs" "$runs" "$conns" "$load_cpu" "$nginx_cpu" "$pg_conns"
-printf '%-34s %9s %8s %8s %6s %8s %8s %8s %6s\n' what req/s p50_ms p99_ms ratio \
-    rss0_kB rss1_kB pg_us/row errors
+printf '%-34s %9s %8s %8s %6s %8s %8s %9s %8s %6s\n' what req/s p50_ms p99_ms \
+    ratio rss0_kB rss1_kB pg_us/row redis_us errors
 
 row "bare nginx (static 120 B)"        ceiling wrk "$ours" "$me:18090/v1/companies/me"
 row "auth (cached key), same file"     rel wrk "$ours" "$me:18091/v1/companies/me" -H "$auth"
@@ -403,7 +420,8 @@ cat <<'NOTE'
 ratio: req/s over the last row marked as a ceiling above it (bare nginx;
 pgbench with the same SQL and protocol as the module, "extended"). rss0/rss1:
 the worker's RSS before and after the row's runs. pg_us/row: PostgreSQL's
-CPU (all its processes) per request-log row written during the row's runs.
+CPU (all its processes) per request-log row written during the row's runs;
+redis_us: the CPU of the row's Redis server per request.
 NOTE
 
 psql -X -q -U postgres -d worksible -o "$build/bench-pgss.txt" -c "
