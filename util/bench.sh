@@ -17,6 +17,9 @@
 #   BENCH_PG_CONNS=4    the module's PostgreSQL pool, and pgbench's clients
 #   BENCH_NGINX_CPU=1   core the nginx workers run on (taskset)
 #   BENCH_LOAD_CPU=0    core wrk and pgbench run on
+#   BENCH_STORE_CPU=0   core PostgreSQL and the Redis servers run on (stores
+#                       live on other machines in production: the nginx
+#                       core is the worker's alone)
 #   BENCH_PEER=DIR      the Lua peer's directory (skipped when absent)
 #   BENCH_ONLY=REGEX    only the rows whose name matches
 #   BENCH_MODULE=SO     another build of the module (an older commit's)
@@ -37,6 +40,7 @@ conns=${BENCH_CONNS:-32}
 pg_conns=${BENCH_PG_CONNS:-4}
 nginx_cpu=${BENCH_NGINX_CPU:-1}
 load_cpu=${BENCH_LOAD_CPU:-0}
+store_cpu=${BENCH_STORE_CPU:-0}
 peer=${BENCH_PEER:-$top/../shared/peers/lua-edge}
 only=${BENCH_ONLY:-.}
 module=${BENCH_MODULE:-$build/ngx_worksible_module.so}
@@ -198,6 +202,37 @@ if [ "${BENCH_CALLGRIND:-0}" = 1 ]; then
         printf '%-30s %10s %14.0f\n' "${t%%:*}" "$n" "$(awk -v a="$ir" -v n="$n" 'BEGIN { print a / n }')"
     done
     kill -QUIT "$vg"; wait "$vg" || true
+
+    # the peer the same way (its configuration copied without "daemon on")
+    if [ -f "$peer/nginx.conf" ]; then
+        mkdir -p "$dir/peer/logs"
+        grep -v '^daemon ' "$peer/nginx.conf" >"$dir/peer/nginx-fg.conf"
+        redis-cli -p 6379 ping >/dev/null 2>&1 \
+            || redis-server --bind 127.0.0.1 --port 6379 --save '' \
+                   --appendonly no --daemonize yes --dir "$dir/peer" \
+                   --pidfile "$dir/peer/redis.pid" \
+                   --logfile "$dir/peer/redis.log"
+        valgrind --tool=callgrind --callgrind-out-file="$cg/peer.out" \
+            /usr/sbin/nginx -p "$dir/peer" -c "$dir/peer/nginx-fg.conf" \
+            -g 'daemon off; master_process off;' 2>"$cg/valgrind-peer.log" &
+        vg=$!
+        url=http://127.0.0.1:18081/v1/companies/me
+        hdr="Authorization: Bearer wsk_live_demo1234_s3cr3tvalue"
+        for _ in $(seq 150); do
+            curl -fs -o /dev/null "$url" -H "$hdr" && break
+            sleep 0.2
+        done
+        wrk -t1 -c4 -d2s -H "$hdr" "$url" >/dev/null
+        callgrind_control -z "$vg" >/dev/null
+        out=$(wrk -t1 -c4 -d"${secs}s" -H "$hdr" "$url")
+        callgrind_control --dump=peer "$vg" >/dev/null
+        n=$(awk '/requests in/ { print $1 }' <<<"$out")
+        f=$(ls -t "$cg"/peer.out.* | head -1)
+        ir=$(awk '/^totals:/ { print $2 }' "$f")
+        printf '%-30s %10s %14.0f\n' "lua-edge peer" "$n" \
+            "$(awk -v a="$ir" -v n="$n" 'BEGIN { print a / n }')"
+        kill -QUIT "$vg"; wait "$vg" || true
+    fi
     exit 0
 fi
 
@@ -231,6 +266,17 @@ worker_of() { pgrep -P "$(cat "$1")" | head -1; }
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
 pg_pidfile=$(psql -X -At -U postgres -d postgres -c 'SHOW data_directory')/postmaster.pid
+
+# the stores off the nginx core (the postmaster's later children inherit it)
+pin_stores() {
+    local p
+    for p in $(head -1 "$pg_pidfile") $(pgrep -P "$(head -1 "$pg_pidfile")") \
+             $(cat "$build/bench/redis.pid") \
+             $(cat "$dir/peer/redis.pid" 2>/dev/null); do
+        taskset -a -cp "$store_cpu" "$p" >/dev/null 2>&1 || true
+    done
+}
+pin_stores
 pg_ticks() {
     local pm p total=0 t
     pm=$(head -1 "$pg_pidfile")
@@ -392,8 +438,8 @@ SQL
 ours=$prefix/logs/nginx.pid
 me=http://127.0.0.1
 
-printf '\nmake bench: %s s x %s runs, wrk -t1 -c%s (core %s), nginx 1 worker (core %s), pool/pgbench -c %s\n\n' \
-    "$secs" "$runs" "$conns" "$load_cpu" "$nginx_cpu" "$pg_conns"
+printf '\nmake bench: %s s x %s runs, wrk -t1 -c%s (core %s), nginx 1 worker (core %s), stores (core %s), pool/pgbench -c %s\n\n' \
+    "$secs" "$runs" "$conns" "$load_cpu" "$nginx_cpu" "$store_cpu" "$pg_conns"
 printf '%-34s %9s %8s %8s %6s %8s %8s %9s %8s %6s\n' what req/s p50_ms p99_ms \
     ratio rss0_kB rss1_kB pg_us/row redis_us errors
 
@@ -404,6 +450,19 @@ if [ $have_peer = 1 ]; then
     row "lua-edge peer (auth + Redis)" rel wrk "$dir/peer/logs/nginx.pid" \
         "$me:18081/v1/companies/me" \
         -H "Authorization: Bearer wsk_live_demo1234_s3cr3tvalue"
+fi
+# the worker alone: PostgreSQL refuses the request log's batches (dropped)
+log_grant() {
+    psql -X -q -c "$1 EXECUTE ON FUNCTION worksible_request_logs_insert(json)
+                   $2 worksible_api"
+}
+if [[ "auth, log refused" =~ $only ]]; then
+    log_grant REVOKE FROM
+    row "auth, log refused by PostgreSQL" rel wrk "$ours" \
+        "$me:18091/v1/companies/me" -H "$auth"
+    row "auth + rate limit, log refused"  rel wrk "$ours" \
+        "$me:18092/v1/companies/me" -H "$auth"
+    log_grant GRANT TO
 fi
 row "pgbench company_me (extended)"    ceiling pgbench "$dir/me.sql" extended
 row "pgbench company_me (prepared)"    rel pgbench "$dir/me.sql" prepared
