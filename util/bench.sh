@@ -129,7 +129,8 @@ http {
                        pool=$pg_conns connect_timeout=2s query_timeout=5s;
     worksible_key_secret_file $dir/key_secret;
     worksible_key_cache zone=worksible_keys:10m ttl=30s negative_ttl=5s;
-    worksible_redis 127.0.0.1:$redis_port timeout=100ms;
+    # 1 s: a shared machine stalls Redis past the default 100 ms at times
+    worksible_redis 127.0.0.1:$redis_port timeout=1s;
 
     server { listen 127.0.0.1:18090; location /v1/ { } }
     server { listen 127.0.0.1:18091; location /v1/ { worksible_auth on; } }
