@@ -159,7 +159,9 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
         ip = r->connection->addr_text;
     }
 
-    ua = ngx_worksible_reqlog_header(r, "User-Agent");
+    /* nginx keeps the first User-Agent already; Idempotency-Key is sought */
+
+    ua = r->headers_in.user_agent ? &r->headers_in.user_agent->value : NULL;
     ik = ngx_worksible_reqlog_header(r, "Idempotency-Key");
 
     size = sizeof(",{\"id\":,\"company_id\":,\"api_key_id\":,\"method\":,"
