@@ -101,8 +101,8 @@ static uint32_t  ngx_worksible_reqlog_plain[] = {
 #define NGX_WORKSIBLE_REQLOG_UA_MAX     512
 #define NGX_WORKSIBLE_REQLOG_IDEM_MAX   255
 
-/* at most 6 bytes of JSON (\u00XX) for each byte of text, and the quotes */
-#define ngx_worksible_reqlog_len(len, max)  (6 * ngx_min(len, max) + 2)
+/* at most 6 bytes of JSON (\u00XX) a byte of text, and the quotes or null */
+#define ngx_worksible_reqlog_len(len, max)  (6 * ngx_min(len, max) + 4)
 
 
 ngx_int_t
