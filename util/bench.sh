@@ -50,7 +50,9 @@ redis_port=56381
 
 # what the benchmark needs beyond the build (the peer's packages: its README)
 need=()
-for p in wrk libnginx-mod-http-lua lua-nginx-redis; do
+pkgs="wrk libnginx-mod-http-lua lua-nginx-redis"
+[ "${BENCH_CALLGRIND:-0}" = 1 ] && pkgs="$pkgs valgrind"
+for p in $pkgs; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
