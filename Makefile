@@ -13,6 +13,7 @@
 #   make deb        the Debian package, in build/
 #   make deb-test   installs it with apt-get, tests it, removes it
 #   make compat     builds the module for every nginx in NGINX_SOURCES
+#   make bench      the benchmark (util/bench.sh; BENCH_SECONDS=60 for the real one)
 #
 # NGINX_SRC=PATH (an nginx source tree or .tar.gz) builds the module for
 # that nginx instead of the system one, in build/nginx-VERSION/ (with
@@ -57,7 +58,7 @@ CHAOS_SECONDS ?= 180
 CHAOS_SHORT   ?=
 
 .PHONY: all deps cli dashboard run stop test test-asan asan fuzz clean deb \
-        deb-test compat chaos FORCE
+        deb-test compat chaos bench FORCE
 
 all: deps $(MODULE) $(CLI) dashboard
 
@@ -141,6 +142,9 @@ test: all $(NGINX) $(BUILD)/key_test $(BUILD)/cidr_test
 
 test-asan: all $(BUILD)/key_test $(BUILD)/cidr_test asan
 	WORKSIBLE_ASAN=1 util/test.sh
+
+bench: all
+	util/bench.sh
 
 compat: deps
 	util/compat.sh $(NGINX_SOURCES)

@@ -927,8 +927,7 @@ ngx_worksible_exit_process(ngx_cycle_t *cycle)
         ngx_worksible_redis_close(mcf->redis);
     }
 
-    if (mcf != NULL && mcf->log_rows != NULL) {
-        json_decref(mcf->log_rows);
-        mcf->log_rows = NULL;
+    if (mcf != NULL) {
+        ngx_worksible_reqlog_exit_process(cycle);
     }
 }

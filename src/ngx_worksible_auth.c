@@ -232,8 +232,11 @@ ngx_worksible_auth_address(ngx_http_request_t *r, ngx_worksible_request_t *st)
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
+    /* a cached key takes the zone's lock again once a minute, not always */
+
     if (!st->cached
-        || ngx_worksible_cache_touch(mcf->key_cache, st->key.key_id))
+        || (rec->touch_due
+            && ngx_worksible_cache_touch(mcf->key_cache, st->key.key_id)))
     {
         ngx_worksible_auth_touch(mcf, &rec->api_key_id);
     }

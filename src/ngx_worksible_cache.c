@@ -420,6 +420,7 @@ ngx_worksible_cache_get(ngx_shm_zone_t *zone, const u_char *key_id,
     ngx_memzero(rec, sizeof(ngx_worksible_key_record_t));
 
     rec->found = cn->found;
+    rec->touch_due = (cn->touched != (ngx_uint_t) (ngx_time() / 60));
     rc = NGX_OK;
 
     if (cn->found) {

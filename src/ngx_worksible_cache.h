@@ -76,6 +76,9 @@ typedef struct {
     ngx_str_t                   scopes;       /* space-separated */
     ngx_worksible_cidr_t       *allowlist;
     ngx_uint_t                  nallowlist;
+    ngx_uint_t                  touch_due;    /* cached: not used this
+                                                 minute yet (a hint for
+                                                 ngx_worksible_cache_touch) */
 } ngx_worksible_key_record_t;
 
 

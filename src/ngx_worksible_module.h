@@ -71,7 +71,12 @@ typedef struct {
     ngx_worksible_metrics_t   *metrics;       /* in metrics_zone */
 
     /* this worker's request log batch */
-    void                      *log_rows;      /* a json_t array */
+    u_char                    *log_buf;       /* "[row,row..." (JSON) */
+    size_t                     log_len;       /* bytes in log_buf */
+    size_t                     log_size;      /* log_buf's size */
+    ngx_uint_t                 log_nrows;     /* rows in log_buf */
+    time_t                     log_date_sec;  /* log_date's second */
+    u_char                     log_date[19];  /* YYYY-MM-DDTHH:MM:SS */
     ngx_event_t                log_timer;
     ngx_uint_t                 log_inflight;  /* rows being sent */
     ngx_uint_t                 log_dropped;   /* since the last warning */

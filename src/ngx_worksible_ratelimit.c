@@ -30,6 +30,7 @@
 
 static void ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op,
     redisReply *reply);
+static u_char *ngx_worksible_ratelimit_uint(u_char *p, uint64_t n);
 static ngx_int_t ngx_worksible_ratelimit_unavailable(ngx_http_request_t *r);
 static void ngx_worksible_ratelimit_hide(ngx_http_request_t *r);
 
@@ -116,14 +117,18 @@ ngx_worksible_ratelimit_charge(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        p = ngx_sprintf(key.data, "worksible:rl:{%V}",
-                        &st->identity.company_id);
+        p = ngx_cpymem(key.data, "worksible:rl:{",
+                       sizeof("worksible:rl:{") - 1);
+        p = ngx_cpymem(p, st->identity.company_id.data,
+                       st->identity.company_id.len);
+        *p++ = '}';
 
         args[0].data = p;
-        args[0].len = ngx_sprintf(p, "%ui", st->identity.rate_limit) - p;
-        p += args[0].len;
+        p = ngx_worksible_ratelimit_uint(p, st->identity.rate_limit);
+        args[0].len = p - args[0].data;
         args[1].data = p;
-        args[1].len = ngx_sprintf(p, "%ui", st->identity.rate_window) - p;
+        p = ngx_worksible_ratelimit_uint(p, st->identity.rate_window);
+        args[1].len = p - args[1].data;
 
         if (ngx_worksible_request_arm(st) != NGX_OK) {
             return NGX_ERROR;
@@ -252,7 +257,7 @@ ngx_int_t
 ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
     ngx_worksible_request_t *st)
 {
-    size_t                      len;
+    u_char                     *p;
     ngx_str_t                   v;
     ngx_worksible_ratelimit_t  *rl;
 
@@ -264,54 +269,80 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
 
     ngx_worksible_ratelimit_hide(r);
 
-    len = st->identity.plan.len + 4 * NGX_INT_T_LEN + 32;
+    /* the five values in one allocation, written without ngx_sprintf */
 
-    v.data = ngx_pnalloc(r->pool, len);
-    if (v.data == NULL) {
+    p = ngx_pnalloc(r->pool, 2 * st->identity.plan.len + 9 * NGX_INT64_LEN
+                             + 32);
+    if (p == NULL) {
         return NGX_ERROR;
     }
 
-    v.len = ngx_sprintf(v.data, "\"%V\";q=%ui;w=%ui", &st->identity.plan,
-                        rl->limit, rl->window) - v.data;
+    v.data = p;
+    *p++ = '"';
+    p = ngx_cpymem(p, st->identity.plan.data, st->identity.plan.len);
+    p = ngx_cpymem(p, "\";q=", 4);
+    p = ngx_worksible_ratelimit_uint(p, rl->limit);
+    p = ngx_cpymem(p, ";w=", 3);
+    p = ngx_worksible_ratelimit_uint(p, rl->window);
+    v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "RateLimit-Policy", &v) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    v.data = ngx_pnalloc(r->pool, len);
-    if (v.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    v.len = ngx_sprintf(v.data, "\"%V\";r=%ui;t=%T", &st->identity.plan,
-                        rl->remaining, rl->t) - v.data;
+    v.data = p;
+    *p++ = '"';
+    p = ngx_cpymem(p, st->identity.plan.data, st->identity.plan.len);
+    p = ngx_cpymem(p, "\";r=", 4);
+    p = ngx_worksible_ratelimit_uint(p, rl->remaining);
+    p = ngx_cpymem(p, ";t=", 3);
+    p = ngx_worksible_ratelimit_uint(p, rl->t > 0 ? rl->t : 0);
+    v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "RateLimit", &v) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    v.data = ngx_pnalloc(r->pool, 3 * NGX_INT_T_LEN);
-    if (v.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    v.len = ngx_sprintf(v.data, "%ui", rl->limit) - v.data;
+    v.data = p;
+    p = ngx_worksible_ratelimit_uint(p, rl->limit);
+    v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "X-RateLimit-Limit", &v) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    v.data += v.len;
-    v.len = ngx_sprintf(v.data, "%ui", rl->remaining) - v.data;
+    v.data = p;
+    p = ngx_worksible_ratelimit_uint(p, rl->remaining);
+    v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "X-RateLimit-Remaining", &v) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    v.data += v.len;
-    v.len = ngx_sprintf(v.data, "%T", rl->reset) - v.data;
+    v.data = p;
+    p = ngx_worksible_ratelimit_uint(p, rl->reset > 0 ? rl->reset : 0);
+    v.len = p - v.data;
 
     return ngx_worksible_header_add(r, "X-RateLimit-Reset", &v);
+}
+
+
+/* n in decimal at p; returns the end (at most NGX_INT64_LEN bytes) */
+
+static u_char *
+ngx_worksible_ratelimit_uint(u_char *p, uint64_t n)
+{
+    u_char   *q;
+    u_char    tmp[NGX_INT64_LEN];
+
+    q = tmp + sizeof(tmp);
+
+    do {
+        *--q = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, q, tmp + sizeof(tmp) - q);
 }
 
 

@@ -16,6 +16,9 @@
 /* this worker's batch (init_process); NGX_ERROR: no memory */
 ngx_int_t ngx_worksible_reqlog_init_process(ngx_cycle_t *cycle);
 
+/* frees this worker's batch buffer (exit_process, after the last batch) */
+void ngx_worksible_reqlog_exit_process(ngx_cycle_t *cycle);
+
 /*
  * NGX_HTTP_LOG_PHASE: copies r's record (request id, company and key when
  * known, method, path with its query and any API key in it redacted,

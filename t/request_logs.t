@@ -57,6 +57,24 @@ is(scalar keys %$rows, 7, 'every request became a row, within seconds');
 is($rows->{ $ids{limited2} }[5], 429, 'a rate-limited request is logged: 429');
 is($rows->{ $ids{limited2} }[10], 0, '... with no budget left');
 
+# the row is JSON written by the module itself: text as it came (quotes,
+# backslashes, controls, UTF-8), cut at a character, "?" when not UTF-8
+my %ua = (odd => qq{q"b\\s \x01\x7f \xc3\xa9 \xe6\x97\xa5 end},
+          bad => "bad \xff\xfe", long => "\xc3\xa9" x 300);
+my %uid;
+for my $k (sort keys %ua) {
+    my $res = http('GET', '/v1/companies/me',
+                   { Authorization => "Bearer $key->{key}", 'User-Agent' => $ua{$k} });
+    $uid{$k} = $res->{headers}{'x-request-id'};
+}
+my $urows = rows_of(values %uid);
+is($urows->{ $uid{odd} }[8], $ua{odd}, 'a user agent with quotes, a backslash, controls and UTF-8 is logged as it came');
+is($urows->{ $uid{bad} }[8], '?', 'one that is not UTF-8 is logged as "?"');
+is($urows->{ $uid{long} }[8], "\xc3\xa9" x 256, 'a long one is cut at 512 bytes, at a character');
+is(psql_value("SELECT count(*) FROM request_logs WHERE id = '$uid{odd}'
+               AND created_at BETWEEN now() - interval '1 minute' AND now()"),
+   1, 'created_at is the request time');
+
 my $ok = $rows->{ $ids{ok} };
 is_deeply([ @$ok[1 .. 10] ],
     [ $company, $key->{id}, 'GET', '/v1/companies/me', 200, $ok->[6], '127.0.0.1',

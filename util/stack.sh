@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Private PostgreSQL 15 and Redis 7 on loopback, under build/<name>/.
 #
-#   util/stack.sh start|stop|status dev|test|chaos
-#   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test|chaos
+#   util/stack.sh start|stop|status dev|test|chaos|bench
+#   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test|chaos|bench
 #
 # Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
-# chaos (util/chaos.pl, `make chaos`) 55434, 56381.
+# chaos (util/chaos.pl, `make chaos`) 55434, 56381; bench (make bench,
+# util/bench.sh) 55435, 56382, with pg_stat_statements.
 # The first start creates the cluster, the roles `worksible` (owner of the
 # schema, for operators and the CLI; BYPASSRLS so that its SECURITY DEFINER
 # functions can find a key before the company is known) and
@@ -15,13 +16,14 @@
 # PostgreSQL refuses to run as root, so it runs as the `postgres` user.
 set -euo pipefail
 
-cmd=${1:?usage: stack.sh start|stop|status|pg-start|pg-stop|redis-start|redis-stop dev|test|chaos}
-name=${2:?usage: stack.sh CMD dev|test|chaos}
+cmd=${1:?usage: stack.sh start|stop|status|pg-start|pg-stop|redis-start|redis-stop dev|test|chaos|bench}
+name=${2:?usage: stack.sh CMD dev|test|chaos|bench}
 top=$(cd "$(dirname "$0")/.." && pwd)
 case $name in
     dev)  pg_port=55432 redis_port=56379 ;;
     test) pg_port=55433 redis_port=56380 ;;
     chaos) pg_port=55434 redis_port=56381 ;;
+    bench) pg_port=55435 redis_port=56382 ;;
     *)    echo "stack.sh: unknown stack '$name'" >&2; exit 2 ;;
 esac
 
@@ -64,6 +66,10 @@ synchronous_commit = off
 full_page_writes = off
 log_line_prefix = '%m [%p] %u@%d '
 CONF
+    if [ "$name" = bench ]; then
+        echo "shared_preload_libraries = 'pg_stat_statements'" \
+            >>"$pgdata/postgresql.conf"
+    fi
     cat >"$pgdata/pg_hba.conf" <<HBA
 local all all trust
 host  all all 127.0.0.1/32 trust
