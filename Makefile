@@ -65,7 +65,7 @@ FUZZ_INCS := -Isrc -It/fuzz -I/usr/include/postgresql -I$(FUZZ)/objs \
 FUZZ_BINS := $(patsubst %,$(FUZZ)/%_fuzz,$(FUZZ_TARGETS))
 
 .PHONY: all deps cli run stop test test-asan test-sanitize asan fuzz \
-        fuzz-build clean deb deb-test compat FORCE
+        fuzz-build fuzz-accepted clean deb deb-test compat FORCE
 
 all: deps $(MODULE) $(CLI)
 
@@ -123,6 +123,11 @@ fuzz-build: deps $(FUZZ_BINS)
 
 fuzz: fuzz-build
 	util/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# after a long `make fuzz`: a new sample of what the validators accepted,
+# for t/fuzz_sql.t
+fuzz-accepted: fuzz-build
+	util/fuzz.sh accepted 150 body query
 
 asan: deps $(NGX_BUILD)/asan/ngx_worksible_module.so
 

@@ -8,10 +8,36 @@
 # (add it to t/fuzz/corpus/NAME, and a test to the suites).
 #
 #   util/fuzz.sh SECONDS NAME...
+#
+# `make fuzz-accepted`: a sample of N inputs that a validator target
+# (body, query) accepted, from its whole corpus, replaces
+# t/fuzz/accepted/NAME/ (t/fuzz_sql.t sends them through PostgreSQL):
+#
+#   util/fuzz.sh accepted N NAME...
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 fuzz=$top/build/fuzz
+
+if [ "$1" = accepted ]; then
+    n=$2
+    shift 2
+    for t in "$@"; do
+        rm -rf "$fuzz/accepted/$t" "$top/t/fuzz/accepted/$t"
+        mkdir -p "$fuzz/accepted/$t" "$top/t/fuzz/accepted/$t" \
+                 "$fuzz/corpus/$t"
+        WORKSIBLE_FUZZ_ACCEPTED=$fuzz/accepted/$t "$fuzz/${t}_fuzz" \
+            -runs=0 "$fuzz/corpus/$t" "$top/t/fuzz/corpus/$t" \
+            >"$fuzz/$t-accepted.log" 2>&1
+        find "$fuzz/accepted/$t" -type f | sort | shuf -n "$n" \
+            --random-source=<(yes) | xargs -r cp -t "$top/t/fuzz/accepted/$t"
+        echo "fuzz: $t: $(find "$fuzz/accepted/$t" -type f | wc -l)" \
+             "inputs accepted, $(ls "$top/t/fuzz/accepted/$t" | wc -l)" \
+             "in t/fuzz/accepted/$t"
+    done
+    exit 0
+fi
+
 seconds=$1
 shift
 

@@ -23,7 +23,7 @@ our @EXPORT_OK = qw(
     http_config
     use_default_http_config nginx_start nginx_stop nginx_reload nginx_clone http
     request at_once leave service calls call_log
-    stack json
+    stack json slurp
 );
 
 my $top = $ENV{WORKSIBLE_TOP} or die "WORKSIBLE_TOP is not set: run make test\n";
