@@ -41,8 +41,9 @@ if [ "${WORKSIBLE_ASAN:-0}" = 1 ]; then
     export TEST_NGINX_LOAD_MODULES=$build/asan/ngx_worksible_module.so
     export ASAN_OPTIONS="log_path=$asan_logs/asan:detect_leaks=1:fast_unwind_on_malloc=0"
     export LSAN_OPTIONS="suppressions=$top/t/lsan.supp:print_suppressions=0"
-    # UBSan (built in with ASan) reports there too, and stops the worker
-    export UBSAN_OPTIONS="log_path=$asan_logs/asan-ubsan:print_stacktrace=1:halt_on_error=1"
+    # UBSan (built in with ASan) stops the worker at its first report, in
+    # nginx's error log (stderr), which t/lib/Worksible/Test.pm checks
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 
 inc=(-I t/lib)

@@ -300,7 +300,7 @@ sub nginx_stop {
         last if (slurp("/proc/$pid/stat") // '') =~ /^\d+ \(.*?\) Z/;
     }
     my $log = slurp("$prefix/logs/error.log") // '';
-    my @bad = grep { /\[(alert|emerg)\]|exited on signal|exited with code [1-9]|Sanitizer/ }
+    my @bad = grep { /\[(alert|emerg)\]|exited on signal|exited with code [1-9]|Sanitizer|runtime error:/ }
         split /\n/, $log;
     push @bad, map { "sanitizer report $_" }
         grep { !$nginx{reports}{$_} } sanitizer_reports();
