@@ -24,8 +24,6 @@
 
 static ngx_uint_t ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri,
     ngx_str_t *id);
-static ngx_worksible_error_e ngx_worksible_api_media_type(
-    ngx_http_request_t *r);
 static void ngx_worksible_api_body_ready(ngx_http_request_t *r);
 static ngx_int_t ngx_worksible_api_body(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -353,13 +351,7 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
 }
 
 
-/*
- * A body must be "application/json" (parameters such as charset allowed,
- * RFC 9110 section 8.3) and at most NGX_WORKSIBLE_API_BODY_MAX bytes.
- * Returns NGX_WORKSIBLE_OK, or the problem to send (415 or 413).
- */
-
-static ngx_worksible_error_e
+ngx_worksible_error_e
 ngx_worksible_api_media_type(ngx_http_request_t *r)
 {
     u_char     *p, *last;

@@ -145,6 +145,14 @@ ngx_int_t ngx_worksible_api_args(ngx_http_request_t *r,
     ngx_worksible_refusal_t *ref);
 
 /*
+ * r's Content-Type and Content-Length for a body: "application/json"
+ * (parameters allowed, RFC 9110 section 8.3; a charset must be UTF-8, RFC
+ * 8259 section 8.1), at most 64 KiB. NGX_WORKSIBLE_OK, or the problem to
+ * send: unsupported_media_type (415) or body_too_large (413).
+ */
+ngx_worksible_error_e ngx_worksible_api_media_type(ngx_http_request_t *r);
+
+/*
  * body as one JSON object (RFC 8259, no duplicate members): the object
  * (json_decref() it), with *reals set to 1 when an integer too big for
  * jansson made every integer a real; or NULL with ref->err
