@@ -26,6 +26,7 @@
 
 static json_t *ngx_worksible_reqlog_text(u_char *data, size_t len,
     size_t max);
+static json_t *ngx_worksible_reqlog_path(ngx_http_request_t *r);
 static u_char *ngx_worksible_reqlog_char(u_char *p, u_char *last, u_char *c);
 static json_t *ngx_worksible_reqlog_header(ngx_http_request_t *r,
     const char *name, size_t max);
@@ -173,7 +174,14 @@ ngx_worksible_reqlog_text(u_char *data, size_t len, size_t max)
 }
 
 
-json_t *
+/*
+ * The request line's path and query, an API key in it (a client that put
+ * one in a query) replaced by "wsk_[redacted]": no key reaches the log,
+ * however it was percent-encoded (wsk%5Flive%5F..., even twice:
+ * %255F).
+ */
+
+static json_t *
 ngx_worksible_reqlog_path(ngx_http_request_t *r)
 {
     u_char  *p, *q, *last, *out, *o;

@@ -11,7 +11,6 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
-#include <jansson.h>
 
 
 /* this worker's batch (init_process); NGX_ERROR: no memory */
@@ -25,15 +24,6 @@ ngx_int_t ngx_worksible_reqlog_init_process(ngx_cycle_t *cycle);
  * batch (10000 rows) drops the record and counts it.
  */
 ngx_int_t ngx_worksible_reqlog_handler(ngx_http_request_t *r);
-
-/*
- * r's request line path and query (r->unparsed_uri, its first 2048 bytes)
- * as a JSON string, every API key in it (a client that put one in a
- * query) replaced by "wsk_[redacted]", however it was percent-encoded
- * (RFC 3986, section 2.1: wsk%5Flive%5F..., up to three times: %25255F).
- * NULL or JSON null when out of memory.
- */
-json_t *ngx_worksible_reqlog_path(ngx_http_request_t *r);
 
 
 #endif /* _NGX_WORKSIBLE_REQLOG_H_INCLUDED_ */

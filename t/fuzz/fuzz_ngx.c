@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "fuzz_ngx.h"
+#include "ngx_worksible_reqlog.h"
 
 
 #define NGX_WORKSIBLE_FUZZ_MODULES  64
@@ -93,6 +94,7 @@ ngx_worksible_fuzz_init(void)
     ngx_cacheline_size = NGX_CPU_CACHE_LINE;
 
     ngx_time_init();
+    ngx_event_timer_init(&ngx_worksible_fuzz_log);
 
     /* quiet: the targets check what the functions return, not the log */
     ngx_worksible_fuzz_log_file.fd = ngx_stderr;
@@ -297,6 +299,53 @@ ngx_worksible_fuzz_line(ngx_http_request_t *r, const u_char *data,
     }
 
     return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_fuzz_logged(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = &ngx_worksible_fuzz_mcf;
+
+    if (mcf->log_rows == NULL) {
+        mcf->log_rows = json_array();
+        if (mcf->log_rows == NULL) {
+            abort();
+        }
+    }
+
+    /* never used here: the batch is taken before any flush */
+    mcf->pg_pool = (ngx_worksible_pg_pool_t *) &ngx_worksible_fuzz_cycle;
+
+    ngx_worksible_fuzz_lcf.auth = 1;
+    rc = ngx_worksible_reqlog_handler(r);
+    ngx_worksible_fuzz_lcf.auth = 0;
+
+    mcf->pg_pool = NULL;
+
+    if (mcf->log_timer.timer_set) {
+        ngx_del_timer(&mcf->log_timer);
+    }
+
+    return rc;
+}
+
+
+json_t *
+ngx_worksible_fuzz_row(void)
+{
+    json_t  *row;
+
+    ngx_worksible_fuzz_assert(json_array_size(ngx_worksible_fuzz_mcf.log_rows)
+                              == 1);
+
+    row = json_incref(json_array_get(ngx_worksible_fuzz_mcf.log_rows, 0));
+    json_array_clear(ngx_worksible_fuzz_mcf.log_rows);
+
+    return row;
 }
 
 

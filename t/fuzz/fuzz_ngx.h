@@ -63,6 +63,14 @@ ngx_int_t ngx_worksible_fuzz_line(ngx_http_request_t *r, const u_char *data,
 extern ngx_uint_t  ngx_worksible_fuzz_status;
 extern ngx_str_t   ngx_worksible_fuzz_body;
 
+/*
+ * Logs r as the log phase does where worksible_auth is on
+ * (ngx_worksible_reqlog_handler() into a batch of its own); the row is
+ * then ngx_worksible_fuzz_row()'s (json_decref() it), and the batch empty.
+ */
+ngx_int_t ngx_worksible_fuzz_logged(ngx_http_request_t *r);
+json_t *ngx_worksible_fuzz_row(void);
+
 /* 1 when s (len bytes) is valid UTF-8 (RFC 3629) */
 ngx_uint_t ngx_worksible_fuzz_utf8(const u_char *s, size_t len);
 
