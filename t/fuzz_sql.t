@@ -21,7 +21,7 @@ my $prefix = nginx_start(name => 'fuzz_sql', port => 1961,
         worksible_errors on;
         location /v1/ { worksible_auth on; worksible_api; }');
 
-my $cmp = company(name => 'Fuzz Co', currency => 'EUR');
+my $cmp = company(name => 'Fuzz Co', currency => 'EUR', plan => 'scale');
 my $key = api_key($cmp, join ' ', 'company:write', 'request_logs:read',
     map { "$_:write" } qw(freelancers projects contracts timesheets
                           invoices payments payouts api_keys));
@@ -43,8 +43,9 @@ sub create {
     return $res->{json}{id};
 }
 
-# one object of each kind: the ids the inputs name become these
-my %id = (key => $key->{id});
+# one object of each kind: the ids the inputs name become these (a key of
+# its own, which an input may revoke)
+my %id = (key => api_key($cmp, 'company:read')->{id});
 $id{prj} = create('/v1/projects', { name => 'Fuzzed' });
 $id{fl} = create('/v1/freelancers', { email => 'fuzz@example.com',
                                       name => 'Fuzz', country => 'DE' });
@@ -73,7 +74,7 @@ for my $target (qw(query body)) {
             my $input = slurp($file);
             # "METHOD TARGET", for a body a newline and the body
             my ($line, $body) = split /\n/, $input, 2;
-            my ($method, $path) = $line =~ m{^([A-Z]+) (/\S*)$} or next;
+            my ($method, $path) = $line =~ m{^([A-Z]+) (/.*)$} or next;
             next if ($target eq 'body') != defined $body;
             s/\b(key|prj|fl|ctr|ts|inv|pay|po)_$ulid/$id{$1}/g
                 for grep { defined } $path, $body;
@@ -86,6 +87,7 @@ for my $target (qw(query body)) {
                 $ok++ if $res->{status} >= 200 && $res->{status} < 300;
             }
             my $name = "$dir/" . (split m{/}, $file)[-1];
+            diag("STATUS $res->{status} $res->{body}") if $ENV{FUZZ_SQL_DEBUG};
             ok($res->{status} >= 200 && $res->{status} < 500,
                "$name: $res->{status}, no 5xx")
                 or diag("$method $path\n" . ($body // '') . "\n$res->{body}");
