@@ -177,77 +177,89 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
         p = ngx_slprintf(p, end, "{\"requests_total\":{");
 
         for (i = 0; i < NGX_WORKSIBLE_OUTCOMES; i++) {
-            p = ngx_slprintf(p, end, "%s\"%s\":%uA", i ? "," : "",
-                            ngx_worksible_outcomes[i], m->requests[i]);
+            p = ngx_slprintf(p, end,
+                             "%s\"%s\":%uA", i ? "," : "",
+                             ngx_worksible_outcomes[i], m->requests[i]);
         }
 
-        p = ngx_slprintf(p, end, "},\"key_cache_hits_total\":%uA,"
-                        "\"key_cache_misses_total\":%uA",
-                        m->key_cache_hits, m->key_cache_misses);
+        p = ngx_slprintf(p, end,
+                         "},\"key_cache_hits_total\":%uA,"
+                         "\"key_cache_misses_total\":%uA",
+                         m->key_cache_hits, m->key_cache_misses);
 
         for (i = 0; i < 2; i++) {
-            p = ngx_slprintf(p, end, ",\"%s\":{\"calls_total\":%uA,"
-                            "\"errors_total\":%uA,\"timeouts_total\":%uA,"
-                            "\"connections\":%uA}",
-                            stores[i], st[i]->calls, st[i]->errors,
-                            st[i]->timeouts, st[i]->connections);
+            p = ngx_slprintf(p, end,
+                             ",\"%s\":{\"calls_total\":%uA,"
+                             "\"errors_total\":%uA,\"timeouts_total\":%uA,"
+                             "\"connections\":%uA}",
+                             stores[i], st[i]->calls, st[i]->errors,
+                             st[i]->timeouts, st[i]->connections);
         }
 
-        p = ngx_slprintf(p, end, ",\"log_rows_written_total\":%uA,"
-                        "\"log_rows_dropped_total\":%uA}",
-                        m->log_rows_written, m->log_rows_dropped);
+        p = ngx_slprintf(p, end,
+                         ",\"log_rows_written_total\":%uA,"
+                         "\"log_rows_dropped_total\":%uA}",
+                         m->log_rows_written, m->log_rows_dropped);
 
     } else {
-        p = ngx_slprintf(p, end, "# HELP worksible_requests_total Requests of "
-                        "worksible_auth locations, by outcome.\n"
-                        "# TYPE worksible_requests_total counter\n");
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_requests_total Requests of "
+                         "worksible_auth locations, by outcome.\n"
+                         "# TYPE worksible_requests_total counter\n");
 
         for (i = 0; i < NGX_WORKSIBLE_OUTCOMES; i++) {
-            p = ngx_slprintf(p, end, "worksible_requests_total{outcome=\"%s\"} "
-                            "%uA\n", ngx_worksible_outcomes[i],
-                            m->requests[i]);
+            p = ngx_slprintf(p, end,
+                             "worksible_requests_total{outcome=\"%s\"} "
+                             "%uA\n", ngx_worksible_outcomes[i],
+                             m->requests[i]);
         }
 
-        p = ngx_slprintf(p, end, "# HELP worksible_key_cache_hits_total Keys "
-                        "found in the key cache.\n"
-                        "# TYPE worksible_key_cache_hits_total counter\n"
-                        "worksible_key_cache_hits_total %uA\n"
-                        "# HELP worksible_key_cache_misses_total Keys looked "
-                        "up in PostgreSQL.\n"
-                        "# TYPE worksible_key_cache_misses_total counter\n"
-                        "worksible_key_cache_misses_total %uA\n",
-                        m->key_cache_hits, m->key_cache_misses);
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_key_cache_hits_total Keys "
+                         "found in the key cache.\n"
+                         "# TYPE worksible_key_cache_hits_total counter\n"
+                         "worksible_key_cache_hits_total %uA\n"
+                         "# HELP worksible_key_cache_misses_total Keys looked "
+                         "up in PostgreSQL.\n"
+                         "# TYPE worksible_key_cache_misses_total counter\n"
+                         "worksible_key_cache_misses_total %uA\n",
+                         m->key_cache_hits, m->key_cache_misses);
 
-        p = ngx_slprintf(p, end, "# HELP worksible_log_rows_written_total Request "
-                        "log rows PostgreSQL took.\n"
-                        "# TYPE worksible_log_rows_written_total counter\n"
-                        "worksible_log_rows_written_total %uA\n"
-                        "# HELP worksible_log_rows_dropped_total Request log "
-                        "rows lost (PostgreSQL down or slow, batch full).\n"
-                        "# TYPE worksible_log_rows_dropped_total counter\n"
-                        "worksible_log_rows_dropped_total %uA\n",
-                        m->log_rows_written, m->log_rows_dropped);
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_log_rows_written_total Request "
+                         "log rows PostgreSQL took.\n"
+                         "# TYPE worksible_log_rows_written_total counter\n"
+                         "worksible_log_rows_written_total %uA\n"
+                         "# HELP worksible_log_rows_dropped_total Request log "
+                         "rows lost (PostgreSQL down or slow, batch full).\n"
+                         "# TYPE worksible_log_rows_dropped_total counter\n"
+                         "worksible_log_rows_dropped_total %uA\n",
+                         m->log_rows_written, m->log_rows_dropped);
 
-        p = ngx_slprintf(p, end, "# HELP worksible_store_connections Open "
-                        "connections of all workers to a store.\n"
-                        "# TYPE worksible_store_connections gauge\n");
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_store_connections Open "
+                         "connections of all workers to a store.\n"
+                         "# TYPE worksible_store_connections gauge\n");
 
         for (i = 0; i < 2; i++) {
-            p = ngx_slprintf(p, end, "worksible_store_connections{store=\"%s\"} "
-                            "%uA\n", stores[i], st[i]->connections);
+            p = ngx_slprintf(p, end,
+                             "worksible_store_connections{store=\"%s\"} "
+                             "%uA\n", stores[i], st[i]->connections);
         }
 
         for (k = 0; k < 3; k++) {
-            p = ngx_slprintf(p, end, "# HELP worksible_store_%s_total %s\n"
-                            "# TYPE worksible_store_%s_total counter\n",
-                            counters[k].name, counters[k].help,
-                            counters[k].name);
+            p = ngx_slprintf(p, end,
+                             "# HELP worksible_store_%s_total %s\n"
+                             "# TYPE worksible_store_%s_total counter\n",
+                             counters[k].name, counters[k].help,
+                             counters[k].name);
 
             for (i = 0; i < 2; i++) {
-                p = ngx_slprintf(p, end, "worksible_store_%s_total{store=\"%s\"} "
-                                "%uA\n", counters[k].name, stores[i],
-                                *(ngx_atomic_t *) ((u_char *) st[i]
-                                                   + counters[k].offset));
+                p = ngx_slprintf(p, end,
+                                 "worksible_store_%s_total{store=\"%s\"} "
+                                 "%uA\n", counters[k].name, stores[i],
+                                 *(ngx_atomic_t *) ((u_char *) st[i]
+                                                    + counters[k].offset));
             }
         }
     }

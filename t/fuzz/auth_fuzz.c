@@ -43,7 +43,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
 
         ngx_worksible_fuzz_assert(last - p == NGX_WORKSIBLE_KEY_LEN);
-        ngx_worksible_fuzz_assert(key.key_id == p + NGX_WORKSIBLE_KEY_PREFIX_LEN);
+        ngx_worksible_fuzz_assert(key.key_id
+                                  == p + NGX_WORKSIBLE_KEY_PREFIX_LEN);
         ngx_worksible_fuzz_assert(key.secret + NGX_WORKSIBLE_KEY_SECRET_LEN
                                   == last);
     }
