@@ -7,17 +7,34 @@
 # make fuzz-accepted), with the ids in them replaced by this company's
 # objects of the same kind. No body that passed the C checks is refused
 # by the schema ("passed the checks but not the schema" in the log).
+# In a database of its own: what the inputs write is no other suite's.
 
 use strict;
 use warnings;
 
 use Test::More;
-use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
-    http json slurp);
+use Worksible::Test qw(cli company api_key http_config nginx_start
+    nginx_stop http json slurp);
 
 my $top = $ENV{WORKSIBLE_TOP};
+
+my $db = "fuzz_sql_t_$$";
+system('createdb', '-h', $ENV{PGHOST}, '-p', $ENV{PGPORT}, '-U', 'postgres',
+       '-O', $ENV{PGUSER}, $db) == 0
+    or BAIL_OUT("createdb $db failed (is the test stack up?)");
+END {
+    system('dropdb', '-h', $ENV{PGHOST}, '-p', $ENV{PGPORT}, '-U', 'postgres',
+           '--if-exists', '--force', $db);
+}
+$ENV{PGDATABASE} = $db;
+my ($code, undef, $err) = cli('migrate');
+$code == 0 or BAIL_OUT("migrate $db: $err");
+(my $conninfo = $ENV{TEST_NGINX_PG_CONNINFO}) =~ s/dbname=\S+/dbname=$db/;
+
 my $prefix = nginx_start(name => 'fuzz_sql', port => 1961,
-    http => http_config(), server => '
+    http => http_config(postgres => qq{"$conninfo" pool=2 connect_timeout=1s }
+                                    . 'query_timeout=2s'),
+    server => '
         worksible_errors on;
         location /v1/ { worksible_auth on; worksible_api; }');
 
