@@ -9,6 +9,8 @@
 #                   report fails the suite (make test-sanitize: the same)
 #   make fuzz       every libFuzzer target of t/fuzz/ (FUZZ_TARGETS), each for
 #                   FUZZ_SECONDS (300) on its corpus, with ASan and UBSan
+#   make fuzz-accepted  after it: a new sample of what the validators
+#                   accepted, for t/fuzz_sql.t
 #   make deb        the Debian package, in build/
 #   make deb-test   installs it with apt-get, tests it, removes it
 #   make compat     builds the module for every nginx in NGINX_SOURCES
