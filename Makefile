@@ -6,7 +6,12 @@
 #   make stop       stops it
 #   make test       every test against a private test stack
 #   make test-asan  the same with the module built with AddressSanitizer
-#   make fuzz       fuzzes the key parsers with libFuzzer for FUZZ_SECONDS
+#                   (leaks included) and UndefinedBehaviorSanitizer; a
+#                   report fails the suite (make test-sanitize: the same)
+#   make fuzz       every libFuzzer target of t/fuzz/ (FUZZ_TARGETS), each for
+#                   FUZZ_SECONDS (300) on its corpus, with ASan and UBSan
+#   make fuzz-accepted  after it: a new sample of what the validators
+#                   accepted, for t/fuzz_sql.t
 #   make chaos      traffic through two nginx while the stores fail
 #                   (util/chaos.pl: CHAOS_SECONDS, 180; CHAOS_SHORT=1 runs
 #                   one cycle of faults, about a minute, as CI does)
@@ -49,16 +54,29 @@ CLI_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Isrc \
               -DWORKSIBLE_MIGRATIONS_DIR='"$(MIGRATIONS_DIR)"'
 CLI_LIBS   := -lpq -lsodium -ljansson
 
-ASAN_CC := -g -O1 -fno-omit-frame-pointer -fsanitize=address
-ASAN_LD := -fsanitize=address -Wl,-z,nodelete
+# the sanitizer build of the module: ASan (leaks included) and UBSan,
+# which stops at its first report
+ASAN_CC := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fsanitize=float-cast-overflow -fno-sanitize-recover=all
+ASAN_LD := -fsanitize=address,undefined -Wl,-z,nodelete
 
-FUZZ_SECONDS ?= 30
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= $(patsubst t/fuzz/%_fuzz.c,%,$(wildcard t/fuzz/*_fuzz.c))
+FUZZ_NGINX_SRC ?= $(CURDIR)/../shared/nginx-src/nginx-1.30.4.tar.gz
+FUZZ      := $(BUILD)/fuzz
+FUZZ_SAN  := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_CC   := -g -O1 -fno-omit-frame-pointer $(FUZZ_SAN)
+FUZZ_INCS := -Isrc -It/fuzz -I/usr/include/postgresql -I$(FUZZ)/objs \
+             $(addprefix -I$(FUZZ)/nginx/src/,core event event/modules \
+                                               os/unix http http/modules)
+FUZZ_BINS := $(patsubst %,$(FUZZ)/%_fuzz,$(FUZZ_TARGETS))
 
 CHAOS_SECONDS ?= 180
 CHAOS_SHORT   ?=
 
-.PHONY: all deps cli dashboard run stop test test-asan asan fuzz clean deb \
-        deb-test compat chaos bench FORCE
+.PHONY: all deps cli dashboard run stop test test-asan test-sanitize asan \
+        fuzz fuzz-build fuzz-accepted clean deb deb-test compat chaos bench \
+        FORCE
 
 all: deps $(MODULE) $(CLI) dashboard
 
@@ -109,21 +127,38 @@ $(BUILD)/cidr_test: t/unit/cidr_test.c t/unit/tap.h \
 	@mkdir -p $(BUILD)
 	$(CC) $(CLI_CFLAGS) t/unit/cidr_test.c src/ngx_worksible_cidr.c -o $@
 
-$(BUILD)/key_fuzz: t/fuzz/key_fuzz.c src/ngx_worksible_key.c \
-                   src/ngx_worksible_key.h src/ngx_worksible_cidr.c
-	@mkdir -p $(BUILD)
-	clang -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
-	    t/fuzz/key_fuzz.c src/ngx_worksible_key.c src/ngx_worksible_cidr.c \
-	    -o $@ -lsodium
+# libFuzzer targets (t/fuzz/NAME_fuzz.c), built by clang with ASan and
+# UBSan and linked with the module's and nginx's own objects: the nginx of
+# FUZZ_NGINX_SRC built by clang with coverage, each pool allocation a
+# malloc of its own for ASan (NGX_DEBUG_PALLOC)
+$(FUZZ)/libngx.a: $(MODULE_SRC)
+	CC=clang NGINX_SRC=$(FUZZ_NGINX_SRC) NGINX_BINARY=1 \
+	    NGINX_FLAGS="--without-http_rewrite_module --without-http_gzip_module" \
+	    util/build-module.sh $(FUZZ) "$(FUZZ_CC) -fsanitize=fuzzer-no-link \
+	    -DNGX_DEBUG_PALLOC=1" "$(FUZZ_SAN)"
+	cd $(FUZZ)/objs && objcopy --redefine-sym main=ngx_nginx_main \
+	    src/core/nginx.o nginx_nomain.o && rm -f $@ && ar rcs $@ \
+	    nginx_nomain.o ngx_modules.o \
+	    $$(find src addon -name '*.o' ! -path src/core/nginx.o)
 
-fuzz: deps $(BUILD)/key_fuzz
-	@mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/key_fuzz -max_total_time=$(FUZZ_SECONDS) -max_len=128 \
-	    $(BUILD)/fuzz-corpus
+$(FUZZ)/%_fuzz: t/fuzz/%_fuzz.c t/fuzz/fuzz_ngx.c t/fuzz/fuzz_ngx.h \
+                $(FUZZ)/libngx.a
+	clang $(FUZZ_CC) -fsanitize=fuzzer $(FUZZ_INCS) $< t/fuzz/fuzz_ngx.c \
+	    -o $@ $(FUZZ)/libngx.a -lpq -lsodium -ljansson -lhiredis -lcrypt
+
+fuzz-build: deps $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	util/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# after a long `make fuzz`: a new sample of what the validators accepted,
+# for t/fuzz_sql.t
+fuzz-accepted: fuzz-build
+	util/fuzz.sh accepted 150 body query
 
 asan: deps $(NGX_BUILD)/asan/ngx_worksible_module.so
 
-$(NGX_BUILD)/asan/ngx_worksible_module.so: $(MODULE_SRC)
+$(NGX_BUILD)/asan/ngx_worksible_module.so: $(MODULE_SRC) Makefile
 	util/build-module.sh $(NGX_BUILD)/asan "$(ASAN_CC)" "$(ASAN_LD)"
 
 run: all
@@ -142,6 +177,8 @@ test: all $(NGINX) $(BUILD)/key_test $(BUILD)/cidr_test
 
 test-asan: all $(BUILD)/key_test $(BUILD)/cidr_test asan
 	WORKSIBLE_ASAN=1 util/test.sh
+
+test-sanitize: test-asan
 
 bench: all
 	util/bench.sh

@@ -22,15 +22,8 @@
 #define NGX_WORKSIBLE_API_BODY_MAX  65536
 
 
-static ngx_worksible_route_t *ngx_worksible_api_route(ngx_http_request_t *r,
-    ngx_str_t *id, ngx_uint_t *allow);
 static ngx_uint_t ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri,
     ngx_str_t *id);
-static ngx_int_t ngx_worksible_api_args(ngx_http_request_t *r,
-    ngx_worksible_route_t *route, ngx_str_t *args,
-    ngx_worksible_refusal_t *ref);
-static ngx_worksible_error_e ngx_worksible_api_media_type(
-    ngx_http_request_t *r);
 static void ngx_worksible_api_body_ready(ngx_http_request_t *r);
 static ngx_int_t ngx_worksible_api_body(ngx_http_request_t *r,
     ngx_str_t *body);
@@ -365,13 +358,7 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
 }
 
 
-/*
- * A body must be "application/json" (parameters such as charset allowed,
- * RFC 9110 section 8.3) and at most NGX_WORKSIBLE_API_BODY_MAX bytes.
- * Returns NGX_WORKSIBLE_OK, or the problem to send (415 or 413).
- */
-
-static ngx_worksible_error_e
+ngx_worksible_error_e
 ngx_worksible_api_media_type(ngx_http_request_t *r)
 {
     u_char     *p, *last;
@@ -436,7 +423,7 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
     json_t                   *json;
     ngx_int_t                 rc;
     ngx_str_t                 body;
-    json_error_t              err;
+    ngx_uint_t                reals;
     ngx_worksible_request_t  *st;
     ngx_worksible_refusal_t   ref;
 
@@ -454,39 +441,14 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
 
     ngx_memzero(&ref, sizeof(ngx_worksible_refusal_t));
 
-    json = json_loadb((const char *) body.data, body.len,
-                      JSON_REJECT_DUPLICATES, &err);
+    reals = 0;
+    json = ngx_worksible_api_json(r->pool, &body, &reals, &ref);
+    st->body_reals = reals;
 
-    if (json == NULL && ngx_strstr(err.text, "too big") != NULL) {
-        /*
-         * An integer past 64 bits: read it as a real, so that the field
-         * check names the member that holds it (parameter_invalid).
-         */
-        json = json_loadb((const char *) body.data, body.len,
-                          JSON_REJECT_DUPLICATES|JSON_DECODE_INT_AS_REAL,
-                          &err);
-        st->body_reals = 1;
-    }
-
-    if (json == NULL || !json_is_object(json)) {
-        ref.err = NGX_WORKSIBLE_INVALID_JSON;
-
-        if (json == NULL && body.len > 0) {
-            ref.detail.data = ngx_pnalloc(r->pool, 128);
-            if (ref.detail.data == NULL) {
-                ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return;
-            }
-
-            ref.detail.len = ngx_sprintf(ref.detail.data,
-                                         "The body is not valid JSON (line "
-                                         "%d, column %d).", err.line,
-                                         err.column)
-                             - ref.detail.data;
-        }
-
-        json_decref(json);
-        ngx_http_finalize_request(r, ngx_worksible_api_refuse(r, &ref));
+    if (json == NULL) {
+        ngx_http_finalize_request(r, ref.err == NGX_WORKSIBLE_INVALID_JSON
+                                     ? ngx_worksible_api_refuse(r, &ref)
+                                     : NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
 
@@ -497,6 +459,53 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
     if (rc != NGX_DONE) {
         ngx_http_finalize_request(r, rc);
     }
+}
+
+
+json_t *
+ngx_worksible_api_json(ngx_pool_t *pool, ngx_str_t *body, ngx_uint_t *reals,
+    ngx_worksible_refusal_t *ref)
+{
+    json_t        *json;
+    json_error_t   err;
+
+    json = json_loadb((const char *) body->data, body->len,
+                      JSON_REJECT_DUPLICATES, &err);
+
+    if (json == NULL && ngx_strstr(err.text, "too big") != NULL) {
+        /*
+         * An integer past 64 bits: read it as a real, so that the field
+         * check names the member that holds it (parameter_invalid).
+         */
+        json = json_loadb((const char *) body->data, body->len,
+                          JSON_REJECT_DUPLICATES|JSON_DECODE_INT_AS_REAL,
+                          &err);
+        *reals = 1;
+    }
+
+    if (json != NULL && json_is_object(json)) {
+        return json;
+    }
+
+    ref->err = NGX_WORKSIBLE_INVALID_JSON;
+
+    if (json == NULL && body->len > 0) {
+        ref->detail.data = ngx_pnalloc(pool, 128);
+        if (ref->detail.data == NULL) {
+            ref->err = NGX_WORKSIBLE_OK;
+            return NULL;
+        }
+
+        ref->detail.len = ngx_sprintf(ref->detail.data,
+                                      "The body is not valid JSON (line "
+                                      "%d, column %d).", err.line,
+                                      err.column)
+                          - ref->detail.data;
+    }
+
+    json_decref(json);
+
+    return NULL;
 }
 
 
@@ -552,7 +561,10 @@ ngx_worksible_api_body(ngx_http_request_t *r, ngx_str_t *body)
             continue;
         }
 
-        p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        if (b->last != b->pos) {
+            /* an empty buffer may have no memory: memcpy() takes no NULL */
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
     }
 
     body->len = p - body->data;
@@ -647,13 +659,7 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
 }
 
 
-/*
- * The route of r's path and method, with its {id} segment. NULL when none:
- * allow then holds the methods the path takes (0: no such path).
- * HEAD is answered as GET.
- */
-
-static ngx_worksible_route_t *
+ngx_worksible_route_t *
 ngx_worksible_api_route(ngx_http_request_t *r, ngx_str_t *id,
     ngx_uint_t *allow)
 {
@@ -722,19 +728,18 @@ ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri, ngx_str_t *id)
 }
 
 
-/*
- * Splits r->args into the route's parameters (args[i] for params[i],
- * percent-decoded; data NULL when absent). Unknown names are
- * parameter_unknown, repeated ones parameter_invalid.
- */
-
-static ngx_int_t
+ngx_int_t
 ngx_worksible_api_args(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ngx_str_t *args, ngx_worksible_refusal_t *ref)
 {
     u_char      *p, *last, *end, *eq, *dst, *src;
     ngx_str_t    name, value;
     ngx_uint_t   i;
+
+    if (r->args.len == 0) {
+        /* no query: r->args.data is NULL */
+        return NGX_OK;
+    }
 
     p = r->args.data;
     last = p + r->args.len;
@@ -781,6 +786,12 @@ ngx_worksible_api_args(ngx_http_request_t *r, ngx_worksible_route_t *route,
         }
 
         if (route->params[i] == NULL) {
+            if (name.len == 0) {
+                /* "=x", "%": no name to give, the pair as it was sent */
+                name.data = p;
+                name.len = end - p;
+            }
+
             ref->err = NGX_WORKSIBLE_PARAMETER_UNKNOWN;
             ref->param = name;
             ref->param.len = ngx_worksible_api_cut(&name, 64);
@@ -1434,5 +1445,7 @@ ngx_worksible_api_cut(ngx_str_t *s, size_t max)
         /* void */
     }
 
-    return len;
+    /* not UTF-8 at all (only continuation bytes): cut at max bytes */
+
+    return len ? len : max;
 }

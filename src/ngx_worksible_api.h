@@ -145,6 +145,42 @@ struct ngx_worksible_endpoint_s {
 ngx_int_t ngx_worksible_api_handler(ngx_http_request_t *r);
 
 /*
+ * The route of r's path (r->uri) and method, with its {id} segment in id.
+ * NULL when none: allow then holds the methods the path takes (0: no such
+ * path). HEAD is answered as GET.
+ */
+ngx_worksible_route_t *ngx_worksible_api_route(ngx_http_request_t *r,
+    ngx_str_t *id, ngx_uint_t *allow);
+
+/*
+ * Splits r->args (RFC 3986 query, application/x-www-form-urlencoded pairs)
+ * into the route's parameters: args[i] for params[i], percent-decoded,
+ * data NULL when absent. NGX_OK; NGX_DECLINED with ref set (an unknown
+ * name: parameter_unknown, a repeated one: parameter_invalid); NGX_ERROR.
+ */
+ngx_int_t ngx_worksible_api_args(ngx_http_request_t *r,
+    ngx_worksible_route_t *route, ngx_str_t *args,
+    ngx_worksible_refusal_t *ref);
+
+/*
+ * r's Content-Type and Content-Length for a body: "application/json"
+ * (parameters allowed, RFC 9110 section 8.3; a charset must be UTF-8, RFC
+ * 8259 section 8.1), at most 64 KiB. NGX_WORKSIBLE_OK, or the problem to
+ * send: unsupported_media_type (415) or body_too_large (413).
+ */
+ngx_worksible_error_e ngx_worksible_api_media_type(ngx_http_request_t *r);
+
+/*
+ * body as one JSON object (RFC 8259, no duplicate members): the object
+ * (json_decref() it), with *reals set to 1 when an integer too big for
+ * jansson made every integer a real; or NULL with ref->err
+ * invalid_json (and a detail with the line and column), or with ref->err
+ * 0 when out of memory.
+ */
+json_t *ngx_worksible_api_json(ngx_pool_t *pool, ngx_str_t *body,
+    ngx_uint_t *reals, ngx_worksible_refusal_t *ref);
+
+/*
  * Checks args[0..2] as the list parameters of API.md (limit 1..100,
  * default 20; starting_after or ending_before, ids with the route's
  * prefix) and adds them to ep->op as the next three parameters.

@@ -50,8 +50,6 @@ enum {
 };
 
 
-static ngx_int_t ngx_worksible_auth_token(ngx_http_request_t *r,
-    ngx_worksible_key_t *key);
 static void ngx_worksible_auth_lookup_done(ngx_worksible_pg_op_t *op);
 static ngx_worksible_error_e ngx_worksible_auth_row(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op, ngx_worksible_key_record_t *rec);
@@ -272,13 +270,7 @@ ngx_worksible_auth_scope(ngx_http_request_t *r, ngx_worksible_request_t *st)
 }
 
 
-/*
- * "Authorization: Bearer <token>": the scheme is case-insensitive and may be
- * followed by more than one space (RFC 9110, section 11.4; RFC 6750,
- * section 2.1). NGX_OK with key set, or NGX_DECLINED.
- */
-
-static ngx_int_t
+ngx_int_t
 ngx_worksible_auth_token(ngx_http_request_t *r, ngx_worksible_key_t *key)
 {
     u_char  *p, *last;

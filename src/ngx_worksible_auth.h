@@ -32,6 +32,15 @@
 ngx_int_t ngx_worksible_auth_key(ngx_http_request_t *r,
     ngx_worksible_request_t *st);
 
+/*
+ * r's "Authorization: Bearer <token>" (r->headers_in.authorization, not
+ * NULL): the scheme is case-insensitive and may be followed by more than
+ * one space (RFC 9110, section 11.4; RFC 6750, section 2.1). NGX_OK with
+ * key set (pointing into the header), or NGX_DECLINED.
+ */
+ngx_int_t ngx_worksible_auth_token(ngx_http_request_t *r,
+    ngx_worksible_key_t *key);
+
 /* PLAN: the company's plan includes API access, else 403 plan_not_eligible */
 ngx_int_t ngx_worksible_auth_plan(ngx_http_request_t *r,
     ngx_worksible_request_t *st);

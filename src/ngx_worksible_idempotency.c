@@ -27,8 +27,6 @@
 #define NGX_WORKSIBLE_IDEM_CONSTRAINT  "idempotency_records_pkey"
 
 
-static ngx_int_t ngx_worksible_idempotency_key(ngx_http_request_t *r,
-    ngx_str_t *key);
 static void ngx_worksible_idempotency_body(ngx_http_request_t *r);
 static ngx_int_t ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r,
     u_char *hex);
@@ -306,15 +304,7 @@ ngx_worksible_idempotency_reserve(ngx_http_request_t *r,
 }
 
 
-/*
- * The Idempotency-Key header, unquoted into key: NGX_OK, NGX_DECLINED when
- * absent, NGX_ABORT when malformed or sent twice, NGX_ERROR. A key is
- * 1..255 visible ASCII characters, bare or as a structured-field string
- * (RFC 8941, section 3.3.3) with \" and \\ escapes; both forms are the
- * same key.
- */
-
-static ngx_int_t
+ngx_int_t
 ngx_worksible_idempotency_key(ngx_http_request_t *r, ngx_str_t *key)
 {
     u_char           *p, *last, *d;

@@ -116,6 +116,16 @@ ngx_int_t ngx_worksible_idempotency_reserve(ngx_http_request_t *r,
     ngx_worksible_request_t *st, ngx_worksible_idempotency_conf_t *conf);
 
 /* registers the capture filters (before the problem filters) */
+/*
+ * The Idempotency-Key header, unquoted into key (from r->pool): NGX_OK,
+ * NGX_DECLINED when absent, NGX_ABORT when malformed or sent twice,
+ * NGX_ERROR. A key is 1..255 visible ASCII characters, bare or as a
+ * structured-field string (RFC 8941, section 3.3.3) with \" and \\
+ * escapes; both forms are the same key.
+ */
+ngx_int_t ngx_worksible_idempotency_key(ngx_http_request_t *r,
+    ngx_str_t *key);
+
 ngx_int_t ngx_worksible_idempotency_filter_init(ngx_conf_t *cf);
 
 /* st's request ends: stop renewing; a worksible_api write releases */

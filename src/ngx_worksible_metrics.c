@@ -11,6 +11,13 @@
 #include "ngx_worksible_problem.h"
 
 
+/*
+ * the exposition's buffer: more than the text with every counter at its
+ * widest (20 digits): 2246 bytes of text, 702 of JSON (t/fuzz/metrics_fuzz.c)
+ */
+#define NGX_WORKSIBLE_METRICS_MAX  4096
+
+
 static ngx_int_t ngx_worksible_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_uint_t ngx_worksible_metrics_wants_json(ngx_http_request_t *r);
@@ -115,7 +122,7 @@ ngx_worksible_metrics_log_handler(ngx_http_request_t *r)
 ngx_int_t
 ngx_worksible_metrics_handler(ngx_http_request_t *r)
 {
-    u_char                       *p, *body;
+    u_char                       *p, *end, *body;
     ngx_int_t                     rc;
     ngx_str_t                     v;
     ngx_uint_t                    i, k, json;
@@ -154,10 +161,12 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    body = ngx_pnalloc(r->pool, 4096);
+    body = ngx_pnalloc(r->pool, NGX_WORKSIBLE_METRICS_MAX);
     if (body == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    end = body + NGX_WORKSIBLE_METRICS_MAX;
 
     st[0] = &m->postgres;
     st[1] = &m->redis;
@@ -165,82 +174,102 @@ ngx_worksible_metrics_handler(ngx_http_request_t *r)
     p = body;
 
     if (json) {
-        p = ngx_sprintf(p, "{\"requests_total\":{");
+        p = ngx_slprintf(p, end, "{\"requests_total\":{");
 
         for (i = 0; i < NGX_WORKSIBLE_OUTCOMES; i++) {
-            p = ngx_sprintf(p, "%s\"%s\":%uA", i ? "," : "",
-                            ngx_worksible_outcomes[i], m->requests[i]);
+            p = ngx_slprintf(p, end,
+                             "%s\"%s\":%uA", i ? "," : "",
+                             ngx_worksible_outcomes[i], m->requests[i]);
         }
 
-        p = ngx_sprintf(p, "},\"key_cache_hits_total\":%uA,"
-                        "\"key_cache_misses_total\":%uA",
-                        m->key_cache_hits, m->key_cache_misses);
+        p = ngx_slprintf(p, end,
+                         "},\"key_cache_hits_total\":%uA,"
+                         "\"key_cache_misses_total\":%uA",
+                         m->key_cache_hits, m->key_cache_misses);
 
         for (i = 0; i < 2; i++) {
-            p = ngx_sprintf(p, ",\"%s\":{\"calls_total\":%uA,"
-                            "\"errors_total\":%uA,\"timeouts_total\":%uA,"
-                            "\"connections\":%uA}",
-                            stores[i], st[i]->calls, st[i]->errors,
-                            st[i]->timeouts, st[i]->connections);
+            p = ngx_slprintf(p, end,
+                             ",\"%s\":{\"calls_total\":%uA,"
+                             "\"errors_total\":%uA,\"timeouts_total\":%uA,"
+                             "\"connections\":%uA}",
+                             stores[i], st[i]->calls, st[i]->errors,
+                             st[i]->timeouts, st[i]->connections);
         }
 
-        p = ngx_sprintf(p, ",\"log_rows_written_total\":%uA,"
-                        "\"log_rows_dropped_total\":%uA}",
-                        m->log_rows_written, m->log_rows_dropped);
+        p = ngx_slprintf(p, end,
+                         ",\"log_rows_written_total\":%uA,"
+                         "\"log_rows_dropped_total\":%uA}",
+                         m->log_rows_written, m->log_rows_dropped);
 
     } else {
-        p = ngx_sprintf(p, "# HELP worksible_requests_total Requests of "
-                        "worksible_auth locations, by outcome.\n"
-                        "# TYPE worksible_requests_total counter\n");
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_requests_total Requests of "
+                         "worksible_auth locations, by outcome.\n"
+                         "# TYPE worksible_requests_total counter\n");
 
         for (i = 0; i < NGX_WORKSIBLE_OUTCOMES; i++) {
-            p = ngx_sprintf(p, "worksible_requests_total{outcome=\"%s\"} "
-                            "%uA\n", ngx_worksible_outcomes[i],
-                            m->requests[i]);
+            p = ngx_slprintf(p, end,
+                             "worksible_requests_total{outcome=\"%s\"} "
+                             "%uA\n", ngx_worksible_outcomes[i],
+                             m->requests[i]);
         }
 
-        p = ngx_sprintf(p, "# HELP worksible_key_cache_hits_total Keys "
-                        "found in the key cache.\n"
-                        "# TYPE worksible_key_cache_hits_total counter\n"
-                        "worksible_key_cache_hits_total %uA\n"
-                        "# HELP worksible_key_cache_misses_total Keys looked "
-                        "up in PostgreSQL.\n"
-                        "# TYPE worksible_key_cache_misses_total counter\n"
-                        "worksible_key_cache_misses_total %uA\n",
-                        m->key_cache_hits, m->key_cache_misses);
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_key_cache_hits_total Keys "
+                         "found in the key cache.\n"
+                         "# TYPE worksible_key_cache_hits_total counter\n"
+                         "worksible_key_cache_hits_total %uA\n"
+                         "# HELP worksible_key_cache_misses_total Keys looked "
+                         "up in PostgreSQL.\n"
+                         "# TYPE worksible_key_cache_misses_total counter\n"
+                         "worksible_key_cache_misses_total %uA\n",
+                         m->key_cache_hits, m->key_cache_misses);
 
-        p = ngx_sprintf(p, "# HELP worksible_log_rows_written_total Request "
-                        "log rows PostgreSQL took.\n"
-                        "# TYPE worksible_log_rows_written_total counter\n"
-                        "worksible_log_rows_written_total %uA\n"
-                        "# HELP worksible_log_rows_dropped_total Request log "
-                        "rows lost (PostgreSQL down or slow, batch full).\n"
-                        "# TYPE worksible_log_rows_dropped_total counter\n"
-                        "worksible_log_rows_dropped_total %uA\n",
-                        m->log_rows_written, m->log_rows_dropped);
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_log_rows_written_total Request "
+                         "log rows PostgreSQL took.\n"
+                         "# TYPE worksible_log_rows_written_total counter\n"
+                         "worksible_log_rows_written_total %uA\n"
+                         "# HELP worksible_log_rows_dropped_total Request log "
+                         "rows lost (PostgreSQL down or slow, batch full).\n"
+                         "# TYPE worksible_log_rows_dropped_total counter\n"
+                         "worksible_log_rows_dropped_total %uA\n",
+                         m->log_rows_written, m->log_rows_dropped);
 
-        p = ngx_sprintf(p, "# HELP worksible_store_connections Open "
-                        "connections of all workers to a store.\n"
-                        "# TYPE worksible_store_connections gauge\n");
+        p = ngx_slprintf(p, end,
+                         "# HELP worksible_store_connections Open "
+                         "connections of all workers to a store.\n"
+                         "# TYPE worksible_store_connections gauge\n");
 
         for (i = 0; i < 2; i++) {
-            p = ngx_sprintf(p, "worksible_store_connections{store=\"%s\"} "
-                            "%uA\n", stores[i], st[i]->connections);
+            p = ngx_slprintf(p, end,
+                             "worksible_store_connections{store=\"%s\"} "
+                             "%uA\n", stores[i], st[i]->connections);
         }
 
         for (k = 0; k < 3; k++) {
-            p = ngx_sprintf(p, "# HELP worksible_store_%s_total %s\n"
-                            "# TYPE worksible_store_%s_total counter\n",
-                            counters[k].name, counters[k].help,
-                            counters[k].name);
+            p = ngx_slprintf(p, end,
+                             "# HELP worksible_store_%s_total %s\n"
+                             "# TYPE worksible_store_%s_total counter\n",
+                             counters[k].name, counters[k].help,
+                             counters[k].name);
 
             for (i = 0; i < 2; i++) {
-                p = ngx_sprintf(p, "worksible_store_%s_total{store=\"%s\"} "
-                                "%uA\n", counters[k].name, stores[i],
-                                *(ngx_atomic_t *) ((u_char *) st[i]
-                                                   + counters[k].offset));
+                p = ngx_slprintf(p, end,
+                                 "worksible_store_%s_total{store=\"%s\"} "
+                                 "%uA\n", counters[k].name, stores[i],
+                                 *(ngx_atomic_t *) ((u_char *) st[i]
+                                                    + counters[k].offset));
             }
         }
+    }
+
+    if (p == end) {
+        /* every counter at its widest still fits: never truncate */
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "worksible_metrics: the exposition does not fit in "
+                      "%uz bytes", (size_t) NGX_WORKSIBLE_METRICS_MAX);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ngx_str_set(&v, "no-store");

@@ -898,7 +898,11 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
     for (i = 0; i < nargs; i++) {
         op->argv[4 + i] = (char *) p;
         op->argvlen[4 + i] = args[i].len;
-        p = ngx_cpymem(p, args[i].data, args[i].len);
+
+        if (args[i].len) {
+            /* an empty one may have no data: memcpy() takes no NULL */
+            p = ngx_cpymem(p, args[i].data, args[i].len);
+        }
     }
 
     op->argc = 4 + nargs;

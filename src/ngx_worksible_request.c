@@ -52,7 +52,7 @@ ngx_worksible_request_find(ngx_http_request_t *r)
 ngx_worksible_request_t *
 ngx_worksible_request(ngx_http_request_t *r)
 {
-    u_char                   *p, *last;
+    u_char                   *p;
     ngx_pool_cleanup_t       *cln;
     ngx_worksible_request_t  *st;
 
@@ -80,8 +80,11 @@ ngx_worksible_request(ngx_http_request_t *r)
 
     st->method = r->method_name;
 
-    last = r->request_line.data + r->request_line.len;
-    p = ngx_strlchr(r->request_line.data, last, ' ');
+    /* none when nginx could not read it (a 400 of its own) */
+
+    p = (r->request_line.len == 0) ? NULL
+        : ngx_strlchr(r->request_line.data,
+                      r->request_line.data + r->request_line.len, ' ');
 
     if (p != NULL) {
         st->method.data = r->request_line.data;

@@ -106,6 +106,18 @@ $::bad->('ending_before')
 
 
 
+=== TEST 6b: a parameter without a name is named as it was sent, and a name that is no UTF-8 is cut, never emptied (fuzz findings: t/fuzz/corpus/query/regress-nameless-parameter, regress-name-of-continuation-bytes)
+--- request eval
+["GET /v1/freelancers?=5", "GET /v1/freelancers?limit=1&%25", "GET /v1/freelancers?" . ("%80" x 70) . "=1",
+ "GET /v1/freelancers?limit=1&%"]
+--- error_code eval
+[400, 400, 400, 400]
+--- response_body_like eval
+[$::bad->('=5', 'parameter_unknown'), $::bad->('%', 'parameter_unknown'),
+ $::bad->('?', 'parameter_unknown'), $::bad->('%', 'parameter_unknown')]
+
+
+
 === TEST 7: status filter
 --- request eval
 ["GET /v1/freelancers?status=active", "GET /v1/freelancers?status=invited",

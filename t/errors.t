@@ -91,3 +91,15 @@ GET /elsewhere
 --- response_headers
 !X-Request-Id
 Content-Type: text/html
+
+
+
+=== TEST 7: a request line nginx cannot read: its 400 is a problem with a request id, though there is no method to take (fuzz finding: t/fuzz/corpus/ratelimit/regress-no-request-line)
+--- raw_request eval
+"GET /v1/companies/me HTTP/1.1 extra\r\nHost: x\r\nConnection: close\r\n\r\n"
+--- error_code: 400
+--- response_headers_like
+Content-Type: ^application/problem\+json$
+X-Request-Id: ^req_\w{26}$
+--- response_body_like eval
+$::problem->(400, 'invalid_request')

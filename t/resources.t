@@ -269,3 +269,12 @@ a body passed the checks but not the schema
 --- error_code: 400
 --- response_body_like eval
 $::problem->(400, 'parameter_unknown', "a" x 63)
+
+
+
+=== TEST 16: a member named "" is unknown, and named (fuzz finding: t/fuzz/corpus/body/regress-empty-member-name)
+--- request eval
+"POST /v1/projects\n{\"\":1,\"name\":\"x\"}"
+--- error_code: 400
+--- response_body_like eval
+$::problem->(400, 'parameter_unknown', '')

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: every suite in t/ against a private PostgreSQL (55433) and
 # Redis (56380), nginx on 1984 (DESIGN.md ports), a fresh database each run.
-# WORKSIBLE_ASAN=1 (make test-asan) loads the AddressSanitizer build of the
-# module into the stock nginx (LD_PRELOAD=libasan) and fails on any report.
+# WORKSIBLE_ASAN=1 (make test-asan) loads the AddressSanitizer and
+# UndefinedBehaviorSanitizer build of the module into the stock nginx
+# (LD_PRELOAD=libasan) and fails on any report, leaks included.
 # WORKSIBLE_NGINX and WORKSIBLE_MODULE name another nginx binary and the
 # module built for it (make test NGINX_SRC=...), WORKSIBLE_CLI another CLI
 # (util/deb-test.sh: the packaged ones).
@@ -40,6 +41,9 @@ if [ "${WORKSIBLE_ASAN:-0}" = 1 ]; then
     export TEST_NGINX_LOAD_MODULES=$build/asan/ngx_worksible_module.so
     export ASAN_OPTIONS="log_path=$asan_logs/asan:detect_leaks=1:fast_unwind_on_malloc=0"
     export LSAN_OPTIONS="suppressions=$top/t/lsan.supp:print_suppressions=0"
+    # UBSan (built in with ASan) stops the worker at its first report, in
+    # nginx's error log (stderr), which t/lib/Worksible/Test.pm checks
+    export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 
 inc=(-I t/lib)

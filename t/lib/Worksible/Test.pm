@@ -23,7 +23,7 @@ our @EXPORT_OK = qw(
     http_config
     use_default_http_config nginx_start nginx_stop nginx_reload nginx_clone http
     request at_once leave service calls call_log
-    stack json
+    stack json slurp
 );
 
 my $top = $ENV{WORKSIBLE_TOP} or die "WORKSIBLE_TOP is not set: run make test\n";
@@ -300,7 +300,7 @@ sub nginx_stop {
         last if (slurp("/proc/$pid/stat") // '') =~ /^\d+ \(.*?\) Z/;
     }
     my $log = slurp("$prefix/logs/error.log") // '';
-    my @bad = grep { /\[(alert|emerg)\]|exited on signal|exited with code [1-9]|Sanitizer/ }
+    my @bad = grep { /\[(alert|emerg)\]|exited on signal|exited with code [1-9]|Sanitizer|runtime error:/ }
         split /\n/, $log;
     push @bad, map { "sanitizer report $_" }
         grep { !$nginx{reports}{$_} } sanitizer_reports();
@@ -327,6 +327,7 @@ sub slurp {
 # when there is a body)
 sub request {
     my ($method, $path, $headers, $body) = @_;
+    fuzz_seed($method, $path, $headers, $body) if $ENV{WORKSIBLE_FUZZ_SEEDS};
     my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
     for my $name (sort keys %{ $headers // {} }) {
         my $v = $headers->{$name};
@@ -334,6 +335,30 @@ sub request {
     }
     $req .= "Content-Length: " . length($body) . "\r\n" if defined $body;
     return "$req\r\n" . ($body // '');
+}
+
+# WORKSIBLE_FUZZ_SEEDS=DIR (make fuzz-seeds): each request the suites send
+# becomes seed inputs of the libFuzzer targets (t/fuzz/*_fuzz.c explains
+# their formats), in DIR/TARGET/, named by their MD5
+sub fuzz_seed {
+    my ($method, $path, $headers, $body) = @_;
+    my %h = map { lc($_) => $headers->{$_} } keys %{ $headers // {} };
+    my %seeds = (route => "$method $path", reqlog => $path);
+    $seeds{defined $body ? 'body' : 'query'} =
+        "$method $path" . (defined $body ? "\n$body" : '');
+    for ([idempotency => 'idempotency-key'], [auth => 'authorization']) {
+        my $v = $h{$_->[1]} // next;
+        $seeds{$_->[0]} = join "\n", ref $v ? @$v : ($v);
+    }
+    require Digest::MD5;
+    for my $t (keys %seeds) {
+        my $dir = "$ENV{WORKSIBLE_FUZZ_SEEDS}/$t";
+        -d $dir or mkdir $dir or die "mkdir $dir: $!";
+        my $f = "$dir/" . Digest::MD5::md5_hex($seeds{$t});
+        open my $fh, '>:raw', $f or die "$f: $!";
+        print $fh $seeds{$t};
+        close $fh;
+    }
 }
 
 # the answer in $raw: { status, headers => { lc name => value }, body (a
