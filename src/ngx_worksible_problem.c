@@ -352,6 +352,23 @@ ngx_worksible_body_send(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+u_char *
+ngx_worksible_decimal(u_char *p, uint64_t n)
+{
+    u_char   *q;
+    u_char    tmp[NGX_INT64_LEN];
+
+    q = tmp + sizeof(tmp);
+
+    do {
+        *--q = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, q, tmp + sizeof(tmp) - q);
+}
+
+
 ngx_table_elt_t *
 ngx_worksible_header_find(ngx_list_t *headers, const char *name,
     ngx_uint_t *count)

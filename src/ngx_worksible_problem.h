@@ -69,6 +69,13 @@ ngx_int_t ngx_worksible_body_send(ngx_http_request_t *r, ngx_uint_t status,
 ngx_table_elt_t *ngx_worksible_header_find(ngx_list_t *headers,
     const char *name, ngx_uint_t *count);
 
+/*
+ * n in decimal at p, without ngx_sprintf()'s format parsing (the hot
+ * path's headers and log rows); returns the end, at most NGX_INT64_LEN
+ * bytes further
+ */
+u_char *ngx_worksible_decimal(u_char *p, uint64_t n);
+
 /* adds a response header; name must be a literal */
 ngx_int_t ngx_worksible_header_add(ngx_http_request_t *r, char *name,
     ngx_str_t *value);

@@ -30,7 +30,6 @@
 
 static void ngx_worksible_ratelimit_done(ngx_worksible_redis_op_t *op,
     redisReply *reply);
-static u_char *ngx_worksible_ratelimit_uint(u_char *p, uint64_t n);
 static ngx_int_t ngx_worksible_ratelimit_unavailable(ngx_http_request_t *r);
 static void ngx_worksible_ratelimit_hide(ngx_http_request_t *r);
 
@@ -124,10 +123,10 @@ ngx_worksible_ratelimit_charge(ngx_http_request_t *r,
         *p++ = '}';
 
         args[0].data = p;
-        p = ngx_worksible_ratelimit_uint(p, st->identity.rate_limit);
+        p = ngx_worksible_decimal(p, st->identity.rate_limit);
         args[0].len = p - args[0].data;
         args[1].data = p;
-        p = ngx_worksible_ratelimit_uint(p, st->identity.rate_window);
+        p = ngx_worksible_decimal(p, st->identity.rate_window);
         args[1].len = p - args[1].data;
 
         if (ngx_worksible_request_arm(st) != NGX_OK) {
@@ -281,9 +280,9 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
     *p++ = '"';
     p = ngx_cpymem(p, st->identity.plan.data, st->identity.plan.len);
     p = ngx_cpymem(p, "\";q=", 4);
-    p = ngx_worksible_ratelimit_uint(p, rl->limit);
+    p = ngx_worksible_decimal(p, rl->limit);
     p = ngx_cpymem(p, ";w=", 3);
-    p = ngx_worksible_ratelimit_uint(p, rl->window);
+    p = ngx_worksible_decimal(p, rl->window);
     v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "RateLimit-Policy", &v) != NGX_OK) {
@@ -294,9 +293,9 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
     *p++ = '"';
     p = ngx_cpymem(p, st->identity.plan.data, st->identity.plan.len);
     p = ngx_cpymem(p, "\";r=", 4);
-    p = ngx_worksible_ratelimit_uint(p, rl->remaining);
+    p = ngx_worksible_decimal(p, rl->remaining);
     p = ngx_cpymem(p, ";t=", 3);
-    p = ngx_worksible_ratelimit_uint(p, rl->t > 0 ? rl->t : 0);
+    p = ngx_worksible_decimal(p, rl->t > 0 ? rl->t : 0);
     v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "RateLimit", &v) != NGX_OK) {
@@ -304,7 +303,7 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
     }
 
     v.data = p;
-    p = ngx_worksible_ratelimit_uint(p, rl->limit);
+    p = ngx_worksible_decimal(p, rl->limit);
     v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "X-RateLimit-Limit", &v) != NGX_OK) {
@@ -312,7 +311,7 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
     }
 
     v.data = p;
-    p = ngx_worksible_ratelimit_uint(p, rl->remaining);
+    p = ngx_worksible_decimal(p, rl->remaining);
     v.len = p - v.data;
 
     if (ngx_worksible_header_add(r, "X-RateLimit-Remaining", &v) != NGX_OK) {
@@ -320,29 +319,10 @@ ngx_worksible_ratelimit_headers(ngx_http_request_t *r,
     }
 
     v.data = p;
-    p = ngx_worksible_ratelimit_uint(p, rl->reset > 0 ? rl->reset : 0);
+    p = ngx_worksible_decimal(p, rl->reset > 0 ? rl->reset : 0);
     v.len = p - v.data;
 
     return ngx_worksible_header_add(r, "X-RateLimit-Reset", &v);
-}
-
-
-/* n in decimal at p; returns the end (at most NGX_INT64_LEN bytes) */
-
-static u_char *
-ngx_worksible_ratelimit_uint(u_char *p, uint64_t n)
-{
-    u_char   *q;
-    u_char    tmp[NGX_INT64_LEN];
-
-    q = tmp + sizeof(tmp);
-
-    do {
-        *--q = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-
-    return ngx_cpymem(p, q, tmp + sizeof(tmp) - q);
 }
 
 

@@ -38,7 +38,6 @@ static u_char *ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len,
 static ngx_int_t ngx_worksible_reqlog_path(ngx_http_request_t *r,
     ngx_str_t *path);
 static size_t ngx_worksible_reqlog_utf8(u_char *s, u_char *last);
-static u_char *ngx_worksible_reqlog_uint(u_char *p, uint64_t n);
 static u_char *ngx_worksible_reqlog_char(u_char *p, u_char *last, u_char *c);
 static ngx_str_t *ngx_worksible_reqlog_header(ngx_http_request_t *r,
     const char *name);
@@ -221,9 +220,9 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
                                   NGX_WORKSIBLE_REQLOG_PATH_MAX);
 
     p = ngx_cpymem(p, ",\"status\":", sizeof(",\"status\":") - 1);
-    p = ngx_worksible_reqlog_uint(p, status);
+    p = ngx_worksible_decimal(p, status);
     p = ngx_cpymem(p, ",\"latency_ms\":", sizeof(",\"latency_ms\":") - 1);
-    p = ngx_worksible_reqlog_uint(p, ms > 0 ? (uint64_t) ms : 0);
+    p = ngx_worksible_decimal(p, ms > 0 ? (uint64_t) ms : 0);
     p = ngx_cpymem(p, ",\"ip\":", sizeof(",\"ip\":") - 1);
     p = ngx_worksible_reqlog_text(p, ip.data, ip.len,
                                   NGX_WORKSIBLE_REQLOG_ID_MAX);
@@ -243,7 +242,7 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
                      sizeof(",\"replayed\":false") - 1);
 
     p = (st->rl != NULL && st->rl->set)
-        ? ngx_worksible_reqlog_uint(
+        ? ngx_worksible_decimal(
               ngx_cpymem(p, ",\"ratelimit_remaining\":",
                          sizeof(",\"ratelimit_remaining\":") - 1),
               st->rl->remaining)
@@ -408,25 +407,6 @@ ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
     *p++ = '"';
 
     return p;
-}
-
-
-/* n in decimal at p; returns the end (at most NGX_INT64_LEN bytes) */
-
-static u_char *
-ngx_worksible_reqlog_uint(u_char *p, uint64_t n)
-{
-    u_char   *q;
-    u_char    tmp[NGX_INT64_LEN];
-
-    q = tmp + sizeof(tmp);
-
-    do {
-        *--q = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
-
-    return ngx_cpymem(p, q, tmp + sizeof(tmp) - q);
 }
 
 

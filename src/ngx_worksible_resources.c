@@ -50,6 +50,8 @@ static ngx_int_t ngx_worksible_resource_body(ngx_worksible_endpoint_t *ep);
 static ngx_int_t ngx_worksible_resource_times(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep, json_t *filters, ngx_uint_t from,
     ngx_uint_t to);
+static ngx_int_t ngx_worksible_resource_filters_param(
+    ngx_worksible_endpoint_t *ep, json_t *filters);
 static ngx_int_t ngx_worksible_resource_filters(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep, json_t *filters, ngx_uint_t first);
 
@@ -319,10 +321,8 @@ ngx_int_t
 ngx_worksible_resource_list(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
-    char       *text;
     json_t     *filters;
     ngx_int_t   rc;
-    ngx_str_t   s;
 
     rc = ngx_worksible_api_list_args(ep);
     if (rc != NGX_OK) {
@@ -346,20 +346,7 @@ ngx_worksible_resource_list(ngx_http_request_t *r,
         return rc;
     }
 
-    text = json_dumps(filters, JSON_COMPACT);
-    json_decref(filters);
-
-    if (text == NULL) {
-        return NGX_ERROR;
-    }
-
-    s.data = (u_char *) text;
-    s.len = ngx_strlen(text);
-
-    rc = ngx_worksible_pg_op_param(ep->op, &s);
-    free(text);
-
-    if (rc != NGX_OK) {
+    if (ngx_worksible_resource_filters_param(ep, filters) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -384,10 +371,9 @@ ngx_int_t
 ngx_worksible_request_logs_stats(ngx_http_request_t *r,
     ngx_worksible_endpoint_t *ep)
 {
-    char       *text;
     json_t     *filters;
     ngx_int_t   rc;
-    ngx_str_t   s, *ivl;
+    ngx_str_t  *ivl;
 
     filters = json_object();
     if (filters == NULL) {
@@ -425,6 +411,27 @@ ngx_worksible_request_logs_stats(ngx_http_request_t *r,
         return rc;
     }
 
+    if (ngx_worksible_resource_filters_param(ep, filters) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ep->op->sql = "SELECT worksible_request_log_stats($1, "
+                  "'/v1/request_logs/stats', $2::jsonb)";
+
+    return NGX_OK;
+}
+
+
+/* filters, as JSON text, the op's next parameter; filters is released */
+
+static ngx_int_t
+ngx_worksible_resource_filters_param(ngx_worksible_endpoint_t *ep,
+    json_t *filters)
+{
+    char       *text;
+    ngx_int_t   rc;
+    ngx_str_t   s;
+
     text = json_dumps(filters, JSON_COMPACT);
     json_decref(filters);
 
@@ -438,14 +445,7 @@ ngx_worksible_request_logs_stats(ngx_http_request_t *r,
     rc = ngx_worksible_pg_op_param(ep->op, &s);
     free(text);
 
-    if (rc != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    ep->op->sql = "SELECT worksible_request_log_stats($1, "
-                  "'/v1/request_logs/stats', $2::jsonb)";
-
-    return NGX_OK;
+    return rc;
 }
 
 
