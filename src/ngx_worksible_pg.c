@@ -653,6 +653,7 @@ ngx_worksible_pg_conf_host(ngx_conf_t *cf, const char *host,
     pp = port;
     pe = NULL;
     naddrs = 0;
+    ngx_str_null(&num);
 
     for ( ;; ) {
         he = ngx_strchr(hp, ',');
