@@ -310,11 +310,16 @@ ngx_worksible_fuzz_logged(ngx_http_request_t *r)
 
     mcf = &ngx_worksible_fuzz_mcf;
 
-    if (mcf->log_rows == NULL) {
-        mcf->log_rows = json_array();
-        if (mcf->log_rows == NULL) {
+    if (mcf->log_buf == NULL) {
+        /* the worker's batch buffer, as init_process makes it: "[" */
+        mcf->log_size = 4096;
+        mcf->log_buf = ngx_alloc(mcf->log_size, ngx_cycle->log);
+        if (mcf->log_buf == NULL) {
             abort();
         }
+
+        mcf->log_buf[0] = '[';
+        mcf->log_len = 1;
     }
 
     /* never used here: the batch is taken before any flush */
@@ -337,13 +342,21 @@ ngx_worksible_fuzz_logged(ngx_http_request_t *r)
 json_t *
 ngx_worksible_fuzz_row(void)
 {
-    json_t  *row;
+    json_t                     *row;
+    ngx_worksible_main_conf_t  *mcf;
 
-    ngx_worksible_fuzz_assert(json_array_size(ngx_worksible_fuzz_mcf.log_rows)
-                              == 1);
+    mcf = &ngx_worksible_fuzz_mcf;
 
-    row = json_incref(json_array_get(ngx_worksible_fuzz_mcf.log_rows, 0));
-    json_array_clear(ngx_worksible_fuzz_mcf.log_rows);
+    ngx_worksible_fuzz_assert(mcf->log_nrows == 1);
+
+    /* the batch is "[" and the row's JSON text: it must parse */
+    row = json_loadb((char *) mcf->log_buf + 1, mcf->log_len - 1,
+                     JSON_ALLOW_NUL, NULL);
+
+    ngx_worksible_fuzz_assert(row != NULL);
+
+    mcf->log_len = 1;
+    mcf->log_nrows = 0;
 
     return row;
 }
