@@ -742,6 +742,11 @@ ngx_worksible_cors(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_worksible_loc_conf_t  *lcf = conf;
 
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
+    mcf->cors = 1;
+
     return ngx_worksible_cors_conf(cf, &lcf->cors);
 }
 

@@ -250,12 +250,16 @@ ngx_worksible_cors_filter_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_worksible_cors_header_filter(ngx_http_request_t *r)
 {
-    ngx_str_t                 *origin, v;
-    ngx_worksible_cors_t      *cors;
-    ngx_worksible_request_t   *st;
-    ngx_worksible_loc_conf_t  *lcf;
+    ngx_str_t                  *origin, v;
+    ngx_worksible_cors_t       *cors;
+    ngx_worksible_request_t    *st;
+    ngx_worksible_loc_conf_t   *lcf;
+    ngx_worksible_main_conf_t  *mcf;
 
-    if (r != r->main) {
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    if (r != r->main || !mcf->cors) {
+        /* no location has it: nothing to look up on any response */
         return ngx_http_next_header_filter(r);
     }
 

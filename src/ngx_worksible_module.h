@@ -66,6 +66,7 @@ typedef struct {
 
     ngx_shm_zone_t            *key_cache;     /* NULL: no worksible_key_cache */
     ngx_shm_zone_t            *auth_failures; /* worksible_auth_failures */
+    ngx_uint_t                 cors;          /* a worksible_cors anywhere */
 
     ngx_shm_zone_t            *metrics_zone;
     ngx_worksible_metrics_t   *metrics;       /* in metrics_zone */
