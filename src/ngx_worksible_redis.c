@@ -39,6 +39,7 @@ struct ngx_worksible_redis_s {
     ngx_uint_t                      pending;      /* ops hiredis holds */
     size_t                          appended;     /* bytes queued on ac */
     size_t                          written;      /* bytes sent of them */
+    ngx_uint_t                      writing;      /* in the write handler */
     ngx_uint_t                      timed_out;    /* not yet logged */
     time_t                          logged;       /* the last of them */
     ngx_msec_t                      backoff;
@@ -732,15 +733,40 @@ ngx_worksible_redis_del_read(void *data)
 }
 
 
+/*
+ * A command queued on a ready connection is written by a posted event, after
+ * the current event's handlers, together with every other command queued
+ * meanwhile: one write(2) for them and no epoll_ctl(2). The write event is
+ * armed only while the socket is not writable: connecting, or a write that
+ * could not take everything (hiredis asks again from the write handler), or
+ * the server has closed its side (EPOLLRDHUP): the close is read first, so
+ * that a command queued after it counts as never sent.
+ */
+
 static void
 ngx_worksible_redis_add_write(void *data)
 {
     ngx_worksible_redis_t  *redis = data;
 
-    if (redis->c && !redis->c->write->active
-        && ngx_add_event(redis->c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT)
-           != NGX_OK)
+    ngx_connection_t  *c;
+
+    c = redis->c;
+
+    if (c == NULL || c->write->active) {
+        return;
+    }
+
+    if (redis->state == NGX_WORKSIBLE_REDIS_READY && !redis->writing
+        && !c->read->pending_eof)
     {
+        if (!c->write->posted) {
+            ngx_post_event(c->write, &ngx_posted_events);
+        }
+
+        return;
+    }
+
+    if (ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_LEVEL_EVENT) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, redis->log, 0,
                       "worksible redis: cannot add a write event");
     }
@@ -826,7 +852,9 @@ ngx_worksible_redis_write_handler(ngx_event_t *ev)
 
     len = sdslen(ac->c.obuf);
 
+    redis->writing = 1;
     redisAsyncHandleWrite(ac);
+    redis->writing = 0;
 
     if (redis->ac == ac) {
         redis->written += len - sdslen(ac->c.obuf);
