@@ -515,6 +515,10 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
+    if (ngx_worksible_request_body_filter_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_worksible_headers_filter_init(cf);
 }
 

@@ -19,14 +19,13 @@
 
 
 /* bodies larger than this are refused with 413 body_too_large */
-#define NGX_WORKSIBLE_API_BODY_MAX  65536
 
 
 static ngx_uint_t ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri,
     ngx_str_t *id);
 static void ngx_worksible_api_body_ready(ngx_http_request_t *r);
 static ngx_int_t ngx_worksible_api_body(ngx_http_request_t *r,
-    ngx_str_t *body);
+    ngx_worksible_request_t *st, ngx_str_t *body);
 static ngx_int_t ngx_worksible_api_run(ngx_http_request_t *r,
     ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
     json_t *body);
@@ -346,7 +345,11 @@ ngx_worksible_api_handler(ngx_http_request_t *r)
     st->route = route;
     st->id = id;
 
-    r->request_body_in_single_buf = 1;
+    rc = ngx_worksible_request_body_tap(r, st, NULL,
+                                        NGX_WORKSIBLE_API_BODY_MAX);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
     rc = ngx_http_read_client_request_body(r, ngx_worksible_api_body_ready);
 
@@ -429,7 +432,7 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
 
     st = ngx_worksible_request_find(r);
 
-    rc = ngx_worksible_api_body(r, &body);
+    rc = ngx_worksible_api_body(r, st, &body);
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, rc == NGX_DECLINED
@@ -510,13 +513,16 @@ ngx_worksible_api_json(ngx_pool_t *pool, ngx_str_t *body, ngx_uint_t *reals,
 
 
 /*
- * The request body as one piece of memory: NGX_OK, NGX_DECLINED when over
- * NGX_WORKSIBLE_API_BODY_MAX (a chunked body has no Content-Length to
- * check before), NGX_ERROR.
+ * The request body as one piece of memory, as the request body filter
+ * copied it (ngx_worksible_request_body_tap); from the body's buffers only
+ * when another module read the body before (its temporary file read then).
+ * NGX_OK, NGX_DECLINED when over NGX_WORKSIBLE_API_BODY_MAX (a chunked body
+ * has no Content-Length to check before), NGX_ERROR.
  */
 
 static ngx_int_t
-ngx_worksible_api_body(ngx_http_request_t *r, ngx_str_t *body)
+ngx_worksible_api_body(ngx_http_request_t *r, ngx_worksible_request_t *st,
+    ngx_str_t *body)
 {
     u_char       *p;
     size_t        len;
@@ -525,6 +531,17 @@ ngx_worksible_api_body(ngx_http_request_t *r, ngx_str_t *body)
     ngx_chain_t  *cl;
 
     ngx_str_null(body);
+
+    if (st->body != NULL) {
+        if (st->body_too_large) {
+            return NGX_DECLINED;
+        }
+
+        body->data = st->body->pos;
+        body->len = st->body->last - st->body->pos;
+
+        return NGX_OK;
+    }
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
         return NGX_OK;

@@ -18,6 +18,9 @@
 
 #define NGX_WORKSIBLE_API_MAX_ARGS  12
 
+/* the largest request body of the API, bytes (413 body_too_large past it) */
+#define NGX_WORKSIBLE_API_BODY_MAX  65536
+
 /* args[] of a list: limit, the cursors, the created_at ranges, filters */
 #define NGX_WORKSIBLE_API_LIST_ARGS                                           \
     "limit", "starting_after", "ending_before", "created_at[gte]",            \

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "ngx_worksible_module.h"
+#include "ngx_worksible_api.h"
 #include "ngx_worksible_idempotency.h"
 #include "ngx_worksible_problem.h"
 
@@ -28,8 +29,10 @@
 
 
 static void ngx_worksible_idempotency_body(ngx_http_request_t *r);
+static void ngx_worksible_idempotency_fingerprint_start(ngx_http_request_t *r,
+    crypto_generichash_state *hash);
 static ngx_int_t ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r,
-    u_char *hex);
+    ngx_worksible_idempotency_t *idem);
 static void ngx_worksible_idempotency_reserved(ngx_worksible_redis_op_t *op,
     redisReply *reply);
 static ngx_int_t ngx_worksible_idempotency_copy(ngx_http_request_t *r,
@@ -287,7 +290,28 @@ ngx_worksible_idempotency_reserve(ngx_http_request_t *r,
     idem->max_size = conf->max_size;
     idem->release_on_abort = lcf->api;
 
-    /* the body is part of the fingerprint: read it now (like mirror) */
+    /*
+     * The body is part of the fingerprint: read it now (like mirror),
+     * hashed as it arrives; our API's own copy is taken at the same time
+     */
+
+    idem->hash = ngx_pmemalign(r->pool, sizeof(crypto_generichash_state), 64);
+    if (idem->hash == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_worksible_idempotency_fingerprint_start(r, idem->hash);
+
+    rc = ngx_worksible_request_body_tap(r, st, idem->hash,
+                                        lcf->api ? NGX_WORKSIBLE_API_BODY_MAX
+                                                 : 0);
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc == NGX_DECLINED) {
+        idem->hash = NULL;    /* read before us: hashed from its buffers */
+    }
 
     idem->state = NGX_WORKSIBLE_IDEM_BODY;
 
@@ -398,8 +422,7 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
     idem->record.data = ngx_pnalloc(r->pool, idem->record.len);
 
     if (idem->record.data == NULL
-        || ngx_worksible_idempotency_fingerprint(r, idem->fingerprint)
-           != NGX_OK
+        || ngx_worksible_idempotency_fingerprint(r, idem) != NGX_OK
         || ngx_worksible_request_arm(st) != NGX_OK)
     {
         idem->state = NGX_WORKSIBLE_IDEM_FINISHED;
@@ -440,10 +463,31 @@ ngx_worksible_idempotency_body(ngx_http_request_t *r)
 }
 
 
-/* hex BLAKE2b-256 of method NUL path NUL query NUL body */
+/* the fingerprint, BLAKE2b-256, of method NUL path NUL query NUL body */
+
+static void
+ngx_worksible_idempotency_fingerprint_start(ngx_http_request_t *r,
+    crypto_generichash_state *hash)
+{
+    crypto_generichash_init(hash, NULL, 0, 32);
+    crypto_generichash_update(hash, r->method_name.data, r->method_name.len);
+    crypto_generichash_update(hash, (u_char *) "", 1);
+    crypto_generichash_update(hash, r->uri.data, r->uri.len);
+    crypto_generichash_update(hash, (u_char *) "", 1);
+    crypto_generichash_update(hash, r->args.data, r->args.len);
+    crypto_generichash_update(hash, (u_char *) "", 1);
+}
+
+
+/*
+ * Its hex digest, the body hashed as it arrived (the request body filter);
+ * from the body's buffers only when another module read the body before
+ * the reservation did (its temporary file read then)
+ */
 
 static ngx_int_t
-ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r, u_char *hex)
+ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r,
+    ngx_worksible_idempotency_t *idem)
 {
     off_t                     off;
     ssize_t                   n;
@@ -452,13 +496,13 @@ ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r, u_char *hex)
     crypto_generichash_state  st;
     u_char                    hash[32], buf[4096];
 
-    crypto_generichash_init(&st, NULL, 0, sizeof(hash));
-    crypto_generichash_update(&st, r->method_name.data, r->method_name.len);
-    crypto_generichash_update(&st, (u_char *) "", 1);
-    crypto_generichash_update(&st, r->uri.data, r->uri.len);
-    crypto_generichash_update(&st, (u_char *) "", 1);
-    crypto_generichash_update(&st, r->args.data, r->args.len);
-    crypto_generichash_update(&st, (u_char *) "", 1);
+    if (idem->hash != NULL) {
+        crypto_generichash_final(idem->hash, hash, sizeof(hash));
+        ngx_hex_dump(idem->fingerprint, hash, sizeof(hash));
+        return NGX_OK;
+    }
+
+    ngx_worksible_idempotency_fingerprint_start(r, &st);
 
     for (cl = r->request_body ? r->request_body->bufs : NULL;
          cl;
@@ -484,7 +528,7 @@ ngx_worksible_idempotency_fingerprint(ngx_http_request_t *r, u_char *hex)
     }
 
     crypto_generichash_final(&st, hash, sizeof(hash));
-    ngx_hex_dump(hex, hash, sizeof(hash));
+    ngx_hex_dump(idem->fingerprint, hash, sizeof(hash));
 
     return NGX_OK;
 }

@@ -66,6 +66,7 @@ struct ngx_worksible_idempotency_s {
     ngx_str_t                   key;          /* unquoted */
     ngx_str_t                   record;       /* the Redis key */
     u_char                      fingerprint[NGX_WORKSIBLE_FINGERPRINT_LEN];
+    crypto_generichash_state   *hash;         /* of it, as the body comes */
     void                       *mcf;          /* for the request cleanup */
 
     ngx_worksible_error_e       problem;      /* DECIDED: a refusal, or 0 */

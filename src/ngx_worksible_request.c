@@ -19,6 +19,11 @@ static void ngx_worksible_request_release(void *data);
 static ngx_int_t ngx_worksible_access_refuse(ngx_http_request_t *r,
     ngx_worksible_request_t *st);
 static void ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_request_body_filter(ngx_http_request_t *r,
+    ngx_chain_t *in);
+
+
+static ngx_http_request_body_filter_pt  ngx_http_next_request_body_filter;
 
 
 ngx_worksible_request_t *
@@ -575,4 +580,115 @@ ngx_uint_t
 ngx_worksible_request_status(ngx_http_request_t *r)
 {
     return r->err_status ? r->err_status : r->headers_out.status;
+}
+
+
+ngx_int_t
+ngx_worksible_request_body_tap(ngx_http_request_t *r,
+    ngx_worksible_request_t *st, crypto_generichash_state *hash,
+    size_t copy_max)
+{
+    off_t  len;
+
+    if (r->main->request_body != NULL) {
+        return (st->body_tapped && (hash == NULL || st->body_hash == hash)
+                && (copy_max == 0 || st->body_max == copy_max))
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    st->body_tapped = 1;
+
+    if (hash != NULL) {
+        st->body_hash = hash;
+    }
+
+    if (copy_max == 0 || st->body != NULL) {
+        return NGX_OK;
+    }
+
+    /* the whole body at once when its length is known, else grown */
+
+    len = r->main->headers_in.content_length_n;
+
+    if (len < 0 || len > (off_t) copy_max) {
+        len = ngx_min(copy_max, 4096);
+    }
+
+    st->body = ngx_create_temp_buf(r->main->pool, len ? (size_t) len : 1);
+    if (st->body == NULL) {
+        return NGX_ERROR;
+    }
+
+    st->body_max = copy_max;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_worksible_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
+{
+    size_t                    size, used, cap;
+    ngx_buf_t                *b, *copy;
+    ngx_chain_t              *cl;
+    ngx_worksible_request_t  *st;
+
+    st = ngx_worksible_request_find(r);
+
+    if (st == NULL || !st->body_tapped) {
+        return ngx_http_next_request_body_filter(r, in);
+    }
+
+    for (cl = in; cl; cl = cl->next) {
+        b = cl->buf;
+        size = b->last - b->pos;
+
+        if (size == 0) {
+            continue;
+        }
+
+        if (st->body_hash != NULL) {
+            crypto_generichash_update(st->body_hash, b->pos, size);
+        }
+
+        if (st->body == NULL || st->body_too_large) {
+            continue;
+        }
+
+        copy = st->body;
+        used = copy->last - copy->pos;
+
+        if (size > st->body_max - used) {
+            st->body_too_large = 1;
+            continue;
+        }
+
+        if (size > (size_t) (copy->end - copy->last)) {
+            cap = ngx_min(st->body_max, ngx_max(2 * (size_t) (copy->end
+                                                              - copy->start),
+                                                used + size));
+
+            copy = ngx_create_temp_buf(r->main->pool, cap);
+            if (copy == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            copy->last = ngx_cpymem(copy->pos, st->body->pos, used);
+            st->body = copy;
+        }
+
+        copy->last = ngx_cpymem(copy->last, b->pos, size);
+    }
+
+    return ngx_http_next_request_body_filter(r, in);
+}
+
+
+ngx_int_t
+ngx_worksible_request_body_filter_init(ngx_conf_t *cf)
+{
+    ngx_http_next_request_body_filter = ngx_http_top_request_body_filter;
+    ngx_http_top_request_body_filter = ngx_worksible_request_body_filter;
+
+    return NGX_OK;
 }

@@ -43,6 +43,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <sodium.h>
 
 #include "ngx_worksible_cache.h"
 #include "ngx_worksible_key.h"
@@ -115,6 +116,12 @@ struct ngx_worksible_request_s {
     ngx_str_t                  error_body;    /* replaces nginx's error page */
     void                      *cors;          /* worksible_cors where it ran */
 
+    /* the request body, as the body filter passes it on */
+    crypto_generichash_state  *body_hash;     /* the fingerprint's, or NULL */
+    ngx_buf_t                 *body;          /* its copy, or NULL */
+    size_t                     body_max;      /* the copy's bound, bytes */
+
+
     unsigned                   guarded:1;     /* a worksible_auth location */
     unsigned                   throttled:1;   /* too many failed keys */
     unsigned                   cached:1;      /* record from the key cache */
@@ -124,6 +131,8 @@ struct ngx_worksible_request_s {
     unsigned                   cleanup_armed:1;
     unsigned                   error_body_sent:1;
     unsigned                   body_reals:1;  /* see the endpoint's reals */
+    unsigned                   body_tapped:1;
+    unsigned                   body_too_large:1;  /* past body_max */
 };
 
 
@@ -145,6 +154,23 @@ ngx_worksible_request_t *ngx_worksible_request_guarded(ngx_http_request_t *r);
 
 /* the status sent, or to log (as ngx_http_log_module takes it) */
 ngx_uint_t ngx_worksible_request_status(ngx_http_request_t *r);
+
+/*
+ * Makes the request body filter take the body's bytes as they arrive, before
+ * nginx writes them to a temporary file, so that they are never read back
+ * from it: hash (a BLAKE2b state that already holds what precedes the
+ * body; NULL: none) is updated with them, and with copy_max > 0 they are
+ * copied to st->body, st->body_too_large set past copy_max bytes. To call
+ * before ngx_http_read_client_request_body(). NGX_OK; NGX_DECLINED when
+ * another module began reading the body before and it was not taken so
+ * (the caller reads r->request_body->bufs); NGX_ERROR (no memory).
+ */
+ngx_int_t ngx_worksible_request_body_tap(ngx_http_request_t *r,
+    ngx_worksible_request_t *st, crypto_generichash_state *hash,
+    size_t copy_max);
+
+/* puts the request body filter of ngx_worksible_request_body_tap in place */
+ngx_int_t ngx_worksible_request_body_filter_init(ngx_conf_t *cf);
 
 /*
  * Makes sure the request's cleanup detaches st's store calls when the

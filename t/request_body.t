@@ -1,0 +1,176 @@
+#!/usr/bin/env perl
+# Request bodies larger than client_body_buffer_size, which nginx keeps in
+# a temporary file (issue 16: no synchronous file reads on the request
+# path). The Idempotency-Key fingerprint hashes the body and the API copies
+# it as the request body filter passes it on, before nginx writes it out:
+# the fingerprint must be the same as for a body kept in memory, a replay
+# must match, a different body under the same key must not, and a chunked
+# body past the API's 64 KB must be refused without being kept.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
+    http json psql_value);
+
+my $company = company(plan => 'growth');
+my $key = api_key($company, 'freelancers:read freelancers:write')->{key};
+my %auth = (Authorization => "Bearer $key",
+            'Content-Type' => 'application/json');
+
+my $counter = "/tmp/worksible-request-body-$$.calls";
+Worksible::Test::service(1942, $counter);
+
+# /v1/ in memory; /file/v1/ with every body in a temporary file (a small
+# buffer, and client_body_in_file_only); /svc/ proxied with the same
+nginx_start(name => 'request_body', port => 1945,
+    http => http_config() . "    client_body_buffer_size 1k;\n",
+    server => <<'SERVER');
+        location /v1/ {
+            client_body_buffer_size 128k;
+            worksible_auth on;
+            worksible_idempotency on;
+            worksible_api;
+        }
+        location /file/v1/ {
+            client_body_in_file_only clean;
+            rewrite ^/file(/v1/.*)$ $1 break;
+            worksible_auth on;
+            worksible_idempotency on;
+            worksible_api;
+        }
+        location /svc/ {
+            client_body_in_file_only clean;
+            worksible_auth on;
+            worksible_idempotency on max_size=1m;
+            proxy_pass http://127.0.0.1:1942;
+        }
+SERVER
+
+# a freelancer's JSON padded with $pad spaces (JSON whitespace)
+sub body {
+    my ($email, $pad) = @_;
+    return qq({"email":"$email","name":"Big Body",) . (' ' x $pad)
+         . qq("country":"DE"});
+}
+
+my $big = body('big@body.example', 20_000);
+my $r = http('POST', '/file/v1/freelancers',
+             { %auth, 'Idempotency-Key' => 'rb-1' }, body => $big);
+is($r->{status}, 201, 'a 20 KB body kept in a temporary file: 201');
+my $id = eval { json()->decode($r->{body})->{id} } // '';
+like($id, qr/^fl_/, 'the freelancer it made');
+is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'big\@body.example'"),
+   1, 'one row');
+
+$r = http('POST', '/v1/freelancers',
+          { %auth, 'Idempotency-Key' => 'rb-1' }, body => $big);
+is($r->{status}, 201, 'the same body, in memory this time: the replay');
+is($r->{headers}{'idempotent-replayed'}, 'true',
+   'Idempotent-Replayed: true (the fingerprints of file and memory agree)');
+is(eval { json()->decode($r->{body})->{id} } // '', $id, 'the same freelancer');
+
+$r = http('POST', '/file/v1/freelancers',
+          { %auth, 'Idempotency-Key' => 'rb-1' },
+          body => body('big@body.example', 20_001));
+is($r->{status}, 422, 'one more byte of the body under the same key: 422');
+like($r->{body}, qr/idempotency_key_reused/, 'idempotency_key_reused');
+is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'big\@body.example'"),
+   1, 'still one row');
+
+# the worker never reads an API body back from its temporary file: strace
+# (-y names each descriptor's file) on the worker during one such request
+{
+    my $prefix = "$ENV{WORKSIBLE_TOP}/t/servroot_request_body";
+    my ($master) = Worksible::Test::slurp("$prefix/logs/nginx.pid") =~ /(\d+)/;
+    my ($worker) = grep { (Worksible::Test::slurp("/proc/$_/stat") // '')
+                          =~ /^\d+ \(.*?\) \S (\d+) / && $1 == $master }
+                   map { m{/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+    my $trace = "$prefix/logs/strace.txt";
+    my $pid = fork // die;
+    if (!$pid) {
+        open STDERR, '>', "$prefix/logs/strace.err";
+        exec 'strace', '-y', '-p', $worker, '-e',
+             'trace=read,recvfrom,pread64,readv,preadv,preadv2', '-o', $trace;
+    }
+    for (1 .. 100) {
+        last if (Worksible::Test::slurp("$prefix/logs/strace.err") // '') =~ /attached/;
+        select undef, undef, undef, 0.05;
+    }
+    $r = http('POST', '/file/v1/freelancers', \%auth,
+              body => body('strace@body.example', 20_000));
+    kill 'INT', $pid;
+    waitpid $pid, 0;
+    is($r->{status}, 201, 'a 20 KB body in a temporary file, traced: 201');
+    my @temp = grep { m{<\Q$prefix\E/tmp/} }
+               split /\n/, Worksible::Test::slurp($trace) // '';
+    my @any = grep { /^(read|recvfrom)\(/ } split /\n/, Worksible::Test::slurp($trace) // '';
+    ok(@any > 0, 'strace saw the worker read (the client socket at least)');
+    is(scalar @temp, 0, 'and no read of the temporary file')
+        or diag join "\n", @temp[0 .. ($#temp < 4 ? $#temp : 4)];
+}
+
+# chunked: no Content-Length, the copy grows as the body comes
+sub chunked {
+    my ($path, $hdrs, $body) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1945') or die;
+    my $req = "POST $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            . "Transfer-Encoding: chunked\r\n";
+    $req .= "$_: $hdrs->{$_}\r\n" for sort keys %$hdrs;
+    $req .= "\r\n";
+    for (my $i = 0; $i < length $body; $i += 3000) {
+        my $c = substr($body, $i, 3000);
+        $req .= sprintf("%x\r\n%s\r\n", length $c, $c);
+    }
+    print $s "${req}0\r\n\r\n";
+    local $/;
+    return Worksible::Test::response(scalar <$s>);
+}
+
+$r = chunked('/file/v1/freelancers', { %auth, 'Idempotency-Key' => 'rb-2' },
+             body('chunked@body.example', 30_000));
+is($r->{status}, 201, 'a chunked 30 KB body in a temporary file: 201');
+$r = chunked('/v1/freelancers', { %auth, 'Idempotency-Key' => 'rb-2' },
+             body('chunked@body.example', 30_000));
+is($r->{headers}{'idempotent-replayed'}, 'true', 'and its replay');
+
+$r = chunked('/file/v1/freelancers', \%auth,
+             body('toolarge@body.example', 70_000));
+is($r->{status}, 413, 'a chunked body past 64 KB: 413');
+like($r->{body}, qr/body_too_large/, 'body_too_large');
+is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'toolarge\@body.example'"),
+   0, 'no row');
+
+$r = chunked('/file/v1/freelancers', { %auth, 'Idempotency-Key' => 'rb-3' },
+             body('toolarge@body.example', 70_000));
+is($r->{status}, 413, 'the same with an Idempotency-Key: 413');
+$r = chunked('/file/v1/freelancers', { %auth, 'Idempotency-Key' => 'rb-3' },
+             body('toolarge@body.example', 70_000));
+is($r->{status}, 413, 'sent again: the kept 413 (a 4xx is kept, API.md)');
+is($r->{headers}{'idempotent-replayed'}, 'true', 'replayed');
+$r = chunked('/file/v1/freelancers', { %auth, 'Idempotency-Key' => 'rb-3' },
+             body('toolarge@body.example', 10));
+is($r->{status}, 422, 'a small body under the key: 422 idempotency_key_reused');
+is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'toolarge\@body.example'"),
+   0, 'no row');
+
+# proxied: the service gets the whole body from the file, the key replays
+my $payload = 'p' x 50_000;
+$r = http('POST', '/svc/things', { %auth, 'Idempotency-Key' => 'rb-4' },
+          body => $payload);
+is($r->{status}, 201, 'a 50 KB body proxied from its temporary file: 201');
+like($r->{body}, qr/"body":"p{50000}"/, 'the service got all of it');
+$r = http('POST', '/svc/things', { %auth, 'Idempotency-Key' => 'rb-4' },
+          body => $payload);
+is($r->{headers}{'idempotent-replayed'}, 'true', 'the replay');
+is(Worksible::Test::calls($counter), 1, 'one call to the service');
+$r = http('POST', '/svc/things', { %auth, 'Idempotency-Key' => 'rb-4' },
+          body => 'q' . substr($payload, 1));
+is($r->{status}, 422, 'another body of the same length under the key: 422');
+is(Worksible::Test::calls($counter), 1, 'still one call');
+
+nginx_stop();
+unlink $counter;
+
+done_testing();
