@@ -75,7 +75,7 @@ CHAOS_SECONDS ?= 180
 CHAOS_SHORT   ?=
 
 .PHONY: all deps cli dashboard run stop test test-asan test-sanitize asan \
-        fuzz fuzz-build fuzz-accepted clean deb deb-test compat chaos bench \
+        fuzz fuzz-build fuzz-accepted clean deb deb-test compat chaos fleet capacity bench \
         FORCE
 
 all: deps $(MODULE) $(CLI) dashboard
@@ -185,6 +185,12 @@ bench: all
 
 compat: deps
 	util/compat.sh $(NGINX_SOURCES)
+
+capacity: all
+	util/capacity.sh
+
+fleet: all $(NGINX)
+	WORKSIBLE_NGINX=$(NGINX) WORKSIBLE_MODULE=$(MODULE) util/fleet.sh run
 
 chaos: all $(NGINX)
 	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SHORT=$(CHAOS_SHORT) \
