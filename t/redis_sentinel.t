@@ -114,18 +114,18 @@ print $pw "$pass\n";
 close $pw;
 
 my $counter = "$dir/service.calls";
-service(1952, $counter);
+service(1949, $counter);
 
 my $redis = join(' ', map { "127.0.0.1:$_" } @sentinels)
     . " sentinel=$name sentinel_password_file=$dir/sentinel_password timeout=300ms";
 my $server = '
         location /closed/ { worksible_auth on; worksible_rate_limit on;
-                            proxy_pass http://127.0.0.1:1951; }
+                            proxy_pass http://127.0.0.1:1942; }
         location /idem/ { worksible_auth on; worksible_idempotency on;
-                          proxy_pass http://127.0.0.1:1952; }';
-my %start = (name => 'redis_sentinel', port => 1950, workers => 2,
+                          proxy_pass http://127.0.0.1:1949; }';
+my %start = (name => 'redis_sentinel', port => 1945, workers => 2,
     http => http_config(redis => $redis) . '
-    server { listen 127.0.0.1:1951; location / { return 200 "ok\n"; } }',
+    server { listen 127.0.0.1:1942; location / { return 200 "ok\n"; } }',
     server => $server);
 my $prefix = nginx_start(%start);
 
