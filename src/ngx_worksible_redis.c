@@ -1132,7 +1132,11 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         } else if (redis->sentinel != NULL
                    && ngx_strncmp(reply->str, "READONLY", 8) == 0)
         {
-            /* a replica now: nothing ran, op waits for the primary */
+            /*
+             * a replica now: nothing ran (a replica refuses every write,
+             * and the scripts use redis.call, which ends on the first),
+             * so op waits for the primary
+             */
             if (op->done || op->data == NULL) {
                 ngx_free(op);
 

@@ -39,6 +39,7 @@ struct ngx_worksible_redis_sentinel_s {
     char                                  addr[NGX_SOCKADDR_STRLEN + 1];
     unsigned                              known:1;
     unsigned                              asking:1;
+    unsigned                              unsubscribed:1; /* was lost */
     unsigned                              closing:1;
 };
 
@@ -487,6 +488,7 @@ ngx_worksible_redis_sentinel_failed(ngx_worksible_redis_sentinel_link_t *link,
         return;
     }
 
+    s->unsubscribed = 1;
     link->index = (link->index + 1) % s->conf->addrs->nelts;
     ngx_add_timer(&link->timer, NGX_WORKSIBLE_SENTINEL_RETRY);
 }
@@ -502,6 +504,7 @@ ngx_worksible_redis_sentinel_subscribe(ngx_worksible_redis_sentinel_t *s)
     size_t       argvlen[2];
 
     if (ngx_worksible_redis_sentinel_open(&s->sub, s->sub.index) != NGX_OK) {
+        s->unsubscribed = 1;
         s->sub.index = (s->sub.index + 1) % s->conf->addrs->nelts;
         ngx_add_timer(&s->sub.timer, NGX_WORKSIBLE_SENTINEL_RETRY);
         return;
@@ -579,9 +582,11 @@ ngx_worksible_redis_sentinel_message(redisAsyncContext *ac, void *r,
         }
 
         /* a switch may have been missed while not subscribed */
-        if (s->known) {
+        if (s->unsubscribed && s->known) {
             ngx_worksible_redis_sentinel_ask(s, "subscribed again");
         }
+
+        s->unsubscribed = 0;
 
         return;
     }
