@@ -626,6 +626,16 @@ ngx_worksible_redis_sentinel_message(redisAsyncContext *ac, void *r,
         return;
     }
 
+    if (s->asking) {
+        /* the message is newer than the answer being waited for */
+        s->asking = 0;
+        ngx_worksible_redis_sentinel_shut(&s->query);
+
+        if (s->next.posted) {
+            ngx_delete_posted_event(&s->next);
+        }
+    }
+
     ngx_log_error(NGX_LOG_NOTICE, s->log, 0,
                   "worksible redis %V: +switch-master to %s:%d",
                   &s->conf->name, s->addr, s->port);
