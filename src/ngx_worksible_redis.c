@@ -45,6 +45,7 @@ struct ngx_worksible_redis_s {
     ngx_msec_t                      backoff;
     ngx_msec_t                      retry_at;
     ngx_worksible_store_stats_t    *stats;
+    ngx_worksible_redis_sentinel_t *sentinel;     /* sentinel=, or NULL */
     ngx_log_t                      *log;
 };
 
@@ -94,17 +95,55 @@ ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
 {
     size_t      len;
     u_char     *p;
+    ngx_int_t   rc;
     ngx_url_t   u;
-    ngx_uint_t  i;
+    ngx_uint_t  i, naddrs;
 
     conf->timeout = 100;
     conf->connect_timeout = 1000;
     conf->display = args[0];
 
+    naddrs = 1;
+
     for (i = 1; i < nargs; i++) {
-        if (ngx_worksible_redis_option(cf, &args[i], conf) != NGX_OK) {
+
+        if (ngx_strlchr(args[i].data, args[i].data + args[i].len, '=')
+            == NULL && i == naddrs)
+        {
+            naddrs++;       /* the ADDRESSes come first */
+            continue;
+        }
+
+        rc = ngx_worksible_redis_sentinel_option(cf, &args[i],
+                                                 &conf->sentinel);
+        if (rc == NGX_ERROR) {
             return NGX_CONF_ERROR;
         }
+
+        if (rc == NGX_DECLINED
+            && ngx_worksible_redis_option(cf, &args[i], conf) != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->sentinel != NULL) {
+        if (ngx_worksible_redis_sentinel_conf(cf, args, naddrs,
+                                              conf->sentinel)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        conf->display = conf->sentinel->name;
+        return NGX_CONF_OK;
+    }
+
+    if (naddrs > 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "worksible_redis: several addresses need "
+                           "sentinel=NAME");
+        return NGX_CONF_ERROR;
     }
 
     if (args[0].len > 5 && ngx_strncmp(args[0].data, "unix:", 5) == 0) {
@@ -146,12 +185,9 @@ static ngx_int_t
 ngx_worksible_redis_option(ngx_conf_t *cf, ngx_str_t *arg,
     ngx_worksible_redis_conf_t *conf)
 {
-    u_char      *p;
-    ssize_t      n;
-    ngx_int_t    v;
-    ngx_str_t    s;
-    ngx_file_t   file;
-    u_char       buf[512];
+    u_char     *p;
+    ngx_int_t   v;
+    ngx_str_t   s;
 
     if (ngx_strncmp(arg->data, "db=", 3) == 0) {
         v = ngx_atoi(arg->data + 3, arg->len - 3);
@@ -183,47 +219,9 @@ ngx_worksible_redis_option(ngx_conf_t *cf, ngx_str_t *arg,
     }
 
     if (ngx_strncmp(arg->data, "password_file=", 14) == 0) {
-        ngx_memzero(&file, sizeof(ngx_file_t));
-        file.name.data = arg->data + 14;
-        file.name.len = arg->len - 14;
-        file.log = cf->log;
-
-        if (ngx_conf_full_name(cf->cycle, &file.name, 1) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY,
-                                NGX_FILE_OPEN, 0);
-        if (file.fd == NGX_INVALID_FILE) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                               ngx_open_file_n " \"%V\" failed", &file.name);
-            return NGX_ERROR;
-        }
-
-        n = ngx_read_file(&file, buf, sizeof(buf), 0);
-        ngx_close_file(file.fd);
-
-        while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
-            n--;
-        }
-
-        if (n <= 0 || n == (ssize_t) sizeof(buf)) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"%V\" must hold the Redis password on one "
-                               "line", &file.name);
-            return NGX_ERROR;
-        }
-
-        conf->password.data = ngx_pnalloc(cf->pool, n);
-        if (conf->password.data == NULL) {
-            return NGX_ERROR;
-        }
-
-        ngx_memcpy(conf->password.data, buf, n);
-        conf->password.len = n;
-        ngx_explicit_memzero(buf, sizeof(buf));
-
-        return NGX_OK;
+        s.data = arg->data + 14;
+        s.len = arg->len - 14;
+        return ngx_worksible_redis_conf_password(cf, &s, &conf->password);
     }
 
 invalid:
@@ -231,9 +229,60 @@ invalid:
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid worksible_redis parameter \"%V\" "
                        "(password_file=FILE, db=0..1024, timeout=TIME, "
-                       "connect_timeout=TIME)", arg);
+                       "connect_timeout=TIME, sentinel=NAME, "
+                       "sentinel_password_file=FILE)", arg);
 
     return NGX_ERROR;
+}
+
+
+ngx_int_t
+ngx_worksible_redis_conf_password(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *password)
+{
+    ssize_t     n;
+    ngx_file_t  file;
+    u_char      buf[512];
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = *name;
+    file.log = cf->log;
+
+    if (ngx_conf_full_name(cf->cycle, &file.name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &file.name);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, sizeof(buf), 0);
+    ngx_close_file(file.fd);
+
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
+        n--;
+    }
+
+    if (n <= 0 || n == (ssize_t) sizeof(buf)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold the Redis password on one line",
+                           &file.name);
+        return NGX_ERROR;
+    }
+
+    password->data = ngx_pnalloc(cf->pool, n);
+    if (password->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(password->data, buf, n);
+    password->len = n;
+    ngx_explicit_memzero(buf, sizeof(buf));
+
+    return NGX_OK;
 }
 
 
@@ -273,6 +322,14 @@ ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
     redis->resume.data = redis;
     redis->resume.log = cycle->log;
 
+    if (conf->sentinel != NULL) {
+        redis->sentinel = ngx_worksible_redis_sentinel_create(redis,
+                              conf->sentinel, conf->connect_timeout, cycle);
+        if (redis->sentinel == NULL) {
+            return NULL;
+        }
+    }
+
     ngx_worksible_redis_connect(redis);
 
     return redis;
@@ -284,6 +341,10 @@ ngx_worksible_redis_close(ngx_worksible_redis_t *redis)
 {
     ngx_queue_t               *q;
     ngx_worksible_redis_op_t  *op;
+
+    if (redis->sentinel != NULL) {
+        ngx_worksible_redis_sentinel_close(redis->sentinel);
+    }
 
     if (redis->probe.timer_set) {
         ngx_del_timer(&redis->probe);
@@ -316,6 +377,8 @@ ngx_worksible_redis_close(ngx_worksible_redis_t *redis)
 static void
 ngx_worksible_redis_connect(ngx_worksible_redis_t *redis)
 {
+    int                          port;
+    char                        *addr;
     u_char                      *p;
     redisAsyncContext           *ac;
     ngx_connection_t            *c;
@@ -324,9 +387,18 @@ ngx_worksible_redis_connect(ngx_worksible_redis_t *redis)
     u_char                       db[NGX_INT_T_LEN + 1];
 
     conf = redis->conf;
+    addr = conf->addr;
+    port = conf->port;
+
+    if (redis->sentinel != NULL
+        && ngx_worksible_redis_sentinel_primary(redis->sentinel, &addr, &port)
+           != NGX_OK)
+    {
+        return;     /* the Sentinels are asked: ngx_worksible_redis_primary */
+    }
 
     ac = conf->unix_path ? redisAsyncConnectUnix(conf->unix_path)
-                         : redisAsyncConnect(conf->addr, conf->port);
+                         : redisAsyncConnect(addr, port);
 
     if (ac == NULL) {
         ngx_worksible_redis_fail(redis, "out of memory");
@@ -388,6 +460,12 @@ ngx_worksible_redis_connect(ngx_worksible_redis_t *redis)
                                     argv);
     }
 
+    if (redis->sentinel != NULL) {
+        argv[0] = "ROLE";
+        ngx_worksible_redis_command(redis, ngx_worksible_redis_probed, 1,
+                                    argv);
+    }
+
     argv[0] = "PING";
     ngx_worksible_redis_command(redis, ngx_worksible_redis_probed, 1, argv);
 }
@@ -444,6 +522,14 @@ ngx_worksible_redis_probed(redisAsyncContext *ac, void *r, void *privdata)
                       "worksible redis %V: %*s", &redis->conf->display,
                       (size_t) reply->len, reply->str);
         ngx_worksible_redis_fail(redis, NULL);
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ARRAY
+        && ngx_worksible_redis_sentinel_role(reply) != NGX_OK)
+    {
+        /* ROLE (sentinel=): a replica, ask the Sentinels again */
+        ngx_worksible_redis_lost(redis, "ROLE", "not a master");
         return;
     }
 
@@ -514,6 +600,10 @@ ngx_worksible_redis_lost(ngx_worksible_redis_t *redis, const char *what,
 {
     if (detail == NULL) {
         detail = "unknown error";
+    }
+
+    if (redis->sentinel != NULL) {
+        ngx_worksible_redis_sentinel_ask(redis->sentinel, what);
     }
 
     if (redis->broken) {
@@ -625,7 +715,13 @@ ngx_worksible_redis_probe_handler(ngx_event_t *ev)
 static void
 ngx_worksible_redis_connect_timeout(ngx_event_t *ev)
 {
-    ngx_worksible_redis_fail(ev->data, "connect or probe timed out");
+    ngx_worksible_redis_t  *redis = ev->data;
+
+    if (redis->sentinel != NULL) {
+        ngx_worksible_redis_sentinel_ask(redis->sentinel, "connect timeout");
+    }
+
+    ngx_worksible_redis_fail(redis, "connect or probe timed out");
 }
 
 
@@ -644,6 +740,10 @@ ngx_worksible_redis_stall_handler(ngx_event_t *ev)
                   "command%s outstanding", &redis->conf->display,
                   ngx_max(redis->conf->timeout, redis->conf->connect_timeout),
                   redis->pending, redis->pending == 1 ? "" : "s");
+
+    if (redis->sentinel != NULL) {
+        ngx_worksible_redis_sentinel_ask(redis->sentinel, "stalled");
+    }
 
     ngx_worksible_redis_fail(redis, NULL);
 }
@@ -1056,6 +1156,28 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         } else if (ngx_strncmp(reply->str, "LOADING", 7) == 0) {
             loading = 1;
             reply = NULL;
+
+        } else if (redis->sentinel != NULL
+                   && ngx_strncmp(reply->str, "READONLY", 8) == 0)
+        {
+            /*
+             * a replica now: nothing ran (a replica refuses every write,
+             * and the scripts use redis.call, which ends on the first),
+             * so op waits for the primary
+             */
+            if (op->done || op->data == NULL) {
+                ngx_free(op);
+
+            } else {
+                op->unknown = 0;
+                ngx_worksible_redis_wait(redis, op);
+            }
+
+            if (redis->ac == ac) {
+                ngx_worksible_redis_lost(redis, "READONLY", "a replica");
+            }
+
+            return;
         }
     }
 
@@ -1179,4 +1301,40 @@ ngx_worksible_redis_retry_after(ngx_worksible_redis_t *redis)
     left = (ngx_msec_int_t) (redis->retry_at - ngx_current_msec);
 
     return left > 1000 ? (time_t) ((left + 999) / 1000) : 1;
+}
+
+
+void
+ngx_worksible_redis_primary(ngx_worksible_redis_t *redis, ngx_uint_t changed)
+{
+    if (changed) {
+        if (redis->probe.timer_set) {
+            ngx_del_timer(&redis->probe);
+        }
+
+        redis->broken = 0;
+        redis->failures = 0;
+        redis->backoff = 0;
+
+        /* outstanding commands wait (or fail: unknown fate) */
+        ngx_worksible_redis_drop(redis);
+
+    } else if (redis->ac != NULL
+               || (redis->broken && redis->probe.timer_set))
+    {
+        return;
+    }
+
+    ngx_worksible_redis_connect(redis);
+
+    if (!ngx_queue_empty(&redis->waiting)) {
+        ngx_post_event(&redis->resume, &ngx_posted_events);
+    }
+}
+
+
+void
+ngx_worksible_redis_no_primary(ngx_worksible_redis_t *redis)
+{
+    ngx_worksible_redis_fail(redis, NULL);     /* the Sentinel said why */
 }

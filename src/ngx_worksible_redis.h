@@ -37,6 +37,7 @@
 #include <hiredis/async.h>
 
 #include "ngx_worksible_metrics.h"
+#include "ngx_worksible_redis_sentinel.h"
 
 
 #define NGX_WORKSIBLE_REDIS_MAX_ARGS  12
@@ -60,6 +61,7 @@ typedef struct {
     ngx_uint_t                      db;
     ngx_msec_t                      timeout;
     ngx_msec_t                      connect_timeout;
+    ngx_worksible_redis_sentinel_conf_t  *sentinel;  /* sentinel=, or NULL */
 } ngx_worksible_redis_conf_t;
 
 
@@ -82,13 +84,23 @@ struct ngx_worksible_redis_op_s {
 
 
 /*
- * Parses "ADDRESS [password_file=FILE] [db=N] [timeout=TIME]
- * [connect_timeout=TIME]" (the worksible_redis directive): ADDRESS is
- * host[:port] (6379), resolved now, or unix:/path. Defaults: db 0,
- * timeout 100ms, connect_timeout 1s. NGX_CONF_OK or an error for nginx -t.
+ * Parses "ADDRESS [ADDRESS...] [sentinel=NAME] [sentinel_password_file=FILE]
+ * [password_file=FILE] [db=N] [timeout=TIME] [connect_timeout=TIME]" (the
+ * worksible_redis directive): ADDRESS is host[:port] (6379), resolved now,
+ * or unix:/path; with sentinel=NAME the ADDRESSes are Sentinels
+ * (host[:port], 26379) and the primary is asked of them at run time.
+ * Defaults: db 0, timeout 100ms, connect_timeout 1s. NGX_CONF_OK or an
+ * error for nginx -t.
  */
 char *ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t nargs, ngx_worksible_redis_conf_t *conf);
+
+/*
+ * The password on the one line of file (relative to the prefix), read now,
+ * into *password: NGX_OK, or NGX_ERROR logged for nginx -t.
+ */
+ngx_int_t ngx_worksible_redis_conf_password(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *password);
 
 /*
  * This worker's connection (init_process), connecting, counting its calls
@@ -133,6 +145,18 @@ ngx_uint_t ngx_worksible_redis_up(ngx_worksible_redis_t *redis);
 
 /* seconds until the next probe of a Redis that is down, at least 1 */
 time_t ngx_worksible_redis_retry_after(ngx_worksible_redis_t *redis);
+
+/*
+ * sentinel=: the Sentinels named the primary. changed: another address
+ * than before, connected to at once (the commands outstanding on the old
+ * one are handled as for a lost connection, the breaker closed); else the
+ * connection is made if none is up or pending (nor a probe due).
+ */
+void ngx_worksible_redis_primary(ngx_worksible_redis_t *redis,
+    ngx_uint_t changed);
+
+/* sentinel=: no Sentinel answered and no primary is known: Redis is down */
+void ngx_worksible_redis_no_primary(ngx_worksible_redis_t *redis);
 
 
 #endif /* _NGX_WORKSIBLE_REDIS_H_INCLUDED_ */
