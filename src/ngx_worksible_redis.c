@@ -8,6 +8,7 @@
 #include <ngx_sha1.h>
 
 #include "ngx_worksible_redis.h"
+#include "ngx_worksible_redis_cluster.h"
 
 
 #define NGX_WORKSIBLE_REDIS_BACKOFF_MIN  100
@@ -45,6 +46,7 @@ struct ngx_worksible_redis_s {
     ngx_msec_t                      retry_at;
     ngx_worksible_store_stats_t    *stats;
     ngx_log_t                      *log;
+    ngx_worksible_redis_cluster_t  *cluster;      /* ours, or we are a node */
 };
 
 
@@ -94,16 +96,40 @@ ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     size_t      len;
     u_char     *p;
     ngx_url_t   u;
-    ngx_uint_t  i;
+    ngx_uint_t  i, naddrs;
 
     conf->timeout = 100;
     conf->connect_timeout = 1000;
     conf->display = args[0];
+    naddrs = 1;
 
     for (i = 1; i < nargs; i++) {
+        if (args[i].len == 7 && ngx_strncmp(args[i].data, "cluster", 7) == 0) {
+            conf->cluster = 1;
+            continue;
+        }
+
+        if (ngx_strlchr(args[i].data, args[i].data + args[i].len, '=')
+            == NULL)
+        {
+            naddrs++;       /* another ADDRESS */
+            continue;
+        }
+
         if (ngx_worksible_redis_option(cf, &args[i], conf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (conf->cluster) {
+        return ngx_worksible_redis_cluster_conf(cf, args, nargs, conf);
+    }
+
+    if (naddrs > 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "worksible_redis: several addresses need "
+                           "\"cluster\"");
+        return NGX_CONF_ERROR;
     }
 
     if (args[0].len > 5 && ngx_strncmp(args[0].data, "unix:", 5) == 0) {
@@ -272,6 +298,15 @@ ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
     redis->resume.data = redis;
     redis->resume.log = cycle->log;
 
+    if (conf->cluster) {
+        /* the front of a cluster: its nodes connect (cluster.c) */
+        redis->cluster = ngx_worksible_redis_cluster_create(redis, conf,
+                                                            cycle, stats);
+        return redis->cluster ? redis : NULL;
+    }
+
+    redis->cluster = conf->node_of;
+
     ngx_worksible_redis_connect(redis);
 
     return redis;
@@ -283,6 +318,11 @@ ngx_worksible_redis_close(ngx_worksible_redis_t *redis)
 {
     ngx_queue_t               *q;
     ngx_worksible_redis_op_t  *op;
+
+    if (redis->conf->cluster) {
+        ngx_worksible_redis_cluster_close(redis->cluster);
+        return;
+    }
 
     if (redis->probe.timer_set) {
         ngx_del_timer(&redis->probe);
@@ -911,7 +951,17 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
         op->argvlen[i] = ngx_strlen(op->argv[i]);
     }
 
-    if (redis->ac == NULL || ngx_worksible_redis_send(redis, op) != NGX_OK) {
+    if (redis->conf->cluster) {
+        /* to the node of the key's slot */
+        if (ngx_worksible_redis_cluster_route(redis->cluster, op) != NGX_OK) {
+            (void) ngx_atomic_fetch_add(&redis->stats->errors, 1);
+            ngx_free(op);
+            return NULL;
+        }
+
+    } else if (redis->ac == NULL
+               || ngx_worksible_redis_send(redis, op) != NGX_OK)
+    {
         /* no connection right now (it is being made again) */
         ngx_worksible_redis_wait(redis, op);
     }
@@ -933,6 +983,10 @@ ngx_worksible_redis_send(ngx_worksible_redis_t *redis,
 
     ac = redis->ac;
     len = sdslen(ac->c.obuf);
+
+    if (op->asking && redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK) {
+        return NGX_ERROR;
+    }
 
     if (redisAsyncCommandArgv(ac, ngx_worksible_redis_reply, op, op->argc,
                               op->argv, op->argvlen)
@@ -1028,6 +1082,20 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         } else if (ngx_strncmp(reply->str, "LOADING", 7) == 0) {
             loading = 1;
             reply = NULL;
+
+        } else if (redis->cluster != NULL) {
+            /* MOVED, ASK, TRYAGAIN, CLUSTERDOWN */
+            switch (ngx_worksible_redis_cluster_reply(redis->cluster, op,
+                                                      reply))
+            {
+            case NGX_OK:
+                return;     /* redirected */
+            case NGX_ERROR:
+                reply = NULL;
+                break;
+            default:
+                break;
+            }
         }
     }
 
@@ -1139,6 +1207,10 @@ ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op)
 ngx_uint_t
 ngx_worksible_redis_up(ngx_worksible_redis_t *redis)
 {
+    if (redis->conf->cluster) {
+        return ngx_worksible_redis_cluster_up(redis->cluster);
+    }
+
     return redis->state == NGX_WORKSIBLE_REDIS_READY && !redis->broken;
 }
 
@@ -1148,7 +1220,85 @@ ngx_worksible_redis_retry_after(ngx_worksible_redis_t *redis)
 {
     ngx_msec_int_t  left;
 
+    if (redis->conf->cluster) {
+        return ngx_worksible_redis_cluster_retry_after(redis->cluster);
+    }
+
     left = (ngx_msec_int_t) (redis->retry_at - ngx_current_msec);
 
     return left > 1000 ? (time_t) ((left + 999) / 1000) : 1;
+}
+
+
+ngx_worksible_redis_op_t *
+ngx_worksible_redis_call(ngx_worksible_redis_t *redis, int argc,
+    const char **argv, ngx_msec_t timeout,
+    ngx_worksible_redis_handler_pt handler, void *data)
+{
+    int                        i;
+    ngx_worksible_redis_op_t  *op;
+
+    if (redis->broken || argc > NGX_WORKSIBLE_REDIS_MAX_ARGS) {
+        return NULL;
+    }
+
+    op = ngx_calloc(sizeof(ngx_worksible_redis_op_t), redis->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->redis = redis;
+    op->handler = handler;
+    op->data = data;
+    op->timer.handler = ngx_worksible_redis_timeout;
+    op->timer.data = op;
+    op->timer.log = redis->log;
+    op->argc = argc;
+
+    for (i = 0; i < argc; i++) {
+        op->argv[i] = argv[i];
+        op->argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    if (redis->ac == NULL || ngx_worksible_redis_send(redis, op) != NGX_OK) {
+        ngx_worksible_redis_wait(redis, op);
+    }
+
+    ngx_add_timer(&op->timer, timeout);
+
+    return op;
+}
+
+
+ngx_int_t
+ngx_worksible_redis_resubmit(ngx_worksible_redis_t *redis,
+    ngx_worksible_redis_op_t *op)
+{
+    if (redis->broken) {
+        return NGX_DECLINED;
+    }
+
+    op->redis = redis;
+    op->unknown = 0;
+
+    if (redis->ac == NULL || ngx_worksible_redis_send(redis, op) != NGX_OK) {
+        ngx_worksible_redis_wait(redis, op);
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_worksible_redis_finish(ngx_worksible_redis_op_t *op)
+{
+    ngx_worksible_redis_answer(op, NULL);
+    ngx_free(op);
+}
+
+
+ngx_uint_t
+ngx_worksible_redis_broken(ngx_worksible_redis_t *redis)
+{
+    return redis->broken;
 }
