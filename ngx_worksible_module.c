@@ -110,8 +110,8 @@ static ngx_command_t  ngx_worksible_commands[] = {
       NULL },
 
     /*
-     * worksible_redis ADDRESS [password_file=FILE] [db=N] [timeout=TIME]
-     *     [connect_timeout=TIME];  context: http
+     * worksible_redis ADDRESS [ADDRESS ...] [cluster] [password_file=FILE]
+     *     [db=N] [timeout=TIME] [connect_timeout=TIME];  context: http
      */
     { ngx_string("worksible_redis"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,

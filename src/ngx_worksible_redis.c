@@ -598,6 +598,11 @@ ngx_worksible_redis_fail(ngx_worksible_redis_t *redis, const char *why)
 
     redis->broken = 1;
 
+    if (redis->cluster != NULL) {
+        /* a cluster's node: has another taken its slots? */
+        ngx_worksible_redis_cluster_node_down(redis->cluster);
+    }
+
     if (!redis->probe.timer_set) {
         redis->backoff = redis->backoff
                          ? ngx_min(redis->backoff * 2,

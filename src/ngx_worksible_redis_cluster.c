@@ -458,6 +458,13 @@ ngx_worksible_redis_cluster_tryagain(ngx_event_t *ev)
 }
 
 
+void
+ngx_worksible_redis_cluster_node_down(ngx_worksible_redis_cluster_t *cl)
+{
+    ngx_worksible_redis_cluster_refresh(cl);
+}
+
+
 ngx_uint_t
 ngx_worksible_redis_cluster_up(ngx_worksible_redis_cluster_t *cl)
 {

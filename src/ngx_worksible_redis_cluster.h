@@ -2,8 +2,10 @@
  * Redis Cluster (https://redis.io/docs/reference/cluster-spec/) behind
  * "worksible_redis ADDRESS [ADDRESS ...] cluster": the ADDRESSes are seed
  * nodes. Each worker reads the slot map (CLUSTER SLOTS) from a seed at
- * start, and again after a MOVED, a CLUSTERDOWN, or a command for a node
- * that is down (at most one read at a time, 100 ms apart at least). A
+ * start, and again after a MOVED, a CLUSTERDOWN, a command for a node that
+ * is down, or a node's breaker opening (at each of its failed probes, so an
+ * idle worker learns of a failover too); at most one read at a time, 100
+ * ms apart at least. A
  * command goes to the primary of its key's slot (CRC16 of the key, or of
  * its {hash tag}, modulo 16384) over that node's own connection of
  * ngx_worksible_redis.c (made when first needed, with its timeout, breaker,
@@ -71,6 +73,9 @@ ngx_int_t ngx_worksible_redis_cluster_route(ngx_worksible_redis_cluster_t *cl,
  */
 ngx_int_t ngx_worksible_redis_cluster_reply(ngx_worksible_redis_cluster_t *cl,
     ngx_worksible_redis_op_t *op, redisReply *reply);
+
+/* a node's breaker opened: the slot map is read again soon */
+void ngx_worksible_redis_cluster_node_down(ngx_worksible_redis_cluster_t *cl);
 
 /* 1 when the map is read and no node of a slot has its breaker open */
 ngx_uint_t ngx_worksible_redis_cluster_up(ngx_worksible_redis_cluster_t *cl);

@@ -142,7 +142,8 @@ my $server = '
                           worksible_rate_limit on fail=open;
                           proxy_pass http://127.0.0.1:1958; }
         location /v1/ { worksible_auth on; worksible_idempotency on;
-                        worksible_api; }';
+                        worksible_api; }
+        location = /health { worksible_health; }';
 my $http = http_config(redis => '127.0.0.1:57001 127.0.0.1:57002 127.0.0.1:57003 cluster timeout=300ms connect_timeout=500ms') . '
     server { listen 127.0.0.1:1958; location / { return 200 "ok\n"; } }';
 
@@ -163,6 +164,12 @@ for (1 .. 40) {
     last if keys %company == 3;
 }
 is(scalar(keys %company), 3, 'three companies, one on each primary');
+
+# both workers have read the slot map
+my $deadline = time + 10;
+sleep 0.1 until (() = (Worksible::Test::slurp("$prefix/logs/error.log") // '')
+                 =~ /slot map from .*16384 of 16384 slots served/g) >= 2
+                || time > $deadline;
 
 # GET /closed/x (or /open/x) as $cmp: the response
 sub get {
@@ -199,6 +206,18 @@ for my $p (sort keys %company) {
        "the record lives on $p");
 }
 
+like(http('GET', '/health', {})->{body} // '', qr/"redis":"up"/,
+     'health: the slot map is read, Redis is up');
+
+# the module computes the slot as Redis does (CRC16, the {company} hash
+# tag): every command above went straight to its primary
+unlike(Worksible::Test::slurp("$prefix/logs/error.log"), qr/cluster: (MOVED|ASK) /,
+       'no command was redirected: each went to the primary of its slot');
+for my $cmp (values %company) {
+    is(slot_of("worksible:idem:{$cmp}:any-key"), slot_of("worksible:rl:{$cmp}"),
+       'a company\'s idempotency records and limiter share a slot');
+}
+
 # --- a slot migrated: ASK while it moves, MOVED after ---------------------------
 
 my ($from) = sort keys %company;
@@ -222,7 +241,7 @@ cmp_ok(rc_asking($to, "PTTL $a_key"), '>', 0, "the key is on $to");
 for my $p (grep { !$dead{$_} } @ports) {
     rc($p, 'CLUSTER', 'SETSLOT', $slot, 'NODE', $to_id);
 }
-my $deadline = time + 10;
+$deadline = time + 10;
 sleep 0.2 until primary_of($slot) eq $to || time > $deadline;
 is(primary_of($slot), $to, "slot $slot now served by $to");
 
@@ -274,6 +293,17 @@ do { sleep 0.2; $res = get($b_cmp) }
 is($res->{status}, 200, "$b_replica took over: 200 again, without a reload");
 cmp_ok(remaining($res), '<=', 14, 'the counter survived the failover');
 cmp_ok(rc($b_replica, 'PTTL', "worksible:rl:{$b_cmp}"), '>', 0, "the key is on $b_replica");
+
+# every worker, busy or not, learns the new map (its breaker's probes of
+# the dead node read it again): health is up on both
+my $ups = 0;
+$deadline = time + 20;
+while ($ups < 10 && time < $deadline) {
+    $res = http('GET', '/health', {});
+    $ups = ($res->{status} == 200) ? $ups + 1 : 0;
+    sleep 0.1;
+}
+is($ups, 10, 'health: up again on every worker, without a reload');
 
 # --- CLUSTERDOWN: a primary without a replica dies --------------------------------
 
