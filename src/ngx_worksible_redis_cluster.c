@@ -211,8 +211,9 @@ ngx_worksible_redis_cluster_create(ngx_worksible_redis_t *front,
         return NULL;
     }
 
-    cl->slots = ngx_pcalloc(cycle->pool, 2 * NGX_WORKSIBLE_REDIS_SLOTS
-                                         * sizeof(ngx_worksible_redis_node_t *));
+    cl->slots = ngx_pcalloc(cycle->pool,
+                            2 * NGX_WORKSIBLE_REDIS_SLOTS
+                            * sizeof(ngx_worksible_redis_node_t *));
     if (cl->slots == NULL) {
         return NULL;
     }
@@ -714,8 +715,8 @@ ngx_worksible_redis_cluster_parse(ngx_worksible_redis_cluster_t *cl,
     redisReply                  *e, *n;
     ngx_worksible_redis_node_t  *node, **swap;
 
-    ngx_memzero(cl->fresh,
-                NGX_WORKSIBLE_REDIS_SLOTS * sizeof(ngx_worksible_redis_node_t *));
+    ngx_memzero(cl->fresh, NGX_WORKSIBLE_REDIS_SLOTS
+                           * sizeof(ngx_worksible_redis_node_t *));
 
     for (i = 0; i < cl->nnodes; i++) {
         cl->nodes[i]->slots = 0;

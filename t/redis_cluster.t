@@ -152,6 +152,7 @@ my $prefix = nginx_start(name => 'redis_cluster', port => 1957, workers => 2,
 
 # 20 in 600 s: each request moves the limiter 30 s ahead, its key lives on
 my $plan = plan(limit => 20, window => 600);
+my $tag = "$$-" . int(rand(1e6));    # emails no other suite uses
 
 # one company on each primary
 my (%company, %key);
@@ -194,13 +195,13 @@ for my $p (sort keys %company) {
 
     my %h = (Authorization => "Bearer $key{$cmp}", 'Content-Type' => 'application/json',
              'Idempotency-Key' => "cluster-$p");
-    my $body = qq({"email":"c$p\@example.com","name":"Cluster Person","country":"DE"});
+    my $body = qq({"email":"c$p-$tag\@example.com","name":"Cluster Person","country":"DE"});
     my $first = http('POST', '/v1/freelancers', \%h, body => $body);
     my $again = http('POST', '/v1/freelancers', \%h, body => $body);
     is($first->{status}, 201, "company on $p: an idempotent POST runs: 201");
     is($again->{headers}{'idempotent-replayed'}, 'true', 'its repeat is replayed');
     is($again->{body}, $first->{body}, 'with the same body');
-    is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'c$p\@example.com'"), 1,
+    is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'c$p-$tag\@example.com'"), 1,
        'one row in PostgreSQL');
     is(rc($p, 'HGET', "worksible:idem:{$cmp}:cluster-$p", 'status'), '201',
        "the record lives on $p");
@@ -321,9 +322,9 @@ is($res->{status}, 200, 'CLUSTERDOWN, fail=open: 200');
 my %h = (Authorization => "Bearer $key{$a_cmp}", 'Content-Type' => 'application/json',
          'Idempotency-Key' => 'cluster-down');
 $res = http('POST', '/v1/freelancers', \%h,
-            body => '{"email":"down@example.com","name":"Down","country":"DE"}');
+            body => qq({"email":"down-$tag\@example.com","name":"Down","country":"DE"}));
 is($res->{status}, 503, 'CLUSTERDOWN: an idempotent POST is refused: 503');
-is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'down\@example.com'"), 0,
+is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'down-$tag\@example.com'"), 0,
    'and does not run');
 like(Worksible::Test::slurp("$prefix/logs/error.log"), qr/worksible redis cluster: CLUSTERDOWN/,
      'CLUSTERDOWN is logged');
