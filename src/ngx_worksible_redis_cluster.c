@@ -336,7 +336,7 @@ ngx_worksible_redis_cluster_reply(ngx_worksible_redis_cluster_t *cl,
 {
     u_char                      *p, *q, *last, *colon;
     ngx_int_t                    slot, port;
-    ngx_uint_t                   moved;
+    ngx_uint_t                   i, moved;
     ngx_worksible_redis_node_t  *node;
 
     p = (u_char *) reply->str;
@@ -408,6 +408,17 @@ ngx_worksible_redis_cluster_reply(ngx_worksible_redis_cluster_t *cl,
         }
 
         port = ngx_atoi(colon + 1, last - colon - 1);
+
+        if (colon == p && *colon == ':') {
+            /* "MOVED 3999 :6380": the host of the node that answered */
+            for (i = 0; i < cl->nnodes; i++) {
+                if (cl->nodes[i]->redis == op->redis) {
+                    p = (u_char *) cl->nodes[i]->conf->addr;
+                    colon = p + ngx_strlen(p);
+                    break;
+                }
+            }
+        }
 
         if (slot != NGX_ERROR && slot < NGX_WORKSIBLE_REDIS_SLOTS
             && colon > p && port > 0 && port < 65536)

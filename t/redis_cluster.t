@@ -4,12 +4,17 @@
 # records of companies whose slots live on different primaries land on
 # those primaries; a slot migrated by hand (ASK while it moves, MOVED
 # after) keeps its limiter counting; a manual failover and a killed
-# primary recover without a reload; CLUSTERDOWN is "Redis down".
+# primary recover without a reload; CLUSTERDOWN is "Redis down". A fake
+# one-node cluster (57010) answers what a real one does not send to our
+# one-key scripts: TRYAGAIN, MOVED to ":port", endless redirections.
 
 use strict;
 use warnings;
 
 use File::Path qw(make_path);
+use IO::Select;
+use IO::Socket::INET;
+use POSIX ();
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Worksible::Test qw(company api_key plan http_config nginx_start
@@ -328,6 +333,143 @@ is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'down-$tag\@exampl
    'and does not run');
 like(Worksible::Test::slurp("$prefix/logs/error.log"), qr/worksible redis cluster: CLUSTERDOWN/,
      'CLUSTERDOWN is logged');
+
+nginx_stop();
+
+# --- TRYAGAIN and redirections no real cluster sends here -----------------------
+#
+# A one-node "cluster" on 57010 that serves every slot and answers each
+# company's commands as told, then passes them to the test Redis (56380):
+# TRYAGAIN once (a multi-key command during a resharding, which our
+# one-key scripts never are), TRYAGAIN always, MOVED to ":57010" (an empty
+# host: the node that answered) once, MOVED to itself always.
+
+my %mode;
+for my $m (qw(tryagain_once tryagain_always moved_empty moved_always)) {
+    my $cmp = company(plan => $plan);
+    $mode{$cmp} = $m;
+    $key{$cmp} = api_key($cmp, 'company:read')->{key};
+}
+my %cmp_of = reverse %mode;
+my $seen = "$top/t/servroot_redis_cluster.fake";
+unlink $seen;
+
+# one RESP reply from $fh, its bytes
+sub resp_reply {
+    my ($fh) = @_;
+    my $line = <$fh> // die 'redis closed';
+    my $t = substr($line, 0, 1);
+    if ($t eq '$') {
+        my ($n) = $line =~ /^\$(-?\d+)/;
+        return $line if $n < 0;
+        read($fh, my $data, $n + 2) == $n + 2 or die 'short read';
+        return $line . $data;
+    }
+    if ($t eq '*') {
+        my ($n) = $line =~ /^\*(-?\d+)/;
+        return $line . join('', map { resp_reply($fh) } 1 .. ($n > 0 ? $n : 0));
+    }
+    return $line;
+}
+
+# one RESP command at the head of $$buf, removed; undef if not all there
+sub resp_command {
+    my ($buf) = @_;
+    return undef unless $$buf =~ /\A\*(\d+)\r\n/;
+    my ($n, $pos, @args) = ($1, length($&));
+    for (1 .. $n) {
+        return undef unless substr($$buf, $pos) =~ /\A\$(\d+)\r\n/;
+        my $len = $1;
+        $pos += length($&);
+        return undef if length($$buf) < $pos + $len + 2;
+        push @args, substr($$buf, $pos, $len);
+        $pos += $len + 2;
+    }
+    substr($$buf, 0, $pos) = '';
+    return \@args;
+}
+
+my $fake = fork // die "fork: $!";
+if ($fake == 0) {
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1:57010', Listen => 16,
+                                  ReuseAddr => 1) or POSIX::_exit(1);
+    my ($rhost, $rport) = split /:/, $ENV{TEST_NGINX_REDIS};
+    my $redis = IO::Socket::INET->new("$rhost:$rport") or POSIX::_exit(1);
+    my $sel = IO::Select->new($l);
+    my (%buf, %count);
+    open my $log, '>>', $seen or POSIX::_exit(1);
+    $log->autoflush(1);
+    while (1) {
+        for my $s ($sel->can_read) {
+            if ($s == $l) { $sel->add($l->accept); next }
+            my $n = sysread($s, my $in, 65536);
+            if (!$n) { $sel->remove($s); close $s; next }
+            $buf{$s} .= $in;
+            while (my $cmd = resp_command(\$buf{$s})) {
+                my $name = uc $cmd->[0];
+                my $out;
+                if ($name eq 'PING') { $out = "+PONG\r\n" }
+                elsif ($name eq 'ASKING') { $out = "+OK\r\n" }
+                elsif ($name eq 'CLUSTER') {
+                    $out = "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n\$9\r\n127.0.0.1\r\n:57010\r\n";
+                } else {
+                    my ($cmp) = ($cmd->[3] // '') =~ /\{([^}]+)\}/;
+                    my $m = $mode{$cmp // ''} // '';
+                    my $c = ++$count{$cmp // ''};
+                    if (($m eq 'tryagain_once' && $c == 1) || $m eq 'tryagain_always') {
+                        $out = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
+                    } elsif ($m eq 'moved_empty' && $c == 1) {
+                        $out = "-MOVED 7 :57010\r\n";
+                    } elsif ($m eq 'moved_always') {
+                        $out = "-MOVED 7 127.0.0.1:57010\r\n";
+                    } else {
+                        print $redis '*' . @$cmd . "\r\n",
+                            map { '$' . length($_) . "\r\n$_\r\n" } @$cmd;
+                        $out = resp_reply($redis);
+                    }
+                    print $log "$m $name " . ($out =~ /^-(\w+)/ ? $1 : 'served') . "\n";
+                }
+                syswrite($s, $out);
+            }
+        }
+    }
+}
+END { if ($fake) { kill 'KILL', $fake; waitpid($fake, 0) } }
+
+for (1 .. 50) { last if IO::Socket::INET->new('127.0.0.1:57010'); sleep 0.1 }
+
+$prefix = nginx_start(name => 'redis_cluster_fake', port => 1957, workers => 1,
+    http => http_config(redis => '127.0.0.1:57010 cluster timeout=1s') . '
+    server { listen 127.0.0.1:1958; location / { return 200 "ok\n"; } }',
+    server => $server);
+
+sub fake_seen {
+    my ($m) = @_;
+    return join ' ', map { /^\S+ \S+ (\S+)/ } grep { /^$m / }
+        split /\n/, Worksible::Test::slurp($seen) // '';
+}
+
+$res = get($cmp_of{tryagain_once});
+is($res->{status}, 200, 'TRYAGAIN: sent again, 200');
+is(remaining($res), 19, 'and counted once');
+like(fake_seen('tryagain_once'), qr/^TRYAGAIN (NOSCRIPT )?served$/,
+     'the node saw the command again after its TRYAGAIN');
+
+$res = get($cmp_of{tryagain_always});
+is($res->{status}, 503, 'TRYAGAIN without end: 503 (Redis down, fail=closed)');
+is(fake_seen('tryagain_always'), join(' ', ('TRYAGAIN') x 6),
+   'after 5 retries');
+
+$res = get($cmp_of{moved_empty});
+is($res->{status}, 200, 'MOVED to ":port" (the node that answered): followed, 200');
+like(fake_seen('moved_empty'), qr/^MOVED (NOSCRIPT )?served$/, 'the node saw it again');
+
+$res = get($cmp_of{moved_always});
+is($res->{status}, 503, 'MOVED without end: 503');
+is(fake_seen('moved_always'), join(' ', ('MOVED') x 6), 'after 5 redirections');
+like(Worksible::Test::slurp("$prefix/logs/error.log"),
+     qr/worksible redis cluster: more than 5 redirections, the last "MOVED 7 127.0.0.1:57010"/,
+     'the error log says so');
 
 nginx_stop();
 
