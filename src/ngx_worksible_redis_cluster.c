@@ -785,6 +785,24 @@ ngx_worksible_redis_cluster_parse(ngx_worksible_redis_cluster_t *cl,
     cl->slots = cl->fresh;
     cl->fresh = swap;
 
+    /* a node that left the map while down is probed no more */
+
+    for (i = cl->nseeds; i < cl->nnodes; i++) {
+        node = cl->nodes[i];
+
+        if (node->slots == 0 && node != asked && node->redis != NULL
+            && ngx_worksible_redis_broken(node->redis))
+        {
+            ngx_log_error(NGX_LOG_NOTICE, cl->log, 0,
+                          "worksible redis cluster: %V left the slot map "
+                          "while down, its connection is closed",
+                          &node->conf->display);
+
+            ngx_worksible_redis_close(node->redis);
+            node->redis = NULL;
+        }
+    }
+
     if (!cl->loaded || covered < NGX_WORKSIBLE_REDIS_SLOTS) {
         level = (covered < NGX_WORKSIBLE_REDIS_SLOTS) ? NGX_LOG_WARN
                                                       : NGX_LOG_INFO;

@@ -5,12 +5,12 @@
  * start, and again after a MOVED, a CLUSTERDOWN, a command for a node that
  * is down, or a node's breaker opening (at each of its failed probes, so an
  * idle worker learns of a failover too); at most one read at a time, 100
- * ms apart at least. A
- * command goes to the primary of its key's slot (CRC16 of the key, or of
- * its {hash tag}, modulo 16384) over that node's own connection of
- * ngx_worksible_redis.c (made when first needed, with its timeout, breaker,
- * reconnect and resend rules). Before the map is read, commands go to the
- * first seed and its MOVED is followed.
+ * ms apart at least. A node, not a seed, that left the map while down is
+ * closed then. A command goes to the primary of its key's slot (CRC16 of
+ * the key, or of its {hash tag}, modulo 16384) over that node's own
+ * connection of ngx_worksible_redis.c (made when first needed, with its
+ * timeout, breaker, reconnect and resend rules). Before the map is read,
+ * commands go to the first seed that is up and its MOVED is followed.
  *
  * Replies: MOVED updates the slot's node and sends the command there; ASK
  * sends ASKING and the command to the node named, the map unchanged;

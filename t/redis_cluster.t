@@ -149,7 +149,8 @@ my $server = '
         location /v1/ { worksible_auth on; worksible_idempotency on;
                         worksible_api; }
         location = /health { worksible_health; }';
-my $http = http_config(redis => '127.0.0.1:57001 127.0.0.1:57002 127.0.0.1:57003 cluster timeout=300ms connect_timeout=500ms') . '
+# two seeds: 57003 is learnt from the slot map
+my $http = http_config(redis => '127.0.0.1:57001 127.0.0.1:57002 cluster timeout=300ms connect_timeout=500ms') . '
     server { listen 127.0.0.1:1958; location / { return 200 "ok\n"; } }';
 
 my $prefix = nginx_start(name => 'redis_cluster', port => 1957, workers => 2,
@@ -275,6 +276,7 @@ cmp_ok(rc($replica, 'PTTL', $a_key), '>', 0, "the key is on $replica");
 # --- a killed primary: its replica takes over ---------------------------------
 
 my ($b_primary) = grep { $_ ne $replica && $_ ne $to && $_ ne $from } sort keys %company;
+is($b_primary, 57003, 'the primary killed is not a seed');
 my $b_cmp = $company{$b_primary};
 my $b_replica = replica_of($b_primary);
 ok($b_replica, "$b_primary has a replica");
@@ -299,6 +301,9 @@ do { sleep 0.2; $res = get($b_cmp) }
 is($res->{status}, 200, "$b_replica took over: 200 again, without a reload");
 cmp_ok(remaining($res), '<=', 14, 'the counter survived the failover');
 cmp_ok(rc($b_replica, 'PTTL', "worksible:rl:{$b_cmp}"), '>', 0, "the key is on $b_replica");
+like(Worksible::Test::slurp("$prefix/logs/error.log"),
+     qr/cluster: 127\.0\.0\.1:$b_primary left the slot map while down, its connection is closed/,
+     'the dead primary, learnt from the map, is probed no more');
 
 # every worker, busy or not, learns the new map (its breaker's probes of
 # the dead node read it again): health is up on both
