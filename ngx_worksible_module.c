@@ -110,8 +110,8 @@ static ngx_command_t  ngx_worksible_commands[] = {
       NULL },
 
     /*
-     * worksible_redis ADDRESS [ADDRESS...] [sentinel=MASTER_NAME]
-     *     [sentinel_password_file=FILE] [password_file=FILE] [db=N]
+     * worksible_redis ADDRESS [ADDRESS ...] [cluster | sentinel=MASTER_NAME
+     *     [sentinel_password_file=FILE]] [password_file=FILE] [db=N]
      *     [timeout=TIME] [connect_timeout=TIME];  context: http
      */
     { ngx_string("worksible_redis"),

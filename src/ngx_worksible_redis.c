@@ -8,6 +8,7 @@
 #include <ngx_sha1.h>
 
 #include "ngx_worksible_redis.h"
+#include "ngx_worksible_redis_cluster.h"
 
 
 #define NGX_WORKSIBLE_REDIS_BACKOFF_MIN  100
@@ -47,6 +48,7 @@ struct ngx_worksible_redis_s {
     ngx_worksible_store_stats_t    *stats;
     ngx_worksible_redis_sentinel_t *sentinel;     /* sentinel=, or NULL */
     ngx_log_t                      *log;
+    ngx_worksible_redis_cluster_t  *cluster;      /* ours, or we are a node */
 };
 
 
@@ -102,10 +104,13 @@ ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     conf->timeout = 100;
     conf->connect_timeout = 1000;
     conf->display = args[0];
-
     naddrs = 1;
 
     for (i = 1; i < nargs; i++) {
+        if (args[i].len == 7 && ngx_strncmp(args[i].data, "cluster", 7) == 0) {
+            conf->cluster = 1;
+            continue;
+        }
 
         if (ngx_strlchr(args[i].data, args[i].data + args[i].len, '=')
             == NULL && i == naddrs)
@@ -127,6 +132,13 @@ ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
         }
     }
 
+    if (conf->cluster && conf->sentinel != NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "worksible_redis: \"cluster\" and sentinel= "
+                           "exclude each other");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->sentinel != NULL) {
         if (ngx_worksible_redis_sentinel_conf(cf, args, naddrs,
                                               conf->sentinel)
@@ -139,10 +151,14 @@ ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
         return NGX_CONF_OK;
     }
 
+    if (conf->cluster) {
+        return ngx_worksible_redis_cluster_conf(cf, args, nargs, conf);
+    }
+
     if (naddrs > 1) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "worksible_redis: several addresses need "
-                           "sentinel=NAME");
+                           "\"cluster\" or sentinel=NAME");
         return NGX_CONF_ERROR;
     }
 
@@ -322,6 +338,15 @@ ngx_worksible_redis_create(ngx_worksible_redis_conf_t *conf,
     redis->resume.data = redis;
     redis->resume.log = cycle->log;
 
+    if (conf->cluster) {
+        /* the front of a cluster: its nodes connect (cluster.c) */
+        redis->cluster = ngx_worksible_redis_cluster_create(redis, conf,
+                                                            cycle, stats);
+        return redis->cluster ? redis : NULL;
+    }
+
+    redis->cluster = conf->node_of;
+
     if (conf->sentinel != NULL) {
         redis->sentinel = ngx_worksible_redis_sentinel_create(redis,
                               conf->sentinel, conf->connect_timeout, cycle);
@@ -341,6 +366,11 @@ ngx_worksible_redis_close(ngx_worksible_redis_t *redis)
 {
     ngx_queue_t               *q;
     ngx_worksible_redis_op_t  *op;
+
+    if (redis->conf->cluster) {
+        ngx_worksible_redis_cluster_close(redis->cluster);
+        return;
+    }
 
     if (redis->sentinel != NULL) {
         ngx_worksible_redis_sentinel_close(redis->sentinel);
@@ -648,6 +678,11 @@ ngx_worksible_redis_fail(ngx_worksible_redis_t *redis, const char *why)
     }
 
     redis->broken = 1;
+
+    if (redis->cluster != NULL) {
+        /* a cluster's node: has another taken its slots? */
+        ngx_worksible_redis_cluster_node_down(redis->cluster);
+    }
 
     if (!redis->probe.timer_set) {
         redis->backoff = redis->backoff
@@ -1039,7 +1074,17 @@ ngx_worksible_redis_eval(ngx_worksible_redis_t *redis, const char *script,
         op->argvlen[i] = ngx_strlen(op->argv[i]);
     }
 
-    if (redis->ac == NULL || ngx_worksible_redis_send(redis, op) != NGX_OK) {
+    if (redis->conf->cluster) {
+        /* to the node of the key's slot */
+        if (ngx_worksible_redis_cluster_route(redis->cluster, op) != NGX_OK) {
+            (void) ngx_atomic_fetch_add(&redis->stats->errors, 1);
+            ngx_free(op);
+            return NULL;
+        }
+
+    } else if (redis->ac == NULL
+               || ngx_worksible_redis_send(redis, op) != NGX_OK)
+    {
         /* no connection right now (it is being made again) */
         ngx_worksible_redis_wait(redis, op);
     }
@@ -1061,6 +1106,10 @@ ngx_worksible_redis_send(ngx_worksible_redis_t *redis,
 
     ac = redis->ac;
     len = sdslen(ac->c.obuf);
+
+    if (op->asking && redisAsyncCommand(ac, NULL, NULL, "ASKING") != REDIS_OK) {
+        return NGX_ERROR;
+    }
 
     if (redisAsyncCommandArgv(ac, ngx_worksible_redis_reply, op, op->argc,
                               op->argv, op->argvlen)
@@ -1178,6 +1227,19 @@ ngx_worksible_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
             }
 
             return;
+        } else if (redis->cluster != NULL) {
+            /* MOVED, ASK, TRYAGAIN, CLUSTERDOWN */
+            switch (ngx_worksible_redis_cluster_reply(redis->cluster, op,
+                                                      reply))
+            {
+            case NGX_OK:
+                return;     /* redirected */
+            case NGX_ERROR:
+                reply = NULL;
+                break;
+            default:
+                break;
+            }
         }
     }
 
@@ -1289,6 +1351,10 @@ ngx_worksible_redis_detach(ngx_worksible_redis_op_t *op)
 ngx_uint_t
 ngx_worksible_redis_up(ngx_worksible_redis_t *redis)
 {
+    if (redis->conf->cluster) {
+        return ngx_worksible_redis_cluster_up(redis->cluster);
+    }
+
     return redis->state == NGX_WORKSIBLE_REDIS_READY && !redis->broken;
 }
 
@@ -1297,6 +1363,10 @@ time_t
 ngx_worksible_redis_retry_after(ngx_worksible_redis_t *redis)
 {
     ngx_msec_int_t  left;
+
+    if (redis->conf->cluster) {
+        return ngx_worksible_redis_cluster_retry_after(redis->cluster);
+    }
 
     left = (ngx_msec_int_t) (redis->retry_at - ngx_current_msec);
 
@@ -1333,8 +1403,82 @@ ngx_worksible_redis_primary(ngx_worksible_redis_t *redis, ngx_uint_t changed)
 }
 
 
+ngx_worksible_redis_op_t *
+ngx_worksible_redis_call(ngx_worksible_redis_t *redis, int argc,
+    const char **argv, ngx_msec_t timeout,
+    ngx_worksible_redis_handler_pt handler, void *data)
+{
+    int                        i;
+    ngx_worksible_redis_op_t  *op;
+
+    if (redis->broken || argc > NGX_WORKSIBLE_REDIS_MAX_ARGS) {
+        return NULL;
+    }
+
+    op = ngx_calloc(sizeof(ngx_worksible_redis_op_t), redis->log);
+    if (op == NULL) {
+        return NULL;
+    }
+
+    op->redis = redis;
+    op->handler = handler;
+    op->data = data;
+    op->timer.handler = ngx_worksible_redis_timeout;
+    op->timer.data = op;
+    op->timer.log = redis->log;
+    op->argc = argc;
+
+    for (i = 0; i < argc; i++) {
+        op->argv[i] = argv[i];
+        op->argvlen[i] = ngx_strlen(argv[i]);
+    }
+
+    if (redis->ac == NULL || ngx_worksible_redis_send(redis, op) != NGX_OK) {
+        ngx_worksible_redis_wait(redis, op);
+    }
+
+    ngx_add_timer(&op->timer, timeout);
+
+    return op;
+}
+
+
+ngx_int_t
+ngx_worksible_redis_resubmit(ngx_worksible_redis_t *redis,
+    ngx_worksible_redis_op_t *op)
+{
+    if (redis->broken) {
+        return NGX_DECLINED;
+    }
+
+    op->redis = redis;
+    op->unknown = 0;
+
+    if (redis->ac == NULL || ngx_worksible_redis_send(redis, op) != NGX_OK) {
+        ngx_worksible_redis_wait(redis, op);
+    }
+
+    return NGX_OK;
+}
+
+
 void
 ngx_worksible_redis_no_primary(ngx_worksible_redis_t *redis)
 {
     ngx_worksible_redis_fail(redis, NULL);     /* the Sentinel said why */
+}
+
+
+void
+ngx_worksible_redis_finish(ngx_worksible_redis_op_t *op)
+{
+    ngx_worksible_redis_answer(op, NULL);
+    ngx_free(op);
+}
+
+
+ngx_uint_t
+ngx_worksible_redis_broken(ngx_worksible_redis_t *redis)
+{
+    return redis->broken;
 }

@@ -45,6 +45,7 @@
 
 typedef struct ngx_worksible_redis_s     ngx_worksible_redis_t;
 typedef struct ngx_worksible_redis_op_s  ngx_worksible_redis_op_t;
+typedef struct ngx_worksible_redis_cluster_s  ngx_worksible_redis_cluster_t;
 
 /* reply NULL: no answer (timeout, Redis down); freed after the call */
 typedef void (*ngx_worksible_redis_handler_pt)(ngx_worksible_redis_op_t *op,
@@ -62,6 +63,9 @@ typedef struct {
     ngx_msec_t                      timeout;
     ngx_msec_t                      connect_timeout;
     ngx_worksible_redis_sentinel_conf_t  *sentinel;  /* sentinel=, or NULL */
+    unsigned                        cluster:1;    /* seed nodes of one */
+    ngx_array_t                    *seeds;        /* their confs (cluster) */
+    ngx_worksible_redis_cluster_t  *node_of;      /* a node's, per worker */
 } ngx_worksible_redis_conf_t;
 
 
@@ -76,21 +80,26 @@ struct ngx_worksible_redis_op_s {
     size_t                          argvlen[NGX_WORKSIBLE_REDIS_MAX_ARGS];
     ngx_queue_t                     queue;        /* waiting, see queued */
     size_t                          sent;         /* its first byte's offset */
+    ngx_event_t                     retry;        /* cluster: TRYAGAIN */
+    ngx_uint_t                      slot;         /* cluster: of argv[3] */
+    ngx_uint_t                      redirects;    /* cluster: so far */
     unsigned                        done:1;       /* the requester was told */
     unsigned                        queued:1;     /* waits for a connection */
     unsigned                        unknown:1;    /* written, then lost */
     unsigned                        resend:1;     /* safe to run twice */
+    unsigned                        asking:1;     /* cluster: ASKING first */
 };
 
 
 /*
- * Parses "ADDRESS [ADDRESS...] [sentinel=NAME] [sentinel_password_file=FILE]
- * [password_file=FILE] [db=N] [timeout=TIME] [connect_timeout=TIME]" (the
- * worksible_redis directive): ADDRESS is host[:port] (6379), resolved now,
- * or unix:/path; with sentinel=NAME the ADDRESSes are Sentinels
- * (host[:port], 26379) and the primary is asked of them at run time.
- * Defaults: db 0, timeout 100ms, connect_timeout 1s. NGX_CONF_OK or an
- * error for nginx -t.
+ * Parses "ADDRESS [ADDRESS ...] [cluster | sentinel=NAME
+ * [sentinel_password_file=FILE]] [password_file=FILE] [db=N] [timeout=TIME]
+ * [connect_timeout=TIME]" (the worksible_redis directive): ADDRESS is
+ * host[:port] (6379), resolved now, or unix:/path; several only with
+ * "cluster" (seed nodes of a Redis Cluster, db 0, no unix:, see
+ * ngx_worksible_redis_cluster.h) or sentinel=NAME (Sentinels, host[:port],
+ * 26379: the primary is asked of them at run time). Defaults: db 0, timeout
+ * 100ms, connect_timeout 1s. NGX_CONF_OK or an error for nginx -t.
  */
 char *ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t nargs, ngx_worksible_redis_conf_t *conf);
@@ -157,6 +166,25 @@ void ngx_worksible_redis_primary(ngx_worksible_redis_t *redis,
 
 /* sentinel=: no Sentinel answered and no primary is known: Redis is down */
 void ngx_worksible_redis_no_primary(ngx_worksible_redis_t *redis);
+
+/*
+ * For ngx_worksible_redis_cluster.c. ngx_worksible_redis_call(): the
+ * command argv (argc <= NGX_WORKSIBLE_REDIS_MAX_ARGS, strings not copied:
+ * static) on this connection, its handler called once within timeout ms;
+ * NULL when the breaker is open or on no memory.
+ * ngx_worksible_redis_resubmit(): op (of ngx_worksible_redis_eval()) goes
+ * to this connection (a redirection), within its first timeout; NGX_DECLINED
+ * when this one's breaker is open. ngx_worksible_redis_finish(): op's
+ * requester gets no answer (if not told yet) and op is freed.
+ * ngx_worksible_redis_broken(): 1 while the breaker is open.
+ */
+ngx_worksible_redis_op_t *ngx_worksible_redis_call(
+    ngx_worksible_redis_t *redis, int argc, const char **argv,
+    ngx_msec_t timeout, ngx_worksible_redis_handler_pt handler, void *data);
+ngx_int_t ngx_worksible_redis_resubmit(ngx_worksible_redis_t *redis,
+    ngx_worksible_redis_op_t *op);
+void ngx_worksible_redis_finish(ngx_worksible_redis_op_t *op);
+ngx_uint_t ngx_worksible_redis_broken(ngx_worksible_redis_t *redis);
 
 
 #endif /* _NGX_WORKSIBLE_REDIS_H_INCLUDED_ */

@@ -3,6 +3,14 @@
 #
 #   util/stack.sh start|stop|status dev|test|chaos|bench
 #   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test|chaos|bench
+#   util/stack.sh cluster-start|cluster-stop dev|test|chaos|bench
+#
+# cluster-start: a fresh Redis Cluster of 3 primaries and 3 replicas on
+# 127.0.0.1:57001-57006 (t/redis_cluster.t; run it in a network namespace
+# of its own beside another stack's), under build/<name>/cluster/PORT/,
+# cluster-node-timeout 1000 ms; it returns once every node reports
+# cluster_state:ok. Bus ports are 47001-47006 (Redis wants them below
+# 65536, and port + 10000 is not). cluster-stop stops the six.
 #
 # Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
 # chaos (util/chaos.pl, `make chaos`) 55434, 56381; bench (make bench,
@@ -139,6 +147,59 @@ redis_stop() {
     rm -f "$dir/redis.pid"
 }
 
+cluster_ports="57001 57002 57003 57004 57005 57006"
+
+cluster_stop() {
+    local port pid
+    for port in $cluster_ports; do
+        [ -f "$dir/cluster/$port/redis.pid" ] || continue
+        pid=$(cat "$dir/cluster/$port/redis.pid")
+        kill -CONT "$pid" 2>/dev/null || true
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$dir/cluster/$port/redis.pid"
+    done
+}
+
+cluster_start() {
+    local port addrs=() ok
+    cluster_stop
+    rm -rf "$dir/cluster"
+    for port in $cluster_ports; do
+        mkdir -p "$dir/cluster/$port"
+        redis-server --bind 127.0.0.1 --port "$port" --save '' \
+            --appendonly no --daemonize yes --dir "$dir/cluster/$port" \
+            --cluster-enabled yes --cluster-config-file nodes.conf \
+            --cluster-node-timeout 1000 --cluster-port $((port - 10000)) \
+            --pidfile "$dir/cluster/$port/redis.pid" \
+            --logfile "$dir/cluster/$port/redis.log"
+        addrs+=("127.0.0.1:$port")
+    done
+    for port in $cluster_ports; do
+        for _ in $(seq 50); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 && break
+            sleep 0.1
+        done
+    done
+    redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 \
+        --cluster-yes >"$dir/cluster/create.log" 2>&1 || {
+        echo "stack.sh: cluster create failed, see $dir/cluster/create.log" >&2
+        return 1
+    }
+    for _ in $(seq 100); do
+        ok=0
+        for port in $cluster_ports; do
+            redis-cli -p "$port" cluster info 2>/dev/null \
+                | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+        done
+        [ "$ok" = 6 ] && return 0
+        sleep 0.2
+    done
+    echo "stack.sh: the cluster is not ok after 20 s" >&2
+    return 1
+}
+
 secret_init() {
     [ -s "$dir/key_secret" ] && return 0
     mkdir -p "$dir"
@@ -153,6 +214,8 @@ case $cmd in
     pg-stop)     pg_stop ;;
     redis-start) redis_start ;;
     redis-stop)  redis_stop ;;
+    cluster-start) cluster_start ;;
+    cluster-stop)  cluster_stop ;;
     status)
         as_pg "$pgbin/pg_ctl" -D "$pgdata" status || true
         redis-cli -h 127.0.0.1 -p "$redis_port" ping || true ;;
