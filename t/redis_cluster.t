@@ -45,7 +45,7 @@ for my $c (
       qr/syntax is ok/, 'seed nodes of a cluster' ],
     [ '127.0.0.1:57001 cluster', 0, qr/syntax is ok/, 'one seed node' ],
     [ '127.0.0.1:57001 127.0.0.1:57002', 1,
-      qr/several addresses need "cluster"/, 'several addresses without cluster' ],
+      qr/several addresses need "cluster" or sentinel=NAME/, 'several addresses without cluster' ],
     [ '127.0.0.1:57001 cluster db=1', 1,
       qr/a Redis Cluster has db 0 only/, 'a cluster with db=1' ],
     [ 'unix:/tmp/redis.sock cluster', 1,
@@ -55,6 +55,10 @@ for my $c (
       qr/worksible_redis "127.0.0.1:notaport" not resolved/, 'a malformed seed' ],
     [ '127.0.0.1:57001 cluster bogus=1', 1,
       qr/invalid worksible_redis parameter "bogus=1"/, 'an unknown parameter' ],
+    [ '127.0.0.1:57001 127.0.0.1:57002 cluster sentinel=mymaster', 1,
+      qr/"cluster" and sentinel= exclude each other/, 'cluster with sentinel=' ],
+    [ '127.0.0.1:57001 sentinel=mymaster cluster', 1,
+      qr/"cluster" and sentinel= exclude each other/, 'sentinel= with cluster' ],
 ) {
     my ($redis, $fails, $re, $name) = @$c;
     my ($code, $out) = nginx_t($redis);

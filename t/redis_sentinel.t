@@ -299,7 +299,7 @@ sub nginx_t {
 for my $case (
     [ "127.0.0.1:57103 127.0.0.1:57104 sentinel=$name", 0, qr/syntax is ok/, 'Sentinels and a master name' ],
     [ "127.0.0.1 sentinel=$name db=3 timeout=50ms", 0, qr/syntax is ok/, 'one Sentinel, port 26379, with db and timeout' ],
-    [ "127.0.0.1:57103 127.0.0.1:57104", 1, qr/several addresses need sentinel=NAME/, 'several addresses without sentinel=' ],
+    [ "127.0.0.1:57103 127.0.0.1:57104", 1, qr/several addresses need "cluster" or sentinel=NAME/, 'several addresses without sentinel=' ],
     [ "127.0.0.1:57103 sentinel=", 1, qr/one sentinel=NAME with a master name/, 'sentinel= without a name' ],
     [ "127.0.0.1:57103 sentinel=a sentinel=b", 1, qr/one sentinel=NAME/, 'two master names' ],
     [ "127.0.0.1:57103 sentinel_password_file=$dir/sentinel_password", 1,
