@@ -3,6 +3,15 @@
 #
 #   util/stack.sh start|stop|status dev|test|chaos|bench
 #   util/stack.sh pg-start|pg-stop|redis-start|redis-stop dev|test|chaos|bench
+#   util/stack.sh replica-start|replica-stop|primary-stop|promote dev|test|...
+#
+# A streaming replica of the stack's PostgreSQL (replica-start: made with
+# pg_basebackup -R on loopback the first time, then started) listens on the
+# stack's PostgreSQL port + 10 (test: 55443), with hot_standby; promote
+# makes it a primary (pg_ctl promote); primary-stop stops the primary
+# (PRIMARY_STOP_MODE: fast, or immediate); replica-stop stops the replica
+# and deletes it (a promoted one has diverged: the next replica-start makes
+# a fresh copy).
 #
 # Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
 # chaos (util/chaos.pl, `make chaos`) 55434, 56381; bench (make bench,
@@ -29,6 +38,7 @@ esac
 
 dir=$top/build/$name
 pgdata=$dir/pg
+replica_port=$((pg_port + 10))
 pgbin=/usr/lib/postgresql/15/bin
 
 as_pg() {
@@ -48,6 +58,8 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$dir"; then
     mkdir -p "$(dirname "$pgdata")"
     chmod 755 "$(dirname "$(dirname "$pgdata")")" "$(dirname "$pgdata")"
 fi
+
+replica=$(dirname "$pgdata")/replica
 
 pg_init() {
     [ -f "$pgdata/PG_VERSION" ] && return 0
@@ -73,6 +85,7 @@ CONF
     cat >"$pgdata/pg_hba.conf" <<HBA
 local all all trust
 host  all all 127.0.0.1/32 trust
+host  replication all 127.0.0.1/32 trust
 HBA
     pg_start_only
     psql_su postgres -q <<SQL
@@ -139,6 +152,43 @@ redis_stop() {
     rm -f "$dir/redis.pid"
 }
 
+# the primary lets replication connections in (a cluster made before the
+# line was added gets it now), then a copy of it streams from it
+replica_start() {
+    pg_start
+    if ! grep -q '^host  *replication' "$pgdata/pg_hba.conf"; then
+        echo 'host  replication all 127.0.0.1/32 trust' >>"$pgdata/pg_hba.conf"
+        as_pg "$pgbin/pg_ctl" -D "$pgdata" reload >/dev/null
+    fi
+    if [ ! -f "$replica/PG_VERSION" ]; then
+        rm -rf "$replica"
+        mkdir -p "$replica"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$replica"
+        chmod 700 "$replica"
+        as_pg "$pgbin/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U postgres \
+            -D "$replica" -R -X stream -c fast 2>"$dir/basebackup.log" \
+            || { cat "$dir/basebackup.log" >&2; exit 1; }
+        # the copied settings name the primary's port and socket directory
+        cat >>"$replica/postgresql.conf" <<CONF
+port = $replica_port
+unix_socket_directories = '$replica'
+hot_standby = on
+CONF
+    fi
+    if ! as_pg "$pgbin/pg_ctl" -D "$replica" status >/dev/null 2>&1; then
+        as_pg "$pgbin/pg_ctl" -D "$replica" -l "$replica/server.log" -w -t 30 \
+            start >/dev/null
+    fi
+}
+
+replica_stop() {
+    if [ -f "$replica/PG_VERSION" ]; then
+        as_pg "$pgbin/pg_ctl" -D "$replica" -m immediate -w -t 30 stop \
+            >/dev/null 2>&1 || true
+    fi
+    rm -rf "$replica"
+}
+
 secret_init() {
     [ -s "$dir/key_secret" ] && return 0
     mkdir -p "$dir"
@@ -148,11 +198,17 @@ secret_init() {
 
 case $cmd in
     start)       mkdir -p "$dir"; secret_init; pg_start; redis_start ;;
-    stop)        pg_stop; redis_stop ;;
+    stop)        replica_stop; pg_stop; redis_stop ;;
     pg-start)    pg_start ;;
     pg-stop)     pg_stop ;;
     redis-start) redis_start ;;
     redis-stop)  redis_stop ;;
+    replica-start) replica_start ;;
+    replica-stop)  replica_stop ;;
+    primary-stop)
+        as_pg "$pgbin/pg_ctl" -D "$pgdata" -m "${PRIMARY_STOP_MODE:-fast}" \
+            -w -t 30 stop >/dev/null ;;
+    promote)     as_pg "$pgbin/pg_ctl" -D "$replica" -w -t 30 promote >/dev/null ;;
     status)
         as_pg "$pgbin/pg_ctl" -D "$pgdata" status || true
         redis-cli -h 127.0.0.1 -p "$redis_port" ping || true ;;
