@@ -94,6 +94,7 @@ static const char *ngx_worksible_pg_rotate(ngx_pool_t *pool,
     const char *list, ngx_uint_t k);
 static ngx_int_t ngx_worksible_pg_conf_bounds(ngx_conf_t *cf,
     ngx_worksible_pg_conf_t *conf, ngx_uint_t *n);
+static ngx_int_t ngx_worksible_pg_bouncer(ngx_worksible_pg_pool_t *pool);
 static void ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool);
 static ngx_worksible_pg_op_t *ngx_worksible_pg_next(
     ngx_worksible_pg_pool_t *pool, ngx_uint_t background);
@@ -150,12 +151,23 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     conf->queue = 256;
     conf->connect_timeout = 2000;
     conf->query_timeout = 5000;
-    conf->prepare = 1;
+    conf->prepare = NGX_CONF_UNSET_UINT;
 
     for (i = 1; i < nargs; i++) {
         if (ngx_worksible_pg_conf_option(cf, &args[i], conf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (conf->pgbouncer && conf->prepare == 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "worksible_postgres: prepare=on with pgbouncer=on "
+                           "(transaction pooling keeps no named statements)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->prepare == NGX_CONF_UNSET_UINT) {
+        conf->prepare = !conf->pgbouncer;
     }
 
     /* configuration strings are NUL-terminated by ngx_conf_read_token() */
@@ -203,6 +215,14 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
         } else if (ngx_strcmp(o->keyword, "target_session_attrs") == 0) {
             conf->read_write = (ngx_strcmp(o->val, "read-write") == 0
                                 || ngx_strcmp(o->val, "primary") == 0);
+
+        } else if (conf->pgbouncer && ngx_strcmp(o->keyword, "options") == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "worksible_postgres: PgBouncer refuses the "
+                               "startup parameter \"options\" (pgbouncer=on):"
+                               " set them on the role (ALTER ROLE ... SET)");
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
         }
     }
 
@@ -268,7 +288,9 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
         i++;
     }
 
-    if (ngx_worksible_pg_conf_bounds(cf, conf, &i) != NGX_OK) {
+    if (!conf->pgbouncer
+        && ngx_worksible_pg_conf_bounds(cf, conf, &i) != NGX_OK)
+    {
         PQconninfoFree(opts);
         return NGX_CONF_ERROR;
     }
@@ -429,7 +451,8 @@ ngx_worksible_pg_rotate(ngx_pool_t *pool, const char *list, ngx_uint_t k)
  * a backend whose connection the module closed stops its query then;
  * PostgreSQL 14 or later) are added to the conninfo's "options" (libpq's
  * -c), each unless it names it already. *n is the count of keywords, one
- * more when "options" is added.
+ * more when "options" is added. "options" becomes the last keyword, so
+ * that ngx_worksible_pg_bouncer() can leave it out.
  */
 
 static ngx_int_t
@@ -487,6 +510,70 @@ ngx_worksible_pg_conf_bounds(ngx_conf_t *cf, ngx_worksible_pg_conf_t *conf,
     }
 
     conf->values[i] = (char *) p;
+
+    k = *n - 1;
+
+    if (i != k) {
+        conf->keywords[i] = conf->keywords[k];
+        conf->values[i] = conf->values[k];
+        conf->keywords[k] = "options";
+        conf->values[k] = (char *) p;
+    }
+
+    conf->options = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The server refused the startup parameter "options" ("unsupported startup
+ * parameter", PgBouncer): this worker's pool connects without it from now
+ * on (the bounds then come from the role's settings), sends every statement
+ * unnamed and, when it is the revocation listener, stops listening (in
+ * transaction pooling a notification reaches whichever client holds the
+ * server connection). NGX_OK, or NGX_ERROR on out of memory.
+ */
+
+static ngx_int_t
+ngx_worksible_pg_bouncer(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_uint_t                n;
+    const char              **keywords;
+    ngx_worksible_pg_conf_t  *conf;
+
+    conf = pool->conf;
+
+    for (n = 0; conf->keywords[n]; n++) { /* void */ }
+
+    keywords = ngx_palloc(pool->mem, n * sizeof(char *));
+    if (keywords == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* "options" is the last keyword (ngx_worksible_pg_conf_bounds) */
+
+    ngx_memcpy(keywords, conf->keywords, (n - 1) * sizeof(char *));
+    keywords[n - 1] = NULL;
+
+    conf->keywords = keywords;
+    conf->options = 0;
+    conf->prepare = 0;
+    conf->pgbouncer = 1;
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "worksible postgres %V refuses the startup parameter "
+                  "\"options\" (PgBouncer?): connecting without it, its "
+                  "bounds must be the role's settings, statements go "
+                  "unnamed (set pgbouncer=on to say so)", &conf->display);
+
+    if (pool->notify != NULL) {
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "worksible postgres: no %s behind PgBouncer, "
+                      "revocations reach the key cache within its ttl",
+                      pool->listen_sql);
+        pool->notify = NULL;
+    }
 
     return NGX_OK;
 }
@@ -570,13 +657,23 @@ ngx_worksible_pg_conf_option(ngx_conf_t *cf, ngx_str_t *arg,
         return NGX_OK;
     }
 
+    if (arg->len == 12 && ngx_strncmp(arg->data, "pgbouncer=on", 12) == 0) {
+        conf->pgbouncer = 1;
+        return NGX_OK;
+    }
+
+    if (arg->len == 13 && ngx_strncmp(arg->data, "pgbouncer=off", 13) == 0) {
+        conf->pgbouncer = 0;
+        return NGX_OK;
+    }
+
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid worksible_postgres parameter \"%V\" "
                        "(pool=1..1024, queue=0..65536, "
                        "connect_timeout=TIME, query_timeout=TIME, "
-                       "prepare=on|off)", arg);
+                       "prepare=on|off, pgbouncer=on|off)", arg);
 
     return NGX_ERROR;
 }
@@ -1336,6 +1433,17 @@ ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn)
     ngx_log_error(NGX_LOG_ERR, pool->log, 0,
                   "worksible postgres connect to %V failed: %V",
                   &pool->conf->display, &msg);
+
+    if (pool->conf->options && conn->pgconn != NULL
+        && ngx_strstr(PQerrorMessage(conn->pgconn),
+                      "unsupported startup parameter") != NULL
+        && ngx_worksible_pg_bouncer(pool) == NGX_OK)
+    {
+        /* again at once, without "options" */
+        ngx_worksible_pg_close(conn);
+        ngx_worksible_pg_dispatch(pool);
+        return;
+    }
 
     ngx_worksible_pg_close(conn);
 
@@ -2152,6 +2260,11 @@ ngx_worksible_pg_listened(ngx_worksible_pg_op_t *op)
     ngx_worksible_pg_pool_t  *pool;
 
     pool = op->data;
+
+    if (pool->notify == NULL) {
+        /* stopped (ngx_worksible_pg_bouncer) */
+        return;
+    }
 
     if (op->status != NGX_WORKSIBLE_PG_OK
         || PQresultStatus(op->result) != PGRES_COMMAND_OK)

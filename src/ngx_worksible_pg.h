@@ -64,6 +64,13 @@ typedef struct {
     ngx_uint_t                  naddrs;       /* in hostaddr, 1 or more */
     const char               ***rotations;    /* values, from address k */
     ngx_uint_t                  prepare;      /* named statements: 1 */
+    /*
+     * PgBouncer in transaction pooling: no "options" startup parameter, no
+     * named statements, no LISTEN. Set by pgbouncer=on, or in a worker
+     * when a connect is refused with "unsupported startup parameter".
+     */
+    ngx_uint_t                  pgbouncer;
+    ngx_uint_t                  options;      /* keywords[] "options", last */
 } ngx_worksible_pg_conf_t;
 
 
@@ -98,8 +105,8 @@ struct ngx_worksible_pg_op_s {
 
 /*
  * Parses "CONNINFO [pool=N] [queue=N] [connect_timeout=TIME]
- * [query_timeout=TIME] [prepare=on|off]" (the worksible_postgres
- * directive) into conf;
+ * [query_timeout=TIME] [prepare=on|off] [pgbouncer=on|off]" (the
+ * worksible_postgres directive) into conf;
  * resolves host names (one, or libpq's list "a,b" with a port each or one
  * for all) to hostaddr now, never on a request.
  * Returns NGX_CONF_OK or an error message for nginx -t.

@@ -13,6 +13,13 @@
 # and deletes it (a promoted one has diverged: the next replica-start makes
 # a fresh copy).
 #
+#   util/stack.sh pgbouncer-start|pgbouncer-stop dev|test|...
+#
+# PgBouncer (Debian's, 1.18) in front of the stack's PostgreSQL, on its
+# port + 1000 (test: 56433), pool_mode=transaction, 2 server connections
+# per database and user, trust authentication of the stack's roles; its
+# admin console is the database "pgbouncer" for the user postgres.
+#
 # Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
 # chaos (util/chaos.pl, `make chaos`) 55434, 56381; bench (make bench,
 # util/bench.sh) 55435, 56382, with pg_stat_statements.
@@ -39,6 +46,7 @@ esac
 dir=$top/build/$name
 pgdata=$dir/pg
 replica_port=$((pg_port + 10))
+bouncer_port=$((pg_port + 1000))
 pgbin=/usr/lib/postgresql/15/bin
 
 as_pg() {
@@ -60,6 +68,7 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$dir"; then
 fi
 
 replica=$(dirname "$pgdata")/replica
+bouncer=$(dirname "$pgdata")/pgbouncer
 
 pg_init() {
     [ -f "$pgdata/PG_VERSION" ] && return 0
@@ -189,6 +198,55 @@ replica_stop() {
     rm -rf "$replica"
 }
 
+# PgBouncer refuses to run as root: it runs as postgres, like PostgreSQL
+pgbouncer_start() {
+    if [ -f "$bouncer/pgbouncer.pid" ] \
+       && kill -0 "$(cat "$bouncer/pgbouncer.pid")" 2>/dev/null; then
+        return 0
+    fi
+    mkdir -p "$bouncer"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$bouncer"
+    printf '"worksible_api" ""\n"worksible" ""\n"postgres" ""\n' \
+        >"$bouncer/users.txt"
+    cat >"$bouncer/pgbouncer.ini" <<INI
+[databases]
+worksible = host=127.0.0.1 port=$pg_port dbname=worksible
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $bouncer/users.txt
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 500
+server_login_retry = 1
+logfile = $bouncer/pgbouncer.log
+pidfile = $bouncer/pgbouncer.pid
+INI
+    as_pg pgbouncer -d "$bouncer/pgbouncer.ini"
+    for _ in $(seq 50); do
+        psql -X -q -h 127.0.0.1 -p "$bouncer_port" -U postgres -d pgbouncer \
+            -c 'SHOW VERSION' >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "stack.sh: pgbouncer did not start, see $bouncer/pgbouncer.log" >&2
+    return 1
+}
+
+# SIGTERM: PgBouncer's immediate shutdown, every connection closed
+pgbouncer_stop() {
+    [ -f "$bouncer/pgbouncer.pid" ] || return 0
+    local pid
+    pid=$(cat "$bouncer/pgbouncer.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$bouncer/pgbouncer.pid"
+}
+
 secret_init() {
     [ -s "$dir/key_secret" ] && return 0
     mkdir -p "$dir"
@@ -198,11 +256,13 @@ secret_init() {
 
 case $cmd in
     start)       mkdir -p "$dir"; secret_init; pg_start; redis_start ;;
-    stop)        replica_stop; pg_stop; redis_stop ;;
+    stop)        pgbouncer_stop; replica_stop; pg_stop; redis_stop ;;
     pg-start)    pg_start ;;
     pg-stop)     pg_stop ;;
     redis-start) redis_start ;;
     redis-stop)  redis_stop ;;
+    pgbouncer-start) pgbouncer_start ;;
+    pgbouncer-stop)  pgbouncer_stop ;;
     replica-start) replica_start ;;
     replica-stop)  replica_stop ;;
     primary-stop)
