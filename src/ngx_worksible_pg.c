@@ -2319,3 +2319,49 @@ ngx_worksible_pg_transient(PGresult *res)
 
     return 0;
 }
+
+
+ngx_worksible_pg_op_t *
+ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op,
+    ngx_worksible_pg_pool_t *pool)
+{
+    int                     i;
+    ngx_str_t               value;
+    ngx_worksible_pg_op_t  *copy;
+
+    copy = ngx_worksible_pg_op_create(pool);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    copy->sql = ngx_worksible_pg_strdup(copy->mem, op->sql);
+    copy->name = op->name;
+    copy->background = op->background;
+
+    if (copy->sql == NULL) {
+        ngx_worksible_pg_op_free(copy);
+        return NULL;
+    }
+
+    for (i = 0; i < op->nparams; i++) {
+        value.data = (u_char *) op->values[i];
+        value.len = value.data ? ngx_strlen(value.data) : 0;
+
+        if (ngx_worksible_pg_op_param(copy, value.data ? &value : NULL)
+            != NGX_OK)
+        {
+            ngx_worksible_pg_op_free(copy);
+            return NULL;
+        }
+    }
+
+    return copy;
+}
+
+
+ngx_uint_t
+ngx_worksible_pg_ready(ngx_worksible_pg_pool_t *pool)
+{
+    return ngx_worksible_pg_live(pool)
+           || (ngx_msec_int_t) (pool->retry_at - ngx_current_msec) <= 0;
+}

@@ -178,6 +178,17 @@ ngx_uint_t ngx_worksible_pg_transient(PGresult *res);
 /* the first line of a libpq message (they end with "\n"), for the log */
 ngx_str_t ngx_worksible_pg_message(const char *msg);
 
+/*
+ * A new op on pool with op's sql, name and parameters (copied): the same
+ * query elsewhere (a read a replica failed, run on the primary); NULL on
+ * out of memory.
+ */
+ngx_worksible_pg_op_t *ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op,
+    ngx_worksible_pg_pool_t *pool);
+
+/* 1 when a query may be sent now: a connection is alive, or no backoff */
+ngx_uint_t ngx_worksible_pg_ready(ngx_worksible_pg_pool_t *pool);
+
 /* seconds until a connection attempt is allowed again, at least 1 */
 time_t ngx_worksible_pg_retry_after(ngx_worksible_pg_pool_t *pool);
 
