@@ -127,6 +127,8 @@ static void ngx_worksible_pg_drain(ngx_worksible_pg_conn_t *conn,
     ngx_msec_t deadline);
 static void ngx_worksible_pg_drain_timeout(ngx_event_t *ev);
 static ngx_uint_t ngx_worksible_pg_read_only(PGresult *res);
+static ngx_uint_t ngx_worksible_pg_unprepared(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op);
 static void ngx_worksible_pg_op_timeout(ngx_event_t *ev);
 static void ngx_worksible_pg_op_finish(ngx_worksible_pg_op_t *op,
     ngx_worksible_pg_status_e status);
@@ -1830,6 +1832,22 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
         }
     }
 
+    if (ngx_worksible_pg_unprepared(conn, op)) {
+        /* sent again unnamed */
+
+        if (PQsendQueryParams(conn->pgconn, op->sql, op->nparams, NULL,
+                              op->values, NULL, NULL, 0)
+            && ngx_worksible_pg_flush(conn) == NGX_OK)
+        {
+            return;
+        }
+
+        msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "worksible postgres send failed: %V", &msg);
+        goto failed;
+    }
+
     if (conn->timer.timer_set) {
         ngx_del_timer(&conn->timer);
     }
@@ -1920,6 +1938,55 @@ ngx_worksible_pg_drain_timeout(ngx_event_t *ev)
 
     ngx_worksible_pg_close(conn);
     ngx_worksible_pg_dispatch(conn->pool);
+}
+
+
+/*
+ * 1 when op's named statement failed as it does behind a pooler that hands
+ * out another server connection (PgBouncer in transaction pooling with
+ * ignore_startup_parameters = options, so undetected): "prepared statement
+ * does not exist" (26000) or "already exists" (42P05). Nothing ran; from
+ * now on this pool sends statements unnamed, and op's result is dropped
+ * for it to be sent again.
+ */
+
+static ngx_uint_t
+ngx_worksible_pg_unprepared(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op)
+{
+    const char               *state;
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    if (op == NULL || op->result == NULL || op->name == NULL
+        || !pool->conf->prepare
+        || PQstatus(conn->pgconn) != CONNECTION_OK
+        || PQtransactionStatus(conn->pgconn) != PQTRANS_IDLE)
+    {
+        return 0;
+    }
+
+    state = PQresultErrorField(op->result, PG_DIAG_SQLSTATE);
+
+    if (state == NULL
+        || (ngx_strcmp(state, "26000") != 0 && ngx_strcmp(state, "42P05") != 0))
+    {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "worksible postgres %V lost the prepared statement \"%s\" "
+                  "(a pooler in transaction mode?): statements go unnamed "
+                  "from now on (set prepare=off or pgbouncer=on to say so)",
+                  &pool->conf->display, op->name);
+
+    pool->conf->prepare = 0;
+
+    PQclear(op->result);
+    op->result = NULL;
+
+    return 1;
 }
 
 

@@ -4,7 +4,9 @@
 # statements unnamed (a named one would be missing on the next server
 # connection), no LISTEN (the key cache's ttl bounds revocations). The
 # normal flow (auth, a list, a keyed POST and its replay) through it; the
-# same without the switch (the refusal detected: the same fallback); a
+# same without the switch (the refusal detected: the same fallback), and
+# with PgBouncer dropping "options" silently (the lost named statements
+# detected: sent unnamed from then on); a
 # PgBouncer restart under keyed traffic: requests recover without a
 # reload, no key runs twice.
 
@@ -120,6 +122,27 @@ like($log, qr/refuses the startup parameter "options" \(PgBouncer\?\): connectin
 like($log, qr/no LISTEN "worksible_api_keys" behind PgBouncer/,
      'the revocation listener stops');
 nginx_stop();
+
+# --- options dropped silently: the lost statements detected ------------------
+#
+# With ignore_startup_parameters = options nothing is refused: the pool
+# prepares statements until one is missing on the server connection
+# PgBouncer hands out (or already there), then sends them unnamed.
+
+stack('pgbouncer-stop');
+{
+    local $ENV{PGBOUNCER_IGNORE} = 'options';
+    stack('pgbouncer-start');
+}
+start('');
+flow('ignored');
+$log = Worksible::Test::slurp("$top/t/servroot_pgbouncer/logs/error.log") // '';
+like($log, qr/lost the prepared statement "worksible_\w+" \(a pooler in transaction mode\?\): statements go unnamed/,
+     'a lost prepared statement is logged, and the list sent again unnamed');
+unlike($log, qr/\[error\].*prepared statement/, 'no request failed for it');
+nginx_stop();
+stack('pgbouncer-stop');
+stack('pgbouncer-start');
 
 # --- PgBouncer restarted under keyed traffic --------------------------------
 

@@ -19,6 +19,8 @@
 # port + 1000 (test: 56433), pool_mode=transaction, 2 server connections
 # per database and user, trust authentication of the stack's roles; its
 # admin console is the database "pgbouncer" for the user postgres.
+# PGBOUNCER_IGNORE=options: it drops that startup parameter instead of
+# refusing it (ignore_startup_parameters).
 #
 # Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
 # chaos (util/chaos.pl, `make chaos`) 55434, 56381; bench (make bench,
@@ -223,6 +225,7 @@ pool_mode = transaction
 default_pool_size = 2
 max_client_conn = 500
 server_login_retry = 1
+ignore_startup_parameters = ${PGBOUNCER_IGNORE:-}
 logfile = $bouncer/pgbouncer.log
 pidfile = $bouncer/pgbouncer.pid
 INI
