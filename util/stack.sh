@@ -6,7 +6,7 @@
 #   util/stack.sh replica-start|replica-stop|primary-stop|promote dev|test|...
 #
 # A streaming replica of the stack's PostgreSQL (replica-start: made with
-# pg_basebackup -R on loopback the first time, then started) listens on the
+# pg_basebackup -R on loopback unless one runs already) listens on the
 # stack's PostgreSQL port + 10 (test: 55443), with hot_standby; promote
 # makes it a primary (pg_ctl promote); primary-stop stops the primary
 # (PRIMARY_STOP_MODE: fast, or immediate); replica-stop stops the replica
@@ -170,6 +170,16 @@ replica_start() {
     if ! grep -q '^host  *replication' "$pgdata/pg_hba.conf"; then
         echo 'host  replication all 127.0.0.1/32 trust' >>"$pgdata/pg_hba.conf"
         as_pg "$pgbin/pg_ctl" -D "$pgdata" reload >/dev/null
+    fi
+    # a copy left stopped (an interrupted run) may have diverged or fallen
+    # past the primary's WAL, a promoted one has: only a running standby is
+    # kept
+    if [ -f "$replica/PG_VERSION" ] \
+       && { ! as_pg "$pgbin/pg_ctl" -D "$replica" status >/dev/null 2>&1 \
+            || [ "$(psql -X -At -h 127.0.0.1 -p "$replica_port" -U postgres \
+                    -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" != t ]; }
+    then
+        replica_stop
     fi
     if [ ! -f "$replica/PG_VERSION" ]; then
         rm -rf "$replica"
