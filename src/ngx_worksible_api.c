@@ -594,8 +594,11 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
 }
 
 
-/* the same on pool; NULL: a read replica's if r may use one, else the
- * primary's */
+/*
+ * The same on pool; NULL: a read replica's if r may use one
+ * (worksible_read_replica), else the primary's. A replica that refuses the
+ * query at once (backoff, queue full) passes it to the primary.
+ */
 
 static ngx_int_t
 ngx_worksible_api_run_on(ngx_http_request_t *r, ngx_worksible_route_t *route,
