@@ -74,6 +74,30 @@ static ngx_command_t  ngx_worksible_commands[] = {
       NULL },
 
     /*
+     * worksible_postgres_replica CONNINFO [check=TIME] [pool=N] ...;
+     * context: http, up to 8. A streaming replica for the locations with
+     * worksible_read_replica on (ngx_worksible_replica.h).
+     */
+    { ngx_string("worksible_postgres_replica"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_1MORE,
+      ngx_worksible_replica_directive,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
+     * worksible_read_replica off | on [max_lag=TIME]; default off, max_lag
+     * 1s; context: http, server, location. GETs of worksible_api on a
+     * replica at most max_lag behind, else on the primary.
+     */
+    { ngx_string("worksible_read_replica"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_worksible_read_replica,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    /*
      * worksible_key_secret_file FILE;  context: http. Lines of
      * "VERSION:HEX" (the current secret first), or one bare 64-hex line
      * (version 1); read when the configuration loads.
@@ -344,6 +368,8 @@ ngx_worksible_create_loc_conf(ngx_conf_t *cf)
     lcf->idempotency.lock = NGX_CONF_UNSET_MSEC;
     lcf->idempotency.max_size = NGX_CONF_UNSET_SIZE;
     lcf->cors = NGX_CONF_UNSET_PTR;
+    lcf->read_replica = NGX_CONF_UNSET;
+    lcf->replica_max_lag = NGX_CONF_UNSET_MSEC;
 
     return lcf;
 }
@@ -381,6 +407,28 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->scopes, prev->scopes, NULL);
     ngx_conf_merge_ptr_value(conf->deprecation, prev->deprecation, NULL);
     ngx_conf_merge_ptr_value(conf->cors, prev->cors, NULL);
+
+    if (conf->read_replica == NGX_CONF_UNSET) {
+        conf->read_replica = prev->read_replica;
+        conf->replica_max_lag = prev->replica_max_lag;
+    }
+
+    if (conf->read_replica == NGX_CONF_UNSET) {
+        conf->read_replica = 0;
+    }
+
+    if (conf->replica_max_lag == NGX_CONF_UNSET_MSEC) {
+        conf->replica_max_lag = 1000;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_worksible_module);
+
+    if (conf->read_replica && mcf->replicas == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"worksible_read_replica on\" needs "
+                           "\"worksible_postgres_replica\" in http{}");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_uint_value(conf->idempotency.mode, prev->idempotency.mode,
                               NGX_WORKSIBLE_IDEMPOTENCY_OFF);
     ngx_conf_merge_value(conf->idempotency.ttl, prev->idempotency.ttl, 86400);
@@ -914,6 +962,10 @@ ngx_worksible_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_worksible_replica_init_process(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_worksible_auth_init_process(cycle, mcf);
 }
 
@@ -932,6 +984,8 @@ ngx_worksible_exit_process(ngx_cycle_t *cycle)
     if (mcf != NULL && mcf->pg_listener != NULL) {
         ngx_worksible_pg_pool_close(mcf->pg_listener);
     }
+
+    ngx_worksible_replica_exit_process(cycle);
 
     if (mcf != NULL && mcf->redis != NULL) {
         ngx_worksible_redis_close(mcf->redis);

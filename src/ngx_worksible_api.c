@@ -26,6 +26,9 @@ static ngx_uint_t ngx_worksible_api_match(ngx_str_t *pattern, ngx_str_t *uri,
 static void ngx_worksible_api_body_ready(ngx_http_request_t *r);
 static ngx_int_t ngx_worksible_api_body(ngx_http_request_t *r,
     ngx_worksible_request_t *st, ngx_str_t *body);
+static ngx_int_t ngx_worksible_api_run_on(ngx_http_request_t *r,
+    ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
+    json_t *body, ngx_worksible_pg_pool_t *pool);
 static ngx_int_t ngx_worksible_api_run(ngx_http_request_t *r,
     ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
     json_t *body);
@@ -35,6 +38,10 @@ static size_t ngx_worksible_api_cut(ngx_str_t *s, size_t max);
 static ngx_int_t ngx_worksible_api_not_allowed(ngx_http_request_t *r,
     ngx_uint_t allow);
 static ngx_int_t ngx_worksible_api_unavailable(ngx_http_request_t *r);
+static ngx_uint_t ngx_worksible_api_replica_failed(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_api_primary(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_respond(ngx_http_request_t *r,
     ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_api_dump(ngx_http_request_t *r, json_t *o,
@@ -600,7 +607,23 @@ static ngx_int_t
 ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
     ngx_str_t *id, ngx_str_t *args, json_t *body)
 {
+    return ngx_worksible_api_run_on(r, route, id, args, body, NULL);
+}
+
+
+/*
+ * The same on pool; NULL: a read replica's if r may use one
+ * (worksible_read_replica), else the primary's. A replica that refuses the
+ * query at once (backoff, queue full) passes it to the primary.
+ */
+
+static ngx_int_t
+ngx_worksible_api_run_on(ngx_http_request_t *r, ngx_worksible_route_t *route,
+    ngx_str_t *id, ngx_str_t *args, json_t *body,
+    ngx_worksible_pg_pool_t *pool)
+{
     ngx_int_t                   rc;
+    ngx_uint_t                  replica;
     ngx_worksible_request_t    *st;
     ngx_worksible_pg_op_t      *op;
     ngx_worksible_endpoint_t    ep;
@@ -617,7 +640,16 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
         return ngx_worksible_api_not_found(r, route);
     }
 
-    op = ngx_worksible_pg_op_create(mcf->pg_pool);
+    /* a GET in a location with worksible_read_replica: maybe a replica */
+
+    replica = 0;
+
+    if (pool == NULL) {
+        pool = ngx_worksible_replica_pool(r);
+        replica = (pool != NULL);
+    }
+
+    op = ngx_worksible_pg_op_create(pool ? pool : mcf->pg_pool);
     if (op == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -650,6 +682,16 @@ ngx_worksible_api_run(ngx_http_request_t *r, ngx_worksible_route_t *route,
     st->route = route;
 
     rc = ngx_worksible_pg_respond(r, op, ngx_worksible_api_respond);
+
+    if (rc == NGX_DECLINED && replica) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "worksible read replica unavailable, request_id %*s: "
+                      "reading from the primary",
+                      (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN, st->request_id);
+
+        return ngx_worksible_api_run_on(r, route, id, args, body,
+                                        mcf->pg_pool);
+    }
 
     if (rc == NGX_DECLINED) {
         return ngx_worksible_api_unavailable(r);
@@ -900,6 +942,76 @@ ngx_worksible_api_unavailable(ngx_http_request_t *r)
 
 
 /*
+ * 1 when op ran on a read replica and failed in a way the primary may not:
+ * no connection, a timeout, or a "later or elsewhere" SQLSTATE (a query
+ * cancelled by a conflict with recovery is 40001).
+ */
+
+static ngx_uint_t
+ngx_worksible_api_replica_failed(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op)
+{
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+    if (op->pool == mcf->pg_pool) {
+        return 0;
+    }
+
+    return op->status != NGX_WORKSIBLE_PG_OK
+           || (PQresultStatus(op->result) == PGRES_FATAL_ERROR
+               && ngx_worksible_pg_transient(op->result));
+}
+
+
+/* op's read again, on the primary: NGX_DONE, or the answer sent now */
+
+static ngx_int_t
+ngx_worksible_api_primary(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
+{
+    ngx_int_t                   rc;
+    ngx_str_t                   msg;
+    ngx_worksible_pg_op_t      *copy;
+    ngx_worksible_request_t    *st;
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+    st = ngx_worksible_request_find(r);
+
+    msg = ngx_worksible_pg_message(op->result
+                                   ? PQresultErrorMessage(op->result)
+                                   : "no answer");
+    ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                  "worksible read replica failed, request_id %*s: %V: "
+                  "reading from the primary",
+                  (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN, st->request_id,
+                  &msg);
+
+    copy = ngx_worksible_pg_op_copy(op, mcf->pg_pool);
+    if (copy == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_worksible_pg_respond(r, copy, ngx_worksible_api_respond);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_worksible_api_unavailable(r);
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the count the first query took goes with this answer's finalize */
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/*
  * The endpoint's query came back: one row, one JSON column (NULL: no such
  * object). SQLSTATE WS400 is a parameter the database found invalid (a
  * cursor not in the list, a time in the past), WS403 a feature the plan
@@ -920,6 +1032,10 @@ ngx_worksible_api_respond(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 
     st = ngx_worksible_request_find(r);
     route = st->route;
+
+    if (ngx_worksible_api_replica_failed(r, op)) {
+        return ngx_worksible_api_primary(r, op);
+    }
 
     if (op->status != NGX_WORKSIBLE_PG_OK) {
         return ngx_worksible_api_unavailable(r);

@@ -749,6 +749,14 @@ ngx_worksible_auth_init_process(ngx_cycle_t *cycle,
         return NGX_OK;
     }
 
+    if (mcf->pg->pgbouncer) {
+        /* transaction pooling: notifications reach another client */
+        ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                      "worksible: pgbouncer=on, revocations reach the key "
+                      "cache within its ttl (no LISTEN)");
+        return NGX_OK;
+    }
+
     conf = ngx_palloc(cycle->pool, sizeof(ngx_worksible_pg_conf_t));
     if (conf == NULL) {
         return NGX_ERROR;

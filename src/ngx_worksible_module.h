@@ -6,6 +6,7 @@
  *   ngx_worksible_request.c  one client request's state, through internal
  *                            redirects; the access phase's state machine
  *   ngx_worksible_pg.c       per-worker non-blocking libpq pool
+ *   ngx_worksible_replica.c  read replicas: their lag, which reads go there
  *   ngx_worksible_auth.c     the access steps of the key: secret, expiry,
  *                            plan, IP allowlist, scopes; last_used_at
  *   ngx_worksible_cache.c    shared-memory key cache
@@ -48,6 +49,7 @@
 #include "ngx_worksible_pg.h"
 #include "ngx_worksible_ratelimit.h"
 #include "ngx_worksible_redis.h"
+#include "ngx_worksible_replica.h"
 #include "ngx_worksible_request.h"
 
 
@@ -59,6 +61,8 @@ typedef struct {
     ngx_worksible_pg_conf_t   *pg;            /* NULL: no worksible_postgres */
     ngx_worksible_pg_pool_t   *pg_pool;       /* this worker's, or NULL */
     ngx_worksible_pg_pool_t   *pg_listener;   /* revocations, worker 0 */
+    ngx_array_t               *replicas;      /* worksible_postgres_replica */
+    ngx_uint_t                 replica_next;  /* the next replica to read */
 
     ngx_worksible_server_secret_t
                                secrets[NGX_WORKSIBLE_SERVER_SECRETS_MAX];
@@ -106,6 +110,8 @@ typedef struct {
     ngx_worksible_deprecation_t *deprecation; /* worksible_deprecation */
     ngx_worksible_idempotency_conf_t  idempotency;
     ngx_worksible_cors_t      *cors;          /* worksible_cors, NULL: off */
+    ngx_flag_t                 read_replica;  /* worksible_read_replica */
+    ngx_msec_t                 replica_max_lag;
 } ngx_worksible_loc_conf_t;
 
 

@@ -94,6 +94,7 @@ static const char *ngx_worksible_pg_rotate(ngx_pool_t *pool,
     const char *list, ngx_uint_t k);
 static ngx_int_t ngx_worksible_pg_conf_bounds(ngx_conf_t *cf,
     ngx_worksible_pg_conf_t *conf, ngx_uint_t *n);
+static ngx_int_t ngx_worksible_pg_bouncer(ngx_worksible_pg_pool_t *pool);
 static void ngx_worksible_pg_dispatch(ngx_worksible_pg_pool_t *pool);
 static ngx_worksible_pg_op_t *ngx_worksible_pg_next(
     ngx_worksible_pg_pool_t *pool, ngx_uint_t background);
@@ -126,6 +127,8 @@ static void ngx_worksible_pg_drain(ngx_worksible_pg_conn_t *conn,
     ngx_msec_t deadline);
 static void ngx_worksible_pg_drain_timeout(ngx_event_t *ev);
 static ngx_uint_t ngx_worksible_pg_read_only(PGresult *res);
+static ngx_uint_t ngx_worksible_pg_unprepared(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op);
 static void ngx_worksible_pg_op_timeout(ngx_event_t *ev);
 static void ngx_worksible_pg_op_finish(ngx_worksible_pg_op_t *op,
     ngx_worksible_pg_status_e status);
@@ -150,12 +153,23 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
     conf->queue = 256;
     conf->connect_timeout = 2000;
     conf->query_timeout = 5000;
-    conf->prepare = 1;
+    conf->prepare = NGX_CONF_UNSET_UINT;
 
     for (i = 1; i < nargs; i++) {
         if (ngx_worksible_pg_conf_option(cf, &args[i], conf) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+    }
+
+    if (conf->pgbouncer && conf->prepare == 1) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "worksible_postgres: prepare=on with pgbouncer=on "
+                           "(transaction pooling keeps no named statements)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->prepare == NGX_CONF_UNSET_UINT) {
+        conf->prepare = !conf->pgbouncer;
     }
 
     /* configuration strings are NUL-terminated by ngx_conf_read_token() */
@@ -203,6 +217,14 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
         } else if (ngx_strcmp(o->keyword, "target_session_attrs") == 0) {
             conf->read_write = (ngx_strcmp(o->val, "read-write") == 0
                                 || ngx_strcmp(o->val, "primary") == 0);
+
+        } else if (conf->pgbouncer && ngx_strcmp(o->keyword, "options") == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "worksible_postgres: PgBouncer refuses the "
+                               "startup parameter \"options\" (pgbouncer=on):"
+                               " set them on the role (ALTER ROLE ... SET)");
+            PQconninfoFree(opts);
+            return NGX_CONF_ERROR;
         }
     }
 
@@ -268,7 +290,9 @@ ngx_worksible_pg_conf_parse(ngx_conf_t *cf, ngx_str_t *args, ngx_uint_t nargs,
         i++;
     }
 
-    if (ngx_worksible_pg_conf_bounds(cf, conf, &i) != NGX_OK) {
+    if (!conf->pgbouncer
+        && ngx_worksible_pg_conf_bounds(cf, conf, &i) != NGX_OK)
+    {
         PQconninfoFree(opts);
         return NGX_CONF_ERROR;
     }
@@ -429,7 +453,8 @@ ngx_worksible_pg_rotate(ngx_pool_t *pool, const char *list, ngx_uint_t k)
  * a backend whose connection the module closed stops its query then;
  * PostgreSQL 14 or later) are added to the conninfo's "options" (libpq's
  * -c), each unless it names it already. *n is the count of keywords, one
- * more when "options" is added.
+ * more when "options" is added. "options" becomes the last keyword, so
+ * that ngx_worksible_pg_bouncer() can leave it out.
  */
 
 static ngx_int_t
@@ -487,6 +512,70 @@ ngx_worksible_pg_conf_bounds(ngx_conf_t *cf, ngx_worksible_pg_conf_t *conf,
     }
 
     conf->values[i] = (char *) p;
+
+    k = *n - 1;
+
+    if (i != k) {
+        conf->keywords[i] = conf->keywords[k];
+        conf->values[i] = conf->values[k];
+        conf->keywords[k] = "options";
+        conf->values[k] = (char *) p;
+    }
+
+    conf->options = 1;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The server refused the startup parameter "options" ("unsupported startup
+ * parameter", PgBouncer): this worker's pool connects without it from now
+ * on (the bounds then come from the role's settings), sends every statement
+ * unnamed and, when it is the revocation listener, stops listening (in
+ * transaction pooling a notification reaches whichever client holds the
+ * server connection). NGX_OK, or NGX_ERROR on out of memory.
+ */
+
+static ngx_int_t
+ngx_worksible_pg_bouncer(ngx_worksible_pg_pool_t *pool)
+{
+    ngx_uint_t                n;
+    const char              **keywords;
+    ngx_worksible_pg_conf_t  *conf;
+
+    conf = pool->conf;
+
+    for (n = 0; conf->keywords[n]; n++) { /* void */ }
+
+    keywords = ngx_palloc(pool->mem, n * sizeof(char *));
+    if (keywords == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* "options" is the last keyword (ngx_worksible_pg_conf_bounds) */
+
+    ngx_memcpy(keywords, conf->keywords, (n - 1) * sizeof(char *));
+    keywords[n - 1] = NULL;
+
+    conf->keywords = keywords;
+    conf->options = 0;
+    conf->prepare = 0;
+    conf->pgbouncer = 1;
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "worksible postgres %V refuses the startup parameter "
+                  "\"options\" (PgBouncer?): connecting without it, its "
+                  "bounds must be the role's settings, statements go "
+                  "unnamed (set pgbouncer=on to say so)", &conf->display);
+
+    if (pool->notify != NULL) {
+        ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                      "worksible postgres: no %s behind PgBouncer, "
+                      "revocations reach the key cache within its ttl",
+                      pool->listen_sql);
+        pool->notify = NULL;
+    }
 
     return NGX_OK;
 }
@@ -570,13 +659,23 @@ ngx_worksible_pg_conf_option(ngx_conf_t *cf, ngx_str_t *arg,
         return NGX_OK;
     }
 
+    if (arg->len == 12 && ngx_strncmp(arg->data, "pgbouncer=on", 12) == 0) {
+        conf->pgbouncer = 1;
+        return NGX_OK;
+    }
+
+    if (arg->len == 13 && ngx_strncmp(arg->data, "pgbouncer=off", 13) == 0) {
+        conf->pgbouncer = 0;
+        return NGX_OK;
+    }
+
 invalid:
 
     ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                        "invalid worksible_postgres parameter \"%V\" "
                        "(pool=1..1024, queue=0..65536, "
                        "connect_timeout=TIME, query_timeout=TIME, "
-                       "prepare=on|off)", arg);
+                       "prepare=on|off, pgbouncer=on|off)", arg);
 
     return NGX_ERROR;
 }
@@ -1337,6 +1436,17 @@ ngx_worksible_pg_connect_failed(ngx_worksible_pg_conn_t *conn)
                   "worksible postgres connect to %V failed: %V",
                   &pool->conf->display, &msg);
 
+    if (pool->conf->options && conn->pgconn != NULL
+        && ngx_strstr(PQerrorMessage(conn->pgconn),
+                      "unsupported startup parameter") != NULL
+        && ngx_worksible_pg_bouncer(pool) == NGX_OK)
+    {
+        /* again at once, without "options" */
+        ngx_worksible_pg_close(conn);
+        ngx_worksible_pg_dispatch(pool);
+        return;
+    }
+
     ngx_worksible_pg_close(conn);
 
     pool->backoff = pool->backoff ? ngx_min(pool->backoff * 2,
@@ -1722,6 +1832,22 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
         }
     }
 
+    if (ngx_worksible_pg_unprepared(conn, op)) {
+        /* sent again unnamed */
+
+        if (PQsendQueryParams(conn->pgconn, op->sql, op->nparams, NULL,
+                              op->values, NULL, NULL, 0)
+            && ngx_worksible_pg_flush(conn) == NGX_OK)
+        {
+            return;
+        }
+
+        msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
+        ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                      "worksible postgres send failed: %V", &msg);
+        goto failed;
+    }
+
     if (conn->timer.timer_set) {
         ngx_del_timer(&conn->timer);
     }
@@ -1812,6 +1938,55 @@ ngx_worksible_pg_drain_timeout(ngx_event_t *ev)
 
     ngx_worksible_pg_close(conn);
     ngx_worksible_pg_dispatch(conn->pool);
+}
+
+
+/*
+ * 1 when op's named statement failed as it does behind a pooler that hands
+ * out another server connection (PgBouncer in transaction pooling with
+ * ignore_startup_parameters = options, so undetected): "prepared statement
+ * does not exist" (26000) or "already exists" (42P05). Nothing ran; from
+ * now on this pool sends statements unnamed, and op's result is dropped
+ * for it to be sent again.
+ */
+
+static ngx_uint_t
+ngx_worksible_pg_unprepared(ngx_worksible_pg_conn_t *conn,
+    ngx_worksible_pg_op_t *op)
+{
+    const char               *state;
+    ngx_worksible_pg_pool_t  *pool;
+
+    pool = conn->pool;
+
+    if (op == NULL || op->result == NULL || op->name == NULL
+        || !pool->conf->prepare
+        || PQstatus(conn->pgconn) != CONNECTION_OK
+        || PQtransactionStatus(conn->pgconn) != PQTRANS_IDLE)
+    {
+        return 0;
+    }
+
+    state = PQresultErrorField(op->result, PG_DIAG_SQLSTATE);
+
+    if (state == NULL
+        || (ngx_strcmp(state, "26000") != 0 && ngx_strcmp(state, "42P05") != 0))
+    {
+        return 0;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, pool->log, 0,
+                  "worksible postgres %V lost the prepared statement \"%s\" "
+                  "(a pooler in transaction mode?): statements go unnamed "
+                  "from now on (set prepare=off or pgbouncer=on to say so)",
+                  &pool->conf->display, op->name);
+
+    pool->conf->prepare = 0;
+
+    PQclear(op->result);
+    op->result = NULL;
+
+    return 1;
 }
 
 
@@ -2153,6 +2328,11 @@ ngx_worksible_pg_listened(ngx_worksible_pg_op_t *op)
 
     pool = op->data;
 
+    if (pool->notify == NULL) {
+        /* stopped (ngx_worksible_pg_bouncer) */
+        return;
+    }
+
     if (op->status != NGX_WORKSIBLE_PG_OK
         || PQresultStatus(op->result) != PGRES_COMMAND_OK)
     {
@@ -2205,4 +2385,50 @@ ngx_worksible_pg_transient(PGresult *res)
     }
 
     return 0;
+}
+
+
+ngx_worksible_pg_op_t *
+ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op,
+    ngx_worksible_pg_pool_t *pool)
+{
+    int                     i;
+    ngx_str_t               value;
+    ngx_worksible_pg_op_t  *copy;
+
+    copy = ngx_worksible_pg_op_create(pool);
+    if (copy == NULL) {
+        return NULL;
+    }
+
+    copy->sql = ngx_worksible_pg_strdup(copy->mem, op->sql);
+    copy->name = op->name;
+    copy->background = op->background;
+
+    if (copy->sql == NULL) {
+        ngx_worksible_pg_op_free(copy);
+        return NULL;
+    }
+
+    for (i = 0; i < op->nparams; i++) {
+        value.data = (u_char *) op->values[i];
+        value.len = value.data ? ngx_strlen(value.data) : 0;
+
+        if (ngx_worksible_pg_op_param(copy, value.data ? &value : NULL)
+            != NGX_OK)
+        {
+            ngx_worksible_pg_op_free(copy);
+            return NULL;
+        }
+    }
+
+    return copy;
+}
+
+
+ngx_uint_t
+ngx_worksible_pg_ready(ngx_worksible_pg_pool_t *pool)
+{
+    return ngx_worksible_pg_live(pool)
+           || (ngx_msec_int_t) (pool->retry_at - ngx_current_msec) <= 0;
 }

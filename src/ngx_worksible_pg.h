@@ -64,6 +64,13 @@ typedef struct {
     ngx_uint_t                  naddrs;       /* in hostaddr, 1 or more */
     const char               ***rotations;    /* values, from address k */
     ngx_uint_t                  prepare;      /* named statements: 1 */
+    /*
+     * PgBouncer in transaction pooling: no "options" startup parameter, no
+     * named statements, no LISTEN. Set by pgbouncer=on, or in a worker
+     * when a connect is refused with "unsupported startup parameter".
+     */
+    ngx_uint_t                  pgbouncer;
+    ngx_uint_t                  options;      /* keywords[] "options", last */
 } ngx_worksible_pg_conf_t;
 
 
@@ -98,8 +105,8 @@ struct ngx_worksible_pg_op_s {
 
 /*
  * Parses "CONNINFO [pool=N] [queue=N] [connect_timeout=TIME]
- * [query_timeout=TIME] [prepare=on|off]" (the worksible_postgres
- * directive) into conf;
+ * [query_timeout=TIME] [prepare=on|off] [pgbouncer=on|off]" (the
+ * worksible_postgres directive) into conf;
  * resolves host names (one, or libpq's list "a,b" with a port each or one
  * for all) to hostaddr now, never on a request.
  * Returns NGX_CONF_OK or an error message for nginx -t.
@@ -170,6 +177,17 @@ ngx_uint_t ngx_worksible_pg_transient(PGresult *res);
 
 /* the first line of a libpq message (they end with "\n"), for the log */
 ngx_str_t ngx_worksible_pg_message(const char *msg);
+
+/*
+ * A new op on pool with op's sql, name and parameters (copied): the same
+ * query elsewhere (a read a replica failed, run on the primary); NULL on
+ * out of memory.
+ */
+ngx_worksible_pg_op_t *ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op,
+    ngx_worksible_pg_pool_t *pool);
+
+/* 1 when a query may be sent now: a connection is alive, or no backoff */
+ngx_uint_t ngx_worksible_pg_ready(ngx_worksible_pg_pool_t *pool);
 
 /* seconds until a connection attempt is allowed again, at least 1 */
 time_t ngx_worksible_pg_retry_after(ngx_worksible_pg_pool_t *pool);

@@ -9,7 +9,7 @@ set -euo pipefail
 pkgs=(
     build-essential clang libclang-rt-14-dev nginx-core nginx-dev
     libpq-dev libhiredis-dev libjansson-dev libsodium-dev
-    postgresql-15 postgresql-client-15 redis-server
+    postgresql-15 postgresql-client-15 redis-server pgbouncer
     perl libtest-base-perl libjson-pp-perl liburi-perl
     libjson-validator-perl libyaml-libyaml-perl
     debhelper dpkg-dev lintian strace

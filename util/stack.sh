@@ -12,6 +12,25 @@
 # cluster_state:ok. Bus ports are 47001-47006 (Redis wants them below
 # 65536, and port + 10000 is not). cluster-stop stops the six.
 #
+#   util/stack.sh replica-start|replica-stop|primary-stop|promote dev|test|...
+#
+# A streaming replica of the stack's PostgreSQL (replica-start: made with
+# pg_basebackup -R on loopback unless one runs already) listens on the
+# stack's PostgreSQL port + 10 (test: 55443), with hot_standby; promote
+# makes it a primary (pg_ctl promote); primary-stop stops the primary
+# (PRIMARY_STOP_MODE: fast, or immediate); replica-stop stops the replica
+# and deletes it (a promoted one has diverged: the next replica-start makes
+# a fresh copy).
+#
+#   util/stack.sh pgbouncer-start|pgbouncer-stop dev|test|...
+#
+# PgBouncer (Debian's, 1.18) in front of the stack's PostgreSQL, on its
+# port + 1000 (test: 56433), pool_mode=transaction, 2 server connections
+# per database and user, trust authentication of the stack's roles; its
+# admin console is the database "pgbouncer" for the user postgres.
+# PGBOUNCER_IGNORE=options: it drops that startup parameter instead of
+# refusing it (ignore_startup_parameters).
+#
 # Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
 # chaos (util/chaos.pl, `make chaos`) 55434, 56381; bench (make bench,
 # util/bench.sh) 55435, 56382, with pg_stat_statements.
@@ -37,6 +56,8 @@ esac
 
 dir=$top/build/$name
 pgdata=$dir/pg
+replica_port=$((pg_port + 10))
+bouncer_port=$((pg_port + 1000))
 pgbin=/usr/lib/postgresql/15/bin
 
 as_pg() {
@@ -56,6 +77,9 @@ if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$dir"; then
     mkdir -p "$(dirname "$pgdata")"
     chmod 755 "$(dirname "$(dirname "$pgdata")")" "$(dirname "$pgdata")"
 fi
+
+replica=$(dirname "$pgdata")/replica
+bouncer=$(dirname "$pgdata")/pgbouncer
 
 pg_init() {
     [ -f "$pgdata/PG_VERSION" ] && return 0
@@ -81,6 +105,7 @@ CONF
     cat >"$pgdata/pg_hba.conf" <<HBA
 local all all trust
 host  all all 127.0.0.1/32 trust
+host  replication all 127.0.0.1/32 trust
 HBA
     pg_start_only
     psql_su postgres -q <<SQL
@@ -200,6 +225,103 @@ cluster_start() {
     return 1
 }
 
+# the primary lets replication connections in (a cluster made before the
+# line was added gets it now), then a copy of it streams from it
+replica_start() {
+    pg_start
+    if ! grep -q '^host  *replication' "$pgdata/pg_hba.conf"; then
+        echo 'host  replication all 127.0.0.1/32 trust' >>"$pgdata/pg_hba.conf"
+        as_pg "$pgbin/pg_ctl" -D "$pgdata" reload >/dev/null
+    fi
+    # a copy left stopped (an interrupted run) may have diverged or fallen
+    # past the primary's WAL, a promoted one has: only a running standby is
+    # kept
+    if [ -f "$replica/PG_VERSION" ] \
+       && { ! as_pg "$pgbin/pg_ctl" -D "$replica" status >/dev/null 2>&1 \
+            || [ "$(psql -X -At -h 127.0.0.1 -p "$replica_port" -U postgres \
+                    -d postgres -c 'SELECT pg_is_in_recovery()' 2>/dev/null)" != t ]; }
+    then
+        replica_stop
+    fi
+    if [ ! -f "$replica/PG_VERSION" ]; then
+        rm -rf "$replica"
+        mkdir -p "$replica"
+        [ "$(id -u)" -eq 0 ] && chown postgres: "$replica"
+        chmod 700 "$replica"
+        as_pg "$pgbin/pg_basebackup" -h 127.0.0.1 -p "$pg_port" -U postgres \
+            -D "$replica" -R -X stream -c fast 2>"$dir/basebackup.log" \
+            || { cat "$dir/basebackup.log" >&2; exit 1; }
+        # the copied settings name the primary's port and socket directory
+        cat >>"$replica/postgresql.conf" <<CONF
+port = $replica_port
+unix_socket_directories = '$replica'
+hot_standby = on
+CONF
+    fi
+    if ! as_pg "$pgbin/pg_ctl" -D "$replica" status >/dev/null 2>&1; then
+        as_pg "$pgbin/pg_ctl" -D "$replica" -l "$replica/server.log" -w -t 30 \
+            start >/dev/null
+    fi
+}
+
+replica_stop() {
+    if [ -f "$replica/PG_VERSION" ]; then
+        as_pg "$pgbin/pg_ctl" -D "$replica" -m immediate -w -t 30 stop \
+            >/dev/null 2>&1 || true
+    fi
+    rm -rf "$replica"
+}
+
+# PgBouncer refuses to run as root: it runs as postgres, like PostgreSQL
+pgbouncer_start() {
+    if [ -f "$bouncer/pgbouncer.pid" ] \
+       && kill -0 "$(cat "$bouncer/pgbouncer.pid")" 2>/dev/null; then
+        return 0
+    fi
+    mkdir -p "$bouncer"
+    [ "$(id -u)" -eq 0 ] && chown postgres: "$bouncer"
+    printf '"worksible_api" ""\n"worksible" ""\n"postgres" ""\n' \
+        >"$bouncer/users.txt"
+    cat >"$bouncer/pgbouncer.ini" <<INI
+[databases]
+worksible = host=127.0.0.1 port=$pg_port dbname=worksible
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $bouncer_port
+unix_socket_dir =
+auth_type = trust
+auth_file = $bouncer/users.txt
+admin_users = postgres
+pool_mode = transaction
+default_pool_size = 2
+max_client_conn = 500
+server_login_retry = 1
+ignore_startup_parameters = ${PGBOUNCER_IGNORE:-}
+logfile = $bouncer/pgbouncer.log
+pidfile = $bouncer/pgbouncer.pid
+INI
+    as_pg pgbouncer -d "$bouncer/pgbouncer.ini"
+    for _ in $(seq 50); do
+        psql -X -q -h 127.0.0.1 -p "$bouncer_port" -U postgres -d pgbouncer \
+            -c 'SHOW VERSION' >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "stack.sh: pgbouncer did not start, see $bouncer/pgbouncer.log" >&2
+    return 1
+}
+
+# SIGTERM: PgBouncer's immediate shutdown, every connection closed
+pgbouncer_stop() {
+    [ -f "$bouncer/pgbouncer.pid" ] || return 0
+    local pid
+    pid=$(cat "$bouncer/pgbouncer.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$bouncer/pgbouncer.pid"
+}
+
 secret_init() {
     [ -s "$dir/key_secret" ] && return 0
     mkdir -p "$dir"
@@ -209,13 +331,21 @@ secret_init() {
 
 case $cmd in
     start)       mkdir -p "$dir"; secret_init; pg_start; redis_start ;;
-    stop)        pg_stop; redis_stop ;;
+    stop)        pgbouncer_stop; replica_stop; pg_stop; redis_stop ;;
     pg-start)    pg_start ;;
     pg-stop)     pg_stop ;;
     redis-start) redis_start ;;
     redis-stop)  redis_stop ;;
     cluster-start) cluster_start ;;
     cluster-stop)  cluster_stop ;;
+    pgbouncer-start) pgbouncer_start ;;
+    pgbouncer-stop)  pgbouncer_stop ;;
+    replica-start) replica_start ;;
+    replica-stop)  replica_stop ;;
+    primary-stop)
+        as_pg "$pgbin/pg_ctl" -D "$pgdata" -m "${PRIMARY_STOP_MODE:-fast}" \
+            -w -t 30 stop >/dev/null ;;
+    promote)     as_pg "$pgbin/pg_ctl" -D "$replica" -w -t 30 promote >/dev/null ;;
     status)
         as_pg "$pgbin/pg_ctl" -D "$pgdata" status || true
         redis-cli -h 127.0.0.1 -p "$redis_port" ping || true ;;
