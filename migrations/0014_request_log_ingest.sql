@@ -59,8 +59,9 @@ $$;
 --   exactly a prefix of its route when P holds no "?", at most 200
 --   characters and fewer than three "/" or a third as its last character
 --   (worksible_request_log_route_exact).
+-- (not STRICT: the planner inlines it into the rollup's statement)
 CREATE FUNCTION worksible_request_log_route(p_path text) RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT left(coalesce(substring(p_path FROM '^(?:[^/?]*/){3}'),
                          split_part(p_path, '?', 1)), 200) COLLATE "C"
 $$;
@@ -96,65 +97,64 @@ CREATE TABLE request_log_minutes_route_method PARTITION OF request_log_minutes
 CREATE TABLE request_log_minutes_route_key PARTITION OF request_log_minutes
     FOR VALUES IN (7);
 
--- worksible_latency_dense(buckets, counts) -> the 43-bucket histogram
---   (worksible_latency_hist's layout) holding counts[i] in bucket
---   buckets[i] (1..43; the same bucket twice adds up).
-CREATE FUNCTION worksible_latency_dense(p_buckets integer[], p_counts bigint[])
-RETURNS integer[]
-LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
-DECLARE
-    h  integer[] := array_fill(0, ARRAY[cardinality(worksible_latency_bounds()) + 1]);
-BEGIN
-    FOR i IN 1 .. coalesce(cardinality(p_buckets), 0) LOOP
-        h[p_buckets[i]] := h[p_buckets[i]] + p_counts[i];
-    END LOOP;
-    RETURN h;
-END
-$$;
-
 -- worksible_request_log_rollup(levels) -> nothing: adds the rows of the
 --   session's staging table (pg_temp.worksible_request_log_batch, see
 --   worksible_request_logs_stage) to request_log_minutes at each of levels
 --   (0..7), in one INSERT ... SELECT ... GROUP BY GROUPING SETS ... ON
 --   CONFLICT DO UPDATE. Rows without a company are not counted.
+-- (made by a DO block: the histogram, 43 sums, is written out once here;
+-- no PL/pgSQL loop runs per rollup row)
+DO $$
+BEGIN
+    EXECUTE replace($q$
 CREATE FUNCTION worksible_request_log_rollup(p_levels integer[]
                                              DEFAULT '{0,1,2,3,4,5,6,7}')
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = public, pg_temp AS $$
+SET search_path = public, pg_temp AS $f$
 BEGIN
-    -- per minute, status and latency bucket first, then per level: its
+    -- the rows grouped by every column a level keeps (few groups for
+    -- real traffic: one pass over the rows), then per level: its
     -- GROUPING() bits (method 4, key 2, route 1; 1 = not kept) name it
     INSERT INTO request_log_minutes AS t (company_id, level, method, api_key_id,
         route, minute, status, requests, latency_max, latency_hist)
     SELECT g.company_id, (ARRAY[5, 3, 6, 1, 7, 2, 4, 0])[g.gm + 1],
            coalesce(g.method, '*'), coalesce(g.key, '*'), coalesce(g.route, '*'),
            g.minute, g.status, sum(g.n), max(g.mx),
-           worksible_latency_dense(array_agg(g.bucket), array_agg(g.n))
+           ARRAY[/*DENSE*/]
     FROM (
-        SELECT b.company_id, b.minute, b.status, b.bucket, b.method, b.key, b.route,
-               GROUPING(b.method, b.key, b.route) AS gm,
-               count(*) AS n, max(b.latency_ms) AS mx
+        SELECT f.company_id, f.minute, f.status, f.bucket, f.method, f.key, f.route,
+               GROUPING(f.method, f.key, f.route) AS gm,
+               sum(f.n)::bigint AS n, max(f.mx) AS mx
         FROM (
             SELECT s.company_id, s.method, coalesce(s.api_key_id, '') AS key,
                    worksible_request_log_route(s.path) AS route,
                    date_bin('1 minute', s.created_at,
                             timestamptz '2000-01-01 00:00Z') AS minute,
-                   s.status, s.latency_ms,
-                   width_bucket(s.latency_ms, worksible_latency_bounds()) + 1 AS bucket
+                   s.status,
+                   width_bucket(s.latency_ms, worksible_latency_bounds()) + 1 AS bucket,
+                   count(*) AS n, max(s.latency_ms) AS mx
             FROM pg_temp.worksible_request_log_batch s
-            WHERE s.company_id IS NOT NULL) AS b
-        GROUP BY b.company_id, b.minute, b.status, b.bucket,
-                 GROUPING SETS ((), (b.method), (b.key), (b.method, b.key),
-                                (b.route), (b.route, b.method, b.key),
-                                (b.route, b.method), (b.route, b.key))) AS g
+            WHERE s.company_id IS NOT NULL
+            GROUP BY 1, 2, 3, 4, 5, 6, 7) AS f
+        GROUP BY f.company_id, f.minute, f.status, f.bucket,
+                 GROUPING SETS ((), (f.method), (f.key), (f.method, f.key),
+                                (f.route), (f.route, f.method, f.key),
+                                (f.route, f.method), (f.route, f.key))) AS g
     WHERE (ARRAY[5, 3, 6, 1, 7, 2, 4, 0])[g.gm + 1] = ANY (p_levels)
     GROUP BY g.company_id, g.gm, g.method, g.key, g.route, g.minute, g.status
     ON CONFLICT (company_id, level, method, api_key_id, route, minute, status)
     DO UPDATE SET requests = t.requests + excluded.requests,
                   latency_max = greatest(t.latency_max, excluded.latency_max),
-                  latency_hist = worksible_latency_hist_add(t.latency_hist,
-                                                            excluded.latency_hist);
+                  latency_hist = ARRAY(
+                      SELECT x.a + x.b
+                      FROM unnest(t.latency_hist, excluded.latency_hist) AS x (a, b));
+END
+$f$;
+$q$, '/*DENSE*/', (
+        SELECT string_agg(format('coalesce(sum(g.n) FILTER (WHERE g.bucket = %s), 0)::integer', i),
+                          ', ' ORDER BY i)
+        FROM generate_series(1, cardinality(worksible_latency_bounds()) + 1) AS i));
 END
 $$;
 
@@ -183,7 +183,11 @@ BEGIN
     ready := ARRAY(SELECT d FROM unnest(days) AS d
                    WHERE to_regclass(worksible_request_logs_partition(d)) IS NOT NULL);
 
-    IF cardinality(ready) = cardinality(days) THEN
+    IF cardinality(days) = 1 AND cardinality(ready) = 1 THEN
+        -- one day (nearly always): into its partition, no routing per row
+        EXECUTE format('INSERT INTO %I SELECT * FROM pg_temp.worksible_request_log_batch',
+                       worksible_request_logs_partition(days[1]));
+    ELSIF cardinality(ready) = cardinality(days) THEN
         INSERT INTO request_logs SELECT * FROM pg_temp.worksible_request_log_batch;
     ELSE
         INSERT INTO request_logs
@@ -420,7 +424,6 @@ SELECT count(*) FROM worksible_request_logs_prepare(2);
 REVOKE ALL ON FUNCTION worksible_request_logs_stage(),
                        worksible_request_log_route(text),
                        worksible_request_log_route_exact(text),
-                       worksible_latency_dense(integer[], bigint[]),
                        worksible_request_log_rollup(integer[]),
                        worksible_request_logs_ingest(),
                        worksible_request_logs_prepare(integer),
