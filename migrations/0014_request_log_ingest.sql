@@ -125,7 +125,7 @@ BEGIN
     FROM (
         SELECT f.company_id, f.minute, f.status, f.bucket, f.method, f.key, f.route,
                GROUPING(f.method, f.key, f.route) AS gm,
-               sum(f.n)::bigint AS n, max(f.mx) AS mx
+               sum(f.n)::integer AS n, max(f.mx) AS mx
         FROM (
             SELECT s.company_id, s.method, coalesce(s.api_key_id, '') AS key,
                    worksible_request_log_route(s.path) AS route,
@@ -133,7 +133,7 @@ BEGIN
                             timestamptz '2000-01-01 00:00Z') AS minute,
                    s.status,
                    width_bucket(s.latency_ms, worksible_latency_bounds()) + 1 AS bucket,
-                   count(*) AS n, max(s.latency_ms) AS mx
+                   count(*)::integer AS n, max(s.latency_ms) AS mx
             FROM pg_temp.worksible_request_log_batch s
             WHERE s.company_id IS NOT NULL
             GROUP BY 1, 2, 3, 4, 5, 6, 7) AS f
