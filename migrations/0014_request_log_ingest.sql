@@ -261,15 +261,17 @@ BEGIN
 END
 $$;
 
--- worksible_request_logs_prunable(older_than) -> the names of the
---   partitions worksible_request_logs_prune(older_than) would drop, in day
---   order: `worksible logs prune` detaches each first with ALTER TABLE
---   request_logs DETACH PARTITION ... CONCURRENTLY (a statement of its
---   own, outside any transaction: it cannot run in a function), so the
---   log's readers and writers never wait for the drop. Owner only; 22023
---   for a negative older_than.
+-- worksible_request_logs_prunable(older_than) -> (name, pending): the
+--   attached partitions worksible_request_logs_prune(older_than) would
+--   drop, in day order, pending when a concurrent detach of it was
+--   interrupted. `worksible logs prune` detaches each first with ALTER
+--   TABLE request_logs DETACH PARTITION ... CONCURRENTLY (FINALIZE when
+--   pending: PostgreSQL allows one pending detach at a time), a statement
+--   of its own, outside any transaction (it cannot run in a function), so
+--   the log's readers and writers never wait for the drop. Owner only;
+--   22023 for a negative older_than.
 CREATE FUNCTION worksible_request_logs_prunable(p_older_than interval)
-RETURNS SETOF text
+RETURNS TABLE (name text, pending boolean)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = public, pg_temp AS $$
 BEGIN
@@ -279,14 +281,14 @@ BEGIN
     END IF;
 
     RETURN QUERY
-        SELECT c.relname::text
+        SELECT c.relname::text, i.inhdetachpending
         FROM pg_inherits i
         JOIN pg_class c ON c.oid = i.inhrelid
         WHERE i.inhparent = 'request_logs'::regclass
           AND c.relname ~ '^request_logs_p[0-9]{8}$'
           AND (to_date(substr(c.relname, 15), 'YYYYMMDD') + 1)::timestamp
               AT TIME ZONE 'UTC' <= now() - p_older_than
-        ORDER BY c.relname;
+        ORDER BY NOT i.inhdetachpending, c.relname;
 END
 $$;
 

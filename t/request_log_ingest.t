@@ -195,7 +195,7 @@ is(psql_value("SELECT worksible_request_logs_insert(json_build_array(json_build_
               . "'status', 200, 'latency_ms', 1, 'created_at', '"
               . strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime $old) . "')))"), 1,
    'a row 50 days old (the JSON ingest makes its partition)');
-like(psql_value("SELECT string_agg(x, ',') FROM worksible_request_logs_prunable('30 days') AS x"),
+like(psql_value("SELECT string_agg(name, ',') FROM worksible_request_logs_prunable('30 days')"),
      qr/(?:^|,)request_logs_p$old_day(?:,|$)/, 'prunable 30 days: its partition');
 psql("ALTER TABLE request_logs DETACH PARTITION request_logs_p$old_day CONCURRENTLY");
 is(psql_value("SELECT count(*) FROM request_logs WHERE id = 'req_old'"), 0,
@@ -205,6 +205,36 @@ like(psql_value("SELECT string_agg(x, ',') FROM worksible_request_logs_prune('30
 is(psql_value("SELECT to_regclass('request_logs_p$old_day') IS NULL"), 't', '... it is gone');
 is(psql_value("SELECT count(*) FROM request_log_minutes WHERE company_id = '$other'
                AND minute < now() - interval '30 days'"), 0, '... and its rollups');
+
+# --- a concurrent detach interrupted: the CLI's prune finalizes it ------------------
+
+{
+    my $t = time - 60 * 86400;
+    my $day = strftime('%Y%m%d', gmtime $t);
+    is(psql_value("SELECT worksible_request_logs_insert(json_build_array(json_build_object("
+                  . "'id', 'req_old2', 'company_id', '$other', 'method', 'GET', 'path', '/v1/old',"
+                  . "'status', 200, 'latency_ms', 1, 'created_at', '"
+                  . strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime $t) . "')))"), 1,
+       'a row 60 days old');
+    # a reader's snapshot holds the detach in its second transaction,
+    # which a statement_timeout then cancels: the partition stays pending
+    my $pid = fork // die;
+    if ($pid == 0) {
+        exec 'psql', '-X', '-q', '-o', '/dev/null', '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ',
+             '-c', 'SELECT count(*) FROM request_logs', '-c', 'SELECT pg_sleep(3)',
+             '-c', 'COMMIT';
+    }
+    sleep 0.7;
+    my $detach = `psql -X -q -c "SET statement_timeout = '1s'" -c "ALTER TABLE request_logs DETACH PARTITION request_logs_p$day CONCURRENTLY" 2>&1`;
+    like($detach, qr/statement timeout/, 'a concurrent detach cancelled while a reader holds its snapshot');
+    is(psql_value("SELECT inhdetachpending FROM pg_inherits
+                   WHERE inhrelid = 'request_logs_p$day'::regclass"), 't', '... leaves it pending');
+    waitpid $pid, 0;
+    my ($code, $out, $err) = Worksible::Test::cli('logs', 'prune', '--older-than', '30d');
+    is($code, 0, 'logs prune 30d') or diag $err;
+    like($out, qr/^request_logs_p$day$/m, '... finalizes the detach and drops it');
+    is(psql_value("SELECT to_regclass('request_logs_p$day') IS NULL"), 't', '... it is gone');
+}
 
 # --- stats through the rollups count what the rows count ----------------------------
 

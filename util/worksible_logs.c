@@ -15,7 +15,8 @@ static int worksible_parse_age(const char *opt, const char *s, char *interval,
  * worksible logs prune --older-than N(d|h): drops the request log's day
  * partitions whose whole UTC day ended at least N days (hours) ago. Each
  * (worksible_request_logs_prunable) is first detached with ALTER TABLE
- * request_logs DETACH PARTITION ... CONCURRENTLY, a statement of its own
+ * request_logs DETACH PARTITION ... CONCURRENTLY (FINALIZE for one whose
+ * concurrent detach was interrupted), a statement of its own
  * (PostgreSQL runs it in two transactions of its own, never in a block):
  * the log's inserts and reads never wait behind the drop. Then, in one
  * transaction, worksible_request_logs_prune drops them (and any the
@@ -60,7 +61,8 @@ worksible_cmd_logs_prune(worksible_args_t *args)
     values[0] = interval;
 
     res = worksible_exec(conn,
-                         "SELECT worksible_request_logs_prunable($1::interval)",
+                         "SELECT name, pending "
+                         "FROM worksible_request_logs_prunable($1::interval)",
                          1, values, NULL, NULL);
     if (res == NULL) {
         goto done;
@@ -76,7 +78,9 @@ worksible_cmd_logs_prune(worksible_args_t *args)
 
         /* request_logs_pYYYYMMDD, quoted: always fits */
         n = snprintf(sql, sizeof(sql), "ALTER TABLE request_logs DETACH "
-                     "PARTITION %s CONCURRENTLY", ident);
+                     "PARTITION %s %s", ident,
+                     PQgetvalue(res, i, 1)[0] == 't' ? "FINALIZE"
+                                                     : "CONCURRENTLY");
         PQfreemem(ident);
 
         if (n < 0 || (size_t) n >= sizeof(sql)
