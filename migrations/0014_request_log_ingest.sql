@@ -26,6 +26,21 @@
 
 ALTER TABLE request_logs DROP CONSTRAINT request_logs_pkey;
 
+-- The list's indexes, ascending now (a backward scan serves the list's
+-- newest-first order the same): rows arrive in created_at order, and an
+-- ascending index takes each at the right end of its company's range,
+-- where a page split packs the left page full, instead of at the left
+-- end, where splits leave pages half full (1.3 µs less CPU a row with
+-- the four indexes, util/reqlog-bench.sh). On a large log this rebuild
+-- holds inserts for its duration: batches wait, or are dropped past
+-- query_timeout.
+DROP INDEX request_logs_company_created;
+CREATE INDEX request_logs_company_created ON request_logs (company_id, created_at, id);
+DROP INDEX request_logs_company_status;
+CREATE INDEX request_logs_company_status ON request_logs (company_id, status, created_at, id);
+DROP INDEX request_logs_company_key;
+CREATE INDEX request_logs_company_key ON request_logs (company_id, api_key_id, created_at, id);
+
 -- Rows whose UTC day had no partition when they arrived; moved into it by
 -- worksible_request_logs_prepare, deleted by the prune once past the
 -- retention. Not readable by worksible_api (the API lists them once moved;
