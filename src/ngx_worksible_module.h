@@ -76,7 +76,7 @@ typedef struct {
     ngx_worksible_metrics_t   *metrics;       /* in metrics_zone */
 
     /* this worker's request log batch */
-    u_char                    *log_buf;       /* "[row,row..." (JSON) */
+    u_char                    *log_buf;       /* rows: COPY text lines */
     size_t                     log_len;       /* bytes in log_buf */
     size_t                     log_size;      /* log_buf's size */
     ngx_uint_t                 log_nrows;     /* rows in log_buf */
@@ -86,6 +86,8 @@ typedef struct {
     ngx_uint_t                 log_inflight;  /* rows being sent */
     ngx_uint_t                 log_dropped;   /* since the last warning */
     time_t                     log_warned;
+    time_t                     log_prepared;  /* partitions: last asked */
+    ngx_uint_t                 log_preparing; /* ... and not answered */
 
     ngx_worksible_redis_conf_t *redis_conf;   /* NULL: no worksible_redis */
     ngx_worksible_redis_t     *redis;         /* this worker's, or NULL */

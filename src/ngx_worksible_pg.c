@@ -47,6 +47,7 @@ typedef struct {
     ngx_uint_t                  background;   /* running background work */
     ngx_uint_t                  rotation;     /* conf->rotations[] in use */
     ngx_uint_t                  tried;        /* addresses timed out */
+    ngx_uint_t                  copying;      /* COPY IN: data to send */
 
     /* the statements prepared on this connection (op->name), by name */
     const char                 *prepared[NGX_WORKSIBLE_PG_MAX_PREPARED];
@@ -119,6 +120,7 @@ static ngx_int_t ngx_worksible_pg_prepared(ngx_worksible_pg_conn_t *conn,
 static ngx_int_t ngx_worksible_pg_prepare_done(ngx_worksible_pg_conn_t *conn,
     ngx_worksible_pg_op_t *op);
 static ngx_int_t ngx_worksible_pg_flush(ngx_worksible_pg_conn_t *conn);
+static ngx_int_t ngx_worksible_pg_copy(ngx_worksible_pg_conn_t *conn);
 static void ngx_worksible_pg_read_handler(ngx_event_t *ev);
 static void ngx_worksible_pg_write_handler(ngx_event_t *ev);
 static void ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn);
@@ -961,6 +963,26 @@ ngx_worksible_pg_op_param(ngx_worksible_pg_op_t *op, ngx_str_t *value)
 
 
 ngx_int_t
+ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op, ngx_str_t *data)
+{
+    u_char  *p;
+
+    p = ngx_pnalloc(op->mem, ngx_max(data->len, 1));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, data->data, data->len);
+
+    op->copy.data = p;
+    op->copy.len = data->len;
+    op->copy_sent = 0;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
 ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op)
 {
     ngx_worksible_pg_pool_t  *pool;
@@ -1586,6 +1608,11 @@ static int
 ngx_worksible_pg_send_query(ngx_worksible_pg_conn_t *conn,
     ngx_worksible_pg_op_t *op)
 {
+    if (op->copy.data != NULL) {
+        op->copy_sent = 0;
+        return PQsendQuery(conn->pgconn, op->sql);
+    }
+
     if (op->name != NULL && conn->pool->conf->prepare) {
 
         if (ngx_worksible_pg_prepared(conn, op->name)) {
@@ -1696,15 +1723,115 @@ ngx_worksible_pg_flush(ngx_worksible_pg_conn_t *conn)
 }
 
 
+/*
+ * Sends the running COPY's data, as much as libpq takes, then its end:
+ * NGX_OK when all is queued (the rest flushes on the write event), NGX_AGAIN
+ * when libpq's buffer is full (the write event resumes), NGX_ERROR when
+ * the connection failed. Without an op (draining) or data, the COPY ends
+ * with an error: the server rolls the query's transaction back.
+ */
+
+static ngx_int_t
+ngx_worksible_pg_copy(ngx_worksible_pg_conn_t *conn)
+{
+    int                     rc;
+    size_t                  n;
+    ngx_worksible_pg_op_t  *op;
+
+    op = conn->op;
+    conn->copying = 1;
+
+    if (op == NULL || op->copy.data == NULL) {
+        if (PQputCopyEnd(conn->pgconn, "the batch was abandoned") != 1) {
+            return NGX_ERROR;
+        }
+
+        conn->copying = 0;
+        return ngx_worksible_pg_flush(conn);
+    }
+
+    while (op->copy_sent < op->copy.len) {
+        n = ngx_min(op->copy.len - op->copy_sent, 65536);
+
+        rc = PQputCopyData(conn->pgconn,
+                           (const char *) op->copy.data + op->copy_sent,
+                           (int) n);
+        if (rc == -1) {
+            return NGX_ERROR;
+        }
+
+        if (rc == 0) {
+            goto again;
+        }
+
+        op->copy_sent += n;
+    }
+
+    rc = PQputCopyEnd(conn->pgconn, NULL);
+
+    if (rc == -1) {
+        return NGX_ERROR;
+    }
+
+    if (rc == 0) {
+        goto again;
+    }
+
+    conn->copying = 0;
+
+    return ngx_worksible_pg_flush(conn);
+
+again:
+
+    /* libpq's buffer is full: it must have output left to wait for */
+
+    rc = PQflush(conn->pgconn);
+
+    if (rc != 1) {
+        return NGX_ERROR;
+    }
+
+    return ngx_worksible_pg_events(conn->c, 1, 1) == NGX_OK ? NGX_AGAIN
+                                                            : NGX_ERROR;
+}
+
+
 static void
 ngx_worksible_pg_write_handler(ngx_event_t *ev)
 {
+    ngx_int_t                 rc;
     ngx_str_t                 msg;
     ngx_connection_t         *c;
     ngx_worksible_pg_conn_t  *conn;
 
     c = ev->data;
     conn = c->data;
+
+    if (conn->copying) {
+        rc = ngx_worksible_pg_copy(conn);
+
+        if (rc == NGX_AGAIN) {
+            return;
+        }
+
+        if (rc == NGX_OK) {
+            /* what the server said while the data went */
+            ngx_worksible_pg_receive(conn);
+            return;
+        }
+
+        msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
+        ngx_log_error(NGX_LOG_ERR, conn->pool->log, 0,
+                      "worksible postgres copy failed: %V", &msg);
+
+        if (conn->op) {
+            ngx_worksible_pg_op_finish(conn->op, NGX_WORKSIBLE_PG_FAILED);
+        }
+
+        ngx_worksible_pg_close(conn);
+        ngx_worksible_pg_dispatch(conn->pool);
+        return;
+    }
 
     if (ngx_worksible_pg_flush(conn) != NGX_OK) {
         msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
@@ -1787,6 +1914,11 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
         return;
     }
 
+    if (conn->copying) {
+        /* the data goes first (the write event); results come after it */
+        return;
+    }
+
     for ( ;; ) {
 
         if (PQisBusy(conn->pgconn)) {
@@ -1799,12 +1931,39 @@ ngx_worksible_pg_receive(ngx_worksible_pg_conn_t *conn)
             break;
         }
 
+        if (PQresultStatus(res) == PGRES_COPY_IN) {
+            PQclear(res);
+
+            switch (ngx_worksible_pg_copy(conn)) {
+
+            case NGX_AGAIN:
+                return;
+
+            case NGX_ERROR:
+                msg = ngx_worksible_pg_message(PQerrorMessage(conn->pgconn));
+                ngx_log_error(NGX_LOG_ERR, pool->log, 0,
+                              "worksible postgres copy failed: %V", &msg);
+                goto failed;
+
+            default: /* NGX_OK */
+                continue;
+            }
+        }
+
         if (conn->preparing != NULL && conn->prepare_res == NULL) {
             conn->prepare_res = res;
             continue;
         }
 
-        if (conn->preparing == NULL && op != NULL && op->result == NULL) {
+        if (conn->preparing == NULL && op != NULL
+            && (op->result == NULL || op->copy.data != NULL))
+        {
+            /* a COPY op's query has several results: the last one counts */
+
+            if (op->result != NULL) {
+                PQclear(op->result);
+            }
+
             op->result = res;
             continue;
         }
@@ -1914,6 +2073,16 @@ ngx_worksible_pg_drain(ngx_worksible_pg_conn_t *conn, ngx_msec_t deadline)
 {
     conn->op = NULL;
     conn->state = NGX_WORKSIBLE_PG_DRAINING;
+
+    /*
+     * Mid-COPY, the op's data goes with it: the COPY ends with an error
+     * (the server rolls back), or the connection closes (the same)
+     */
+
+    if (conn->copying && ngx_worksible_pg_copy(conn) != NGX_OK) {
+        ngx_worksible_pg_close(conn);
+        return;
+    }
 
     conn->timer.handler = ngx_worksible_pg_drain_timeout;
 
@@ -2068,6 +2237,7 @@ ngx_worksible_pg_close(ngx_worksible_pg_conn_t *conn)
 
     conn->state = NGX_WORKSIBLE_PG_CLOSED;
     conn->background = 0;
+    conn->copying = 0;
 
     if (conn->pool->notify != NULL && conn->pool->listening) {
         /* the channel is down: LISTEN again on a new connection */

@@ -92,6 +92,14 @@ struct ngx_worksible_pg_op_s {
     int                         nparams;
     const char                 *values[NGX_WORKSIBLE_PG_MAX_PARAMS];
 
+    /*
+     * A COPY op (ngx_worksible_pg_op_copy): sql is a simple query (no
+     * parameters, never prepared) holding one COPY ... FROM STDIN, which
+     * gets copy as its data; result is the query's last result.
+     */
+    ngx_str_t                   copy;
+    size_t                      copy_sent;
+
     ngx_worksible_pg_status_e   status;
     PGresult                   *result;       /* owned by the op */
 
@@ -144,6 +152,20 @@ ngx_int_t ngx_worksible_pg_op_param(ngx_worksible_pg_op_t *op,
  * caller frees it with ngx_worksible_pg_op_free.
  */
 ngx_int_t ngx_worksible_pg_op_start(ngx_worksible_pg_op_t *op);
+
+/*
+ * Makes op a COPY op: its sql, a simple query of one or more statements
+ * (one implicit transaction) of which one is COPY ... FROM STDIN, gets
+ * data (copied; COPY's text or CSV format, whole rows) once the server
+ * asks for it, sent with PQputCopyData/PQputCopyEnd as the socket takes
+ * it (the write event), never blocking. An op abandoned mid-COPY (detached,
+ * query_timeout) ends it with PQputCopyEnd's error, or closes the
+ * connection: either way the server rolls the transaction back. op->result
+ * is the last result (an error ends the query). NGX_OK or NGX_ERROR (no
+ * memory).
+ */
+ngx_int_t ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op,
+    ngx_str_t *data);
 
 /*
  * The op's requester went away: the handler will never be called. A queued

@@ -7,9 +7,16 @@
  * first. A batch PostgreSQL does not take (down, slow, full queue) is
  * dropped and counted: the log is bounded, requests never wait for it.
  *
- * A row is written as JSON text straight into the worker's batch buffer
- * (one growing allocation, reused from batch to batch): no JSON objects
- * are made per request and the batch is not encoded again to be sent.
+ * A row is written as a line of COPY's text format (PostgreSQL's COPY,
+ * "Text Format") straight into the worker's batch buffer (one growing
+ * allocation, reused from batch to batch), and the batch goes as the data
+ * of one COPY (ngx_worksible_pg_op_copy) into the session's staging table,
+ * moved into the log by worksible_request_logs_ingest in the same
+ * transaction (migrations/0014_request_log_ingest.sql): it commits whole
+ * or not at all, and is never sent twice, so no row is logged twice.
+ *
+ * Every hour a worker also sends worksible_request_logs_prepare(), which
+ * makes the coming days' partitions (the ingest never makes one).
  */
 
 #include <ngx_config.h>
@@ -25,6 +32,15 @@
 #define NGX_WORKSIBLE_REQLOG_MAX       10000
 #define NGX_WORKSIBLE_REQLOG_INTERVAL  1000
 #define NGX_WORKSIBLE_REQLOG_WARN      10          /* seconds */
+#define NGX_WORKSIBLE_REQLOG_PREPARE   3600        /* seconds */
+
+/* one simple query, one transaction: the batch is its COPY's data */
+#define NGX_WORKSIBLE_REQLOG_SQL                                              \
+    "SELECT worksible_request_logs_stage();"                                  \
+    "COPY pg_temp.worksible_request_log_batch (id, company_id, api_key_id,"   \
+    " method, path, status, latency_ms, ip, user_agent, idempotency_key,"     \
+    " replayed, ratelimit_remaining, created_at) FROM STDIN;"                 \
+    "SELECT worksible_request_logs_ingest()"
 
 /* the batch buffer's first size; one past REQLOG_SHRINK is freed once sent */
 #define NGX_WORKSIBLE_REQLOG_BUF       (64 * 1024)
@@ -43,6 +59,8 @@ static ngx_str_t *ngx_worksible_reqlog_header(ngx_http_request_t *r,
     const char *name);
 static void ngx_worksible_reqlog_flush(ngx_event_t *ev);
 static void ngx_worksible_reqlog_sent(ngx_worksible_pg_op_t *op);
+static void ngx_worksible_reqlog_prepare(ngx_worksible_main_conf_t *mcf);
+static void ngx_worksible_reqlog_prepared(ngx_worksible_pg_op_t *op);
 static void ngx_worksible_reqlog_dropped(ngx_worksible_main_conf_t *mcf,
     ngx_uint_t n, const char *why);
 
@@ -80,12 +98,12 @@ ngx_worksible_reqlog_exit_process(ngx_cycle_t *cycle)
 }
 
 
-/* ASCII but controls, '"' and '\\': written as is in a JSON string */
+/* ASCII but NUL, '\t', '\n', '\r' and '\\': as is in COPY's text format */
 static uint32_t  ngx_worksible_reqlog_plain[] = {
-    0x00000000,  /* 0x00-0x1f: controls */
-    0xfffffffb,  /* 0x20-0x3f: but '"' */
+    0xffffd9fe,  /* 0x00-0x1f: but NUL, \t, \n, \r */
+    0xffffffff,  /* 0x20-0x3f */
     0xefffffff,  /* 0x40-0x5f: but '\\' */
-    0xffffffff,  /* 0x60-0x7f (DEL as jansson writes it: as is) */
+    0xffffffff,  /* 0x60-0x7f */
     0, 0, 0, 0   /* 0x80-0xff: UTF-8, checked */
 };
 
@@ -100,8 +118,8 @@ static uint32_t  ngx_worksible_reqlog_plain[] = {
 #define NGX_WORKSIBLE_REQLOG_UA_MAX     512
 #define NGX_WORKSIBLE_REQLOG_IDEM_MAX   255
 
-/* at most 6 bytes of JSON (\u00XX) a byte of text, and the quotes or null */
-#define ngx_worksible_reqlog_len(len, max)  (6 * ngx_min(len, max) + 4)
+/* at most 2 bytes of COPY text (\t) a byte of text, or \N */
+#define ngx_worksible_reqlog_len(len, max)  (2 * ngx_min(len, max) + 2)
 
 
 ngx_int_t
@@ -163,11 +181,9 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
     ua = r->headers_in.user_agent ? &r->headers_in.user_agent->value : NULL;
     ik = ngx_worksible_reqlog_header(r, "Idempotency-Key");
 
-    size = sizeof(",{\"id\":,\"company_id\":,\"api_key_id\":,\"method\":,"
-                  "\"path\":,\"status\":,\"latency_ms\":,\"ip\":,"
-                  "\"user_agent\":,\"idempotency_key\":,\"replayed\":false,"
-                  "\"ratelimit_remaining\":,"
-                  "\"created_at\":\"1970-01-01T00:00:00.000Z\"}")
+    /* 12 tabs, "t" or "f", the date, the newline; 3 numbers */
+
+    size = sizeof("\t\t\t\t\t\t\t\t\t\t\tf\t1970-01-01T00:00:00.000Z\n")
            + ngx_worksible_reqlog_len(NGX_WORKSIBLE_REQUEST_ID_LEN,
                                       NGX_WORKSIBLE_REQUEST_ID_LEN)
            + ngx_worksible_reqlog_len(st->identity.company_id.len,
@@ -179,10 +195,10 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
            + ngx_worksible_reqlog_len(path.len, NGX_WORKSIBLE_REQLOG_PATH_MAX)
            + ngx_worksible_reqlog_len(ip.len, NGX_WORKSIBLE_REQLOG_ID_MAX)
            + (ua ? ngx_worksible_reqlog_len(ua->len,
-                                            NGX_WORKSIBLE_REQLOG_UA_MAX) : 4)
+                                            NGX_WORKSIBLE_REQLOG_UA_MAX) : 2)
            + (ik ? ngx_worksible_reqlog_len(ik->len,
                                             NGX_WORKSIBLE_REQLOG_IDEM_MAX)
-                 : 4)
+                 : 2)
            + 3 * NGX_INT64_LEN;
 
     if (ngx_worksible_reqlog_reserve(mcf, size) != NGX_OK) {
@@ -190,64 +206,53 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
+    /* the columns of COPY ... (see NGX_WORKSIBLE_REQLOG_SQL), in order */
+
     p = mcf->log_buf + mcf->log_len;
 
-    if (mcf->log_nrows > 0) {
-        *p++ = ',';
-    }
-
-    p = ngx_cpymem(p, "{\"id\":", sizeof("{\"id\":") - 1);
     p = ngx_worksible_reqlog_text(p, st->request_id,
                                   NGX_WORKSIBLE_REQUEST_ID_LEN,
                                   NGX_WORKSIBLE_REQUEST_ID_LEN);
-
-    p = ngx_cpymem(p, ",\"company_id\":", sizeof(",\"company_id\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_reqlog_text(p, st->identity.company_id.data,
                                   st->identity.company_id.len,
                                   NGX_WORKSIBLE_REQLOG_ID_MAX);
-
-    p = ngx_cpymem(p, ",\"api_key_id\":", sizeof(",\"api_key_id\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_reqlog_text(p, st->identity.api_key_id.data,
                                   st->identity.api_key_id.len,
                                   NGX_WORKSIBLE_REQLOG_ID_MAX);
-
-    p = ngx_cpymem(p, ",\"method\":", sizeof(",\"method\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_reqlog_text(p, st->method.data, st->method.len,
                                   NGX_WORKSIBLE_REQLOG_METHOD_MAX);
-
-    p = ngx_cpymem(p, ",\"path\":", sizeof(",\"path\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_reqlog_text(p, path.data, path.len,
                                   NGX_WORKSIBLE_REQLOG_PATH_MAX);
-
-    p = ngx_cpymem(p, ",\"status\":", sizeof(",\"status\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_decimal(p, status);
-    p = ngx_cpymem(p, ",\"latency_ms\":", sizeof(",\"latency_ms\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_decimal(p, ms > 0 ? (uint64_t) ms : 0);
-    p = ngx_cpymem(p, ",\"ip\":", sizeof(",\"ip\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_reqlog_text(p, ip.data, ip.len,
                                   NGX_WORKSIBLE_REQLOG_ID_MAX);
-
-    p = ngx_cpymem(p, ",\"user_agent\":", sizeof(",\"user_agent\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_reqlog_text(p, ua ? ua->data : NULL, ua ? ua->len : 0,
                                   NGX_WORKSIBLE_REQLOG_UA_MAX);
-
-    p = ngx_cpymem(p, ",\"idempotency_key\":",
-                   sizeof(",\"idempotency_key\":") - 1);
+    *p++ = '\t';
     p = ngx_worksible_reqlog_text(p, ik ? ik->data : NULL, ik ? ik->len : 0,
                                   NGX_WORKSIBLE_REQLOG_IDEM_MAX);
+    *p++ = '\t';
+    *p++ = (st->idem != NULL && st->idem->replayed) ? 't' : 'f';
+    *p++ = '\t';
 
-    p = (st->idem != NULL && st->idem->replayed)
-        ? ngx_cpymem(p, ",\"replayed\":true", sizeof(",\"replayed\":true") - 1)
-        : ngx_cpymem(p, ",\"replayed\":false",
-                     sizeof(",\"replayed\":false") - 1);
+    if (st->rl != NULL && st->rl->set) {
+        p = ngx_worksible_decimal(p, st->rl->remaining);
 
-    p = (st->rl != NULL && st->rl->set)
-        ? ngx_worksible_decimal(
-              ngx_cpymem(p, ",\"ratelimit_remaining\":",
-                         sizeof(",\"ratelimit_remaining\":") - 1),
-              st->rl->remaining)
-        : ngx_cpymem(p, ",\"ratelimit_remaining\":null",
-                     sizeof(",\"ratelimit_remaining\":null") - 1);
+    } else {
+        *p++ = '\\';
+        *p++ = 'N';
+    }
+
+    *p++ = '\t';
 
     /* the date changes once a second: written again only then */
 
@@ -261,13 +266,13 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
         mcf->log_date_sec = r->start_sec;
     }
 
-    p = ngx_cpymem(p, ",\"created_at\":\"", sizeof(",\"created_at\":\"") - 1);
     p = ngx_cpymem(p, mcf->log_date, sizeof(mcf->log_date));
     *p++ = '.';
     *p++ = (u_char) ('0' + r->start_msec / 100 % 10);
     *p++ = (u_char) ('0' + r->start_msec / 10 % 10);
     *p++ = (u_char) ('0' + r->start_msec % 10);
-    p = ngx_cpymem(p, "Z\"}", 3);
+    *p++ = 'Z';
+    *p++ = '\n';
 
     mcf->log_len = p - mcf->log_buf;
     mcf->log_nrows++;
@@ -288,8 +293,8 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
 
 
 /*
- * Room for size more bytes in the batch buffer, which always begins with
- * the array's "[" (size 0: the first buffer). NGX_OK or NGX_ERROR.
+ * Room for size more bytes in the batch buffer (size 0: the first
+ * buffer). NGX_OK or NGX_ERROR.
  */
 
 static ngx_int_t
@@ -315,8 +320,7 @@ ngx_worksible_reqlog_reserve(ngx_worksible_main_conf_t *mcf, size_t size)
         ngx_free(mcf->log_buf);
 
     } else {
-        buf[0] = '[';
-        mcf->log_len = 1;
+        mcf->log_len = 0;
     }
 
     mcf->log_buf = buf;
@@ -327,11 +331,12 @@ ngx_worksible_reqlog_reserve(ngx_worksible_main_conf_t *mcf, size_t size)
 
 
 /*
- * Writes at p a JSON string (RFC 8259, section 7) of at most max bytes of
- * data, cut at a character; "?" if they are not UTF-8 (RFC 3629), null if
- * data is NULL. Returns the end; p has room for
- * ngx_worksible_reqlog_len(len, max) bytes. Jansson's encoding: UTF-8 as
- * is, \b \f \n \r \t, other controls as \u00XX.
+ * Writes at p a column of COPY's text format (PostgreSQL, COPY, "Text
+ * Format"): at most max bytes of data, cut at a character, "\\" "\t" "\n"
+ * "\r" as backslash sequences, other bytes as they are; "?" if they are
+ * not UTF-8 (RFC 3629) or hold a NUL (no PostgreSQL text can), \N (NULL)
+ * if data is NULL. Returns the end; p has room for
+ * ngx_worksible_reqlog_len(len, max) bytes.
  */
 
 static u_char *
@@ -340,10 +345,10 @@ ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
     u_char  c, *s, *last, *start, *run;
     size_t  n;
 
-    static u_char  hex[] = "0123456789abcdef";
-
     if (data == NULL) {
-        return ngx_cpymem(p, "null", 4);
+        *p++ = '\\';
+        *p++ = 'N';
+        return p;
     }
 
     if (len > max) {
@@ -353,14 +358,13 @@ ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
     }
 
     start = p;
-    *p++ = '"';
 
     s = data;
     last = data + len;
 
     while (s < last) {
 
-        /* a run of ASCII but controls, '"' and '\\': copied as is */
+        /* a run of ASCII but NUL and the escaped: copied as is */
 
         for (run = s; s < last && ngx_worksible_reqlog_is_plain(*s); s++) {
             /* void */
@@ -378,7 +382,8 @@ ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
             n = ngx_worksible_reqlog_utf8(s, last);
 
             if (n == 0) {
-                return ngx_cpymem(start, "\"?\"", 3);
+                *start = '?';
+                return start + 1;
             }
 
             p = ngx_cpymem(p, s, n);
@@ -387,24 +392,17 @@ ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len, size_t max)
         }
 
         s++;
-        *p++ = '\\';
 
         switch (c) {
-        case '"':  *p++ = '"'; break;
-        case '\\': *p++ = '\\'; break;
-        case '\b': *p++ = 'b'; break;
-        case '\f': *p++ = 'f'; break;
-        case '\n': *p++ = 'n'; break;
-        case '\r': *p++ = 'r'; break;
-        case '\t': *p++ = 't'; break;
-        default:    /* another control */
-            *p++ = 'u'; *p++ = '0'; *p++ = '0';
-            *p++ = hex[c >> 4];
-            *p++ = hex[c & 0xf];
+        case '\\': *p++ = '\\'; *p++ = '\\'; break;
+        case '\t': *p++ = '\\'; *p++ = 't'; break;
+        case '\n': *p++ = '\\'; *p++ = 'n'; break;
+        case '\r': *p++ = '\\'; *p++ = 'r'; break;
+        default:    /* NUL */
+            *start = '?';
+            return start + 1;
         }
     }
-
-    *p++ = '"';
 
     return p;
 }
@@ -585,7 +583,7 @@ ngx_worksible_reqlog_header(ngx_http_request_t *r, const char *name)
 }
 
 
-/* sends the batch: worksible_request_logs_insert(rows) */
+/* sends the batch: one COPY (NGX_WORKSIBLE_REQLOG_SQL) */
 
 static void
 ngx_worksible_reqlog_flush(ngx_event_t *ev)
@@ -603,26 +601,26 @@ ngx_worksible_reqlog_flush(ngx_event_t *ev)
         return;
     }
 
-    rc = ngx_worksible_reqlog_reserve(mcf, 1);
+    ngx_worksible_reqlog_prepare(mcf);
 
-    op = (rc == NGX_OK) ? ngx_worksible_pg_op_create(mcf->pg_pool) : NULL;
+    rc = NGX_ERROR;
+    op = ngx_worksible_pg_op_create(mcf->pg_pool);
 
     if (op != NULL) {
-        mcf->log_buf[mcf->log_len] = ']';
         rows.data = mcf->log_buf;
-        rows.len = mcf->log_len + 1;
+        rows.len = mcf->log_len;
 
-        op->sql = "SELECT worksible_request_logs_insert($1::json)";
+        op->sql = NGX_WORKSIBLE_REQLOG_SQL;
         op->background = 1;
         op->handler = ngx_worksible_reqlog_sent;
         op->data = mcf;
 
-        rc = ngx_worksible_pg_op_param(op, &rows);
+        rc = ngx_worksible_pg_op_copy(op, &rows);
     }
 
     /* the rows are in the operation (or lost): the buffer starts again */
 
-    mcf->log_len = 1;
+    mcf->log_len = 0;
     mcf->log_nrows = 0;
 
     if (mcf->log_size > NGX_WORKSIBLE_REQLOG_SHRINK) {
@@ -632,12 +630,16 @@ ngx_worksible_reqlog_flush(ngx_event_t *ev)
         (void) ngx_worksible_reqlog_reserve(mcf, 0);
     }
 
-    if (op == NULL) {
+    if (op == NULL || rc != NGX_OK) {
+        if (op != NULL) {
+            ngx_worksible_pg_op_free(op);
+        }
+
         ngx_worksible_reqlog_dropped(mcf, n, "out of memory");
         return;
     }
 
-    if (rc != NGX_OK || ngx_worksible_pg_op_start(op) != NGX_OK) {
+    if (ngx_worksible_pg_op_start(op) != NGX_OK) {
         ngx_worksible_pg_op_free(op);
         ngx_worksible_reqlog_dropped(mcf, n, "PostgreSQL is unavailable");
         return;
@@ -647,9 +649,16 @@ ngx_worksible_reqlog_flush(ngx_event_t *ev)
 }
 
 
+/*
+ * A batch's end. Committed or not (an error: the transaction rolled back),
+ * it is never sent again: a batch whose answer was lost (connection lost,
+ * query_timeout) may have committed, and counts as dropped all the same.
+ */
+
 static void
 ngx_worksible_reqlog_sent(ngx_worksible_pg_op_t *op)
 {
+    ngx_str_t                   msg;
     ngx_uint_t                  n;
     ngx_worksible_main_conf_t  *mcf;
 
@@ -663,6 +672,12 @@ ngx_worksible_reqlog_sent(ngx_worksible_pg_op_t *op)
         (void) ngx_atomic_fetch_add(&mcf->metrics->log_rows_written, n);
 
     } else {
+        if (op->status == NGX_WORKSIBLE_PG_OK) {
+            msg = ngx_worksible_pg_message(PQresultErrorMessage(op->result));
+            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                          "worksible request log: batch refused: %V", &msg);
+        }
+
         ngx_worksible_reqlog_dropped(mcf, n, op->status == NGX_WORKSIBLE_PG_OK
                                      ? "PostgreSQL refused the batch"
                                      : "PostgreSQL is unavailable");
@@ -671,6 +686,76 @@ ngx_worksible_reqlog_sent(ngx_worksible_pg_op_t *op)
     if (mcf->log_nrows && !mcf->log_timer.timer_set) {
         ngx_add_timer(&mcf->log_timer, NGX_WORKSIBLE_REQLOG_INTERVAL);
     }
+}
+
+
+/*
+ * Once an hour per worker (the first time with its first batch):
+ * worksible_request_logs_prepare(), which makes today's partition and the
+ * next two days' if missing (cheap when they are there). A failure is
+ * logged and tried again a minute later.
+ */
+
+static void
+ngx_worksible_reqlog_prepare(ngx_worksible_main_conf_t *mcf)
+{
+    ngx_worksible_pg_op_t  *op;
+
+    if (mcf->log_preparing
+        || ngx_time() - mcf->log_prepared < NGX_WORKSIBLE_REQLOG_PREPARE)
+    {
+        return;
+    }
+
+    op = ngx_worksible_pg_op_create(mcf->pg_pool);
+    if (op == NULL) {
+        return;
+    }
+
+    op->sql = "SELECT count(*) FROM worksible_request_logs_prepare()";
+    op->background = 1;
+    op->handler = ngx_worksible_reqlog_prepared;
+    op->data = mcf;
+
+    mcf->log_prepared = ngx_time();
+
+    if (ngx_worksible_pg_op_start(op) != NGX_OK) {
+        ngx_worksible_pg_op_free(op);
+        mcf->log_prepared = ngx_time() - NGX_WORKSIBLE_REQLOG_PREPARE + 60;
+        return;
+    }
+
+    mcf->log_preparing = 1;
+}
+
+
+static void
+ngx_worksible_reqlog_prepared(ngx_worksible_pg_op_t *op)
+{
+    ngx_str_t                   msg;
+    ngx_worksible_main_conf_t  *mcf;
+
+    mcf = op->data;
+    mcf->log_preparing = 0;
+
+    if (op->status == NGX_WORKSIBLE_PG_OK
+        && PQresultStatus(op->result) == PGRES_TUPLES_OK)
+    {
+        return;
+    }
+
+    if (op->status == NGX_WORKSIBLE_PG_OK) {
+        msg = ngx_worksible_pg_message(PQresultErrorMessage(op->result));
+
+    } else {
+        ngx_str_set(&msg, "PostgreSQL is unavailable");
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "worksible request log: the coming days' partitions "
+                  "were not made (%V), trying again in a minute", &msg);
+
+    mcf->log_prepared = ngx_time() - NGX_WORKSIBLE_REQLOG_PREPARE + 60;
 }
 
 

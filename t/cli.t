@@ -928,12 +928,15 @@ sub day_part {
                . " AT TIME ZONE 'UTC', 'YYYYMMDD')");
 }
 
-# log_parts(): the partitions of request_logs, by name, space-separated
+# log_parts(): the partitions of request_logs up to today's (those of the
+# next days are made ahead), by name, space-separated
 sub log_parts {
     return sql("SELECT coalesce(string_agg(c.relname, ' ' ORDER BY c.relname),"
                . " '') FROM pg_inherits i JOIN pg_class c"
                . " ON c.oid = i.inhrelid"
-               . " WHERE i.inhparent = 'request_logs'::regclass");
+               . " WHERE i.inhparent = 'request_logs'::regclass"
+               . " AND c.relname <= 'request_logs_p'"
+               . " || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')");
 }
 
 {
@@ -998,7 +1001,7 @@ sub log_parts {
     # not the owner: worksible_api may not prune
     (my $api = $conninfo) =~ s/\buser=\S+/user=worksible_api/;
     $r = run('--db', $api, 'logs', 'prune', '--older-than', '1h');
-    fails($r, 1, qr/^worksible: database: permission denied for function worksible_request_logs_prune$/m,
+    fails($r, 1, qr/^worksible: database: permission denied for function worksible_request_logs_prunable$/m,
           'logs prune as worksible_api');
     is(log_parts(), "@part[2 .. 3]", 'logs prune as worksible_api: nothing dropped');
 
@@ -1007,6 +1010,11 @@ sub log_parts {
     ok_rc($r, 0, 'logs prune 1h');
     is($r->{out}, "$part[2]\n", 'logs prune 1h: all but today');
     is(log_parts(), $part[3], 'logs prune 1h: today remains');
+    is(sql("SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+           . " WHERE i.inhparent = 'request_logs'::regclass AND c.relname IN"
+           . " ('request_logs_p' || to_char(now() AT TIME ZONE 'UTC' + interval '1 day', 'YYYYMMDD'),"
+           . "  'request_logs_p' || to_char(now() AT TIME ZONE 'UTC' + interval '2 days', 'YYYYMMDD'))"),
+       2, 'logs prune 1h: the next two days\' partitions are made ahead');
     is(sql('SELECT count(*) FROM request_logs'), 1,
        'logs prune 1h: today\'s row remains');
 }

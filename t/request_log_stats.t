@@ -69,12 +69,12 @@ is(ingest(@hour11), 3, 'another: 3 rows');
 is(ingest(@hour10), 0, 'the first batch again (a retry): nothing new');
 
 is(psql_value("SELECT count(*) FROM request_log_minutes WHERE company_id = '$cmp'
-               AND method = '*' AND api_key_id = '*'"), 8,
+               AND method = '*' AND api_key_id = '*' AND route = '*'"), 8,
    'rollups: one row per minute and status of the company (8), all methods and keys');
 is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$cmp'
-               AND method = 'GET' AND api_key_id = '*'"), 7, '... per method');
+               AND method = 'GET' AND api_key_id = '*' AND route = '*'"), 7, '... per method');
 is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$cmp'
-               AND method = '*' AND api_key_id = '$k2->{id}'"), 3, '... per key');
+               AND method = '*' AND api_key_id = '$k2->{id}' AND route = '*'"), 3, '... per key');
 is(psql_value("SELECT count(*) FROM request_log_minutes WHERE company_id IS NULL
                OR company_id = ''"), 0, 'no rollup of rows without a company');
 
@@ -187,7 +187,7 @@ is(http('GET', '/v1/freelancers', \%f)->{status}, 403, 'a 403');
 is(http('GET', '/v1/nothing', \%f)->{status}, 404, 'a 404');
 my $deadline = time + 8;
 do { sleep 0.3 } until psql_value("SELECT count(*) FROM request_log_minutes
-    WHERE company_id = '$fresh' AND method = '*' AND api_key_id = '*'") >= 3 || time > $deadline;
+    WHERE company_id = '$fresh' AND method = '*' AND api_key_id = '*' AND route = '*'") >= 3 || time > $deadline;
 ($res, $s) = stats('', $fkey->{key});
 is($res->{status}, 200, 'no parameters: 200');
 is($s->{interval}, '1h', 'interval 1h by default');

@@ -456,7 +456,7 @@ if [ $have_peer = 1 ]; then
 fi
 # the worker alone: PostgreSQL refuses the request log's batches (dropped)
 log_grant() {
-    psql -X -q -c "$1 EXECUTE ON FUNCTION worksible_request_logs_insert(json)
+    psql -X -q -c "$1 EXECUTE ON FUNCTION worksible_request_logs_stage()
                    $2 worksible_api"
 }
 if [[ "auth, log refused" =~ $only ]]; then

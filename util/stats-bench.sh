@@ -6,10 +6,14 @@
 #
 #   PGHOST=... PGPORT=... PGUSER=worksible PGDATABASE=... util/stats-bench.sh [ROWS]
 #
-# The rows are written through the ingest (worksible_request_logs_insert,
-# batches of 500 as the module sends them, rollups included), then each
-# query runs 5 times as worksible_api and the best and median times of
-# EXPLAIN ANALYZE are printed.
+# The rows are written through the ingest as the module writes them
+# (batches of 500 into the session's staging table, then
+# worksible_request_logs_ingest: rows and rollups; the module fills the
+# staging table by COPY), the days' partitions made by
+# worksible_request_logs_prepare, then each query runs 5 times as
+# worksible_api and the best and median times of EXPLAIN ANALYZE are
+# printed, with what serves it (rollups, or the rows for a path prefix no
+# route serves exactly).
 set -euo pipefail
 rows=${1:-1000000}
 batches=$(( (rows + 499) / 500 ))
@@ -23,35 +27,35 @@ SQL
 company=cmp_BENCH0000000000000000000000
 start=$(date +%s.%N)
 psql -X -q -v ON_ERROR_STOP=1 <<SQL
+SELECT count(*) FROM worksible_request_logs_prepare();
 DO \$\$
 DECLARE
     b     integer;
     t0    timestamptz := now() - interval '24 hours';
-    batch json;
 BEGIN
+    PERFORM worksible_request_logs_stage();
     FOR b IN 0 .. $batches - 1 LOOP
-        SELECT json_agg(json_build_object(
-            'id', 'req_' || lpad(to_hex(b * 500 + g), 26, '0'),
-            'company_id', '$company',
-            'api_key_id', 'key_BENCH' || lpad((g % 5)::text, 21, '0'),
-            'method', (ARRAY['GET','GET','GET','POST','PATCH','DELETE'])[1 + (g * 7 + b) % 6],
-            'path', (ARRAY['/v1/invoices','/v1/freelancers','/v1/projects/prj_X',
-                           '/v1/timesheets?status=draft','/v1/payouts'])[1 + (g * 3 + b) % 5],
-            'status', (ARRAY[200,200,200,200,200,200,200,200,200,200,200,200,
-                             201,201,400,401,403,404,409,429,500,503])[1 + (g * 13 + b) % 22],
-            'latency_ms', floor(exp(random() * 6))::integer,
-            'ip', '198.51.100.' || (g % 200),
-            'user_agent', 'bench/1.0',
-            'replayed', false,
-            'ratelimit_remaining', 100,
-            'created_at', t0 + (b * 500 + g) * (interval '24 hours' / $rows)))
-        INTO batch
+        INSERT INTO pg_temp.worksible_request_log_batch
+        SELECT 'req_' || lpad(to_hex(b * 500 + g), 26, '0'), '$company',
+            'key_BENCH' || lpad((g % 5)::text, 21, '0'),
+            (ARRAY['GET','GET','GET','POST','PATCH','DELETE'])[1 + (g * 7 + b) % 6],
+            (ARRAY['/v1/invoices','/v1/freelancers','/v1/projects/prj_X',
+                   '/v1/timesheets?status=draft','/v1/payouts'])[1 + (g * 3 + b) % 5],
+            (ARRAY[200,200,200,200,200,200,200,200,200,200,200,200,
+                   201,201,400,401,403,404,409,429,500,503])[1 + (g * 13 + b) % 22],
+            floor(exp(random() * 6))::integer,
+            ('198.51.100.' || (g % 200))::inet, 'bench/1.0', NULL, false, 100,
+            t0 + (b * 500 + g) * (interval '24 hours' / $rows)
         FROM generate_series(0, least(499, $rows - 1 - b * 500)) AS g;
-        PERFORM worksible_request_logs_insert(batch);
+        PERFORM worksible_request_logs_ingest();
+        DELETE FROM pg_temp.worksible_request_log_batch;
         IF b % 100 = 99 THEN COMMIT; END IF;
     END LOOP;
 END
 \$\$;
+-- the rows of a day that had no partition yet (yesterday's, on a fresh
+-- database) move into the one made now
+SELECT count(*) FROM worksible_request_logs_prepare();
 SQL
 end=$(date +%s.%N)
 echo "ingest: $rows rows in $batches batches: $(echo "$end - $start" | bc) s"
@@ -77,21 +81,28 @@ run '24 h, 1h, status 4xx' '{"status[class]":"4"}'
 run '24 h, 1h, method POST' '{"method":"POST"}'
 run '24 h, 1h, one key' '{"api_key_id":"key_BENCH000000000000000000003"}'
 run '24 h, 1d buckets' '{"interval":"1d"}'
-run '24 h, 1h, path /v1/payouts (raw)' '{"path[prefix]":"/v1/payouts"}'
-run '24 h, 1h, path /v1/p (raw)' '{"path[prefix]":"/v1/p"}'
-run '24 h, 1h, POST and one key (raw)' '{"method":"POST","api_key_id":"key_BENCH000000000000000000003"}'
+run '24 h, 1h, POST and one key' '{"method":"POST","api_key_id":"key_BENCH000000000000000000003"}'
+run '24 h, 1h, path /v1/payouts' '{"path[prefix]":"/v1/payouts"}'
+run '24 h, 1h, path /v1/p' '{"path[prefix]":"/v1/p"}'
+run '24 h, 1h, path /v1/projects/' '{"path[prefix]":"/v1/projects/"}'
+run '24 h, 1m, path /v1/p' '{"path[prefix]":"/v1/p","interval":"1m"}'
+run '24 h, 1h, path /v1/p, POST' '{"path[prefix]":"/v1/p","method":"POST"}'
+run '24 h, 1h, path /v1/p, one key' '{"path[prefix]":"/v1/p","api_key_id":"key_BENCH000000000000000000003"}'
+run '24 h, 1h, path /v1/p, POST, one key, 4xx' '{"path[prefix]":"/v1/p","method":"POST","api_key_id":"key_BENCH000000000000000000003","status[class]":"4"}'
 run '24 h, 1h, path /v1/invoices/x (raw, none)' '{"path[prefix]":"/v1/invoices/x"}'
+run '24 h, 1h, path /v1/timesheets?status= (raw)' '{"path[prefix]":"/v1/timesheets?status="}'
+run '24 h, 1h, path /v1/projects/prj_X (raw)' '{"path[prefix]":"/v1/projects/prj_X"}'
 
-# what the rollups cost the ingest: one batch of 500 rows, with and without
-for what in 'worksible_request_log_minutes_add(b)' 'cardinality(b)'; do
-    times=$(for _ in 1 2 3 4 5; do
-        psql -X -At <<SQL | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p'
+# what the rollups cost the ingest: one batch of 500 rows, its rollups
+# alone (the ingest's other part is the INSERT into the partition)
+times=$(for _ in 1 2 3 4 5; do
+    psql -X -At <<SQL | sed -n 's/^Execution Time: \([0-9.]*\) ms/\1/p'
 BEGIN;
-EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON)
-SELECT $what FROM (SELECT ARRAY(SELECT l FROM request_logs l
-                                WHERE company_id = '$company' LIMIT 500) AS b) AS x;
+SELECT worksible_request_logs_stage();
+INSERT INTO pg_temp.worksible_request_log_batch
+SELECT * FROM request_logs WHERE company_id = '$company' LIMIT 500;
+EXPLAIN (ANALYZE, TIMING OFF, SUMMARY ON) SELECT worksible_request_log_rollup();
 ROLLBACK;
 SQL
-    done | sort -n)
-    printf '%-34s median %8.1f ms\n' "batch of 500: ${what%%(*}" "$(echo "$times" | sed -n 3p)"
-done
+done | sort -n)
+printf '%-34s median %8.1f ms\n' "batch of 500: rollups" "$(echo "$times" | sed -n 3p)"

@@ -1,6 +1,7 @@
 /*
- * worksible logs prune: the request log's day partitions dropped whole
- * (worksible_request_logs_prune, owner only).
+ * worksible logs prune: the request log's day partitions detached
+ * concurrently, then dropped whole (worksible_request_logs_prunable and
+ * worksible_request_logs_prune, owner only).
  */
 
 #include "worksible.h"
@@ -12,18 +13,26 @@ static int worksible_parse_age(const char *opt, const char *s, char *interval,
 
 /*
  * worksible logs prune --older-than N(d|h): drops the request log's day
- * partitions whose whole UTC day ended at least N days (hours) ago, by
- * worksible_request_logs_prune (owner only: worksible_api may not), in one
- * transaction. Prints each dropped partition on a line, "nothing to drop"
- * when none, or --json {"dropped":[names]}. Returns 0; 1 for a database
- * failure (e.g. a role that is not the owner); 2 for a bad --older-than.
+ * partitions whose whole UTC day ended at least N days (hours) ago. Each
+ * (worksible_request_logs_prunable) is first detached with ALTER TABLE
+ * request_logs DETACH PARTITION ... CONCURRENTLY (FINALIZE for one whose
+ * concurrent detach was interrupted), a statement of its own
+ * (PostgreSQL runs it in two transactions of its own, never in a block):
+ * the log's inserts and reads never wait behind the drop. Then, in one
+ * transaction, worksible_request_logs_prune drops them (and any the
+ * prune detached and left, e.g. interrupted), their rollups and pending
+ * rows, and worksible_request_logs_prepare makes the coming days'
+ * partitions. Owner only: worksible_api may not. Prints each dropped
+ * partition on a line, "nothing to drop" when none, or --json
+ * {"dropped":[names]}. Returns 0; 1 for a database failure (e.g. a role
+ * that is not the owner); 2 for a bad --older-than.
  */
 
 int
 worksible_cmd_logs_prune(worksible_args_t *args)
 {
     int          rc, i, n;
-    char         interval[32];
+    char         interval[32], sql[256], *ident;
     json_t      *json, *names;
     PGconn      *conn;
     PGresult    *res;
@@ -49,11 +58,44 @@ worksible_cmd_logs_prune(worksible_args_t *args)
     res = NULL;
     json = NULL;
 
-    if (worksible_command(conn, "BEGIN") != 0) {
+    values[0] = interval;
+
+    res = worksible_exec(conn,
+                         "SELECT name, pending "
+                         "FROM worksible_request_logs_prunable($1::interval)",
+                         1, values, NULL, NULL);
+    if (res == NULL) {
         goto done;
     }
 
-    values[0] = interval;
+    for (i = 0; i < PQntuples(res); i++) {
+        ident = PQescapeIdentifier(conn, PQgetvalue(res, i, 0),
+                                   strlen(PQgetvalue(res, i, 0)));
+        if (ident == NULL) {
+            worksible_error("out of memory");
+            goto done;
+        }
+
+        /* request_logs_pYYYYMMDD, quoted: always fits */
+        n = snprintf(sql, sizeof(sql), "ALTER TABLE request_logs DETACH "
+                     "PARTITION %s %s", ident,
+                     PQgetvalue(res, i, 1)[0] == 't' ? "FINALIZE"
+                                                     : "CONCURRENTLY");
+        PQfreemem(ident);
+
+        if (n < 0 || (size_t) n >= sizeof(sql)
+            || worksible_command(conn, sql) != 0)
+        {
+            goto done;
+        }
+    }
+
+    PQclear(res);
+    res = NULL;
+
+    if (worksible_command(conn, "BEGIN") != 0) {
+        goto done;
+    }
 
     res = worksible_exec(conn,
                          "SELECT worksible_request_logs_prune($1::interval)",
@@ -62,7 +104,11 @@ worksible_cmd_logs_prune(worksible_args_t *args)
         goto done;
     }
 
-    if (worksible_command(conn, "COMMIT") != 0) {
+    if (worksible_command(conn,
+                          "SELECT count(*) FROM worksible_request_logs_prepare()")
+        != 0
+        || worksible_command(conn, "COMMIT") != 0)
+    {
         goto done;
     }
 

@@ -311,15 +311,14 @@ ngx_worksible_fuzz_logged(ngx_http_request_t *r)
     mcf = &ngx_worksible_fuzz_mcf;
 
     if (mcf->log_buf == NULL) {
-        /* the worker's batch buffer, as init_process makes it: "[" */
+        /* the worker's batch buffer, as init_process makes it: empty */
         mcf->log_size = 4096;
         mcf->log_buf = ngx_alloc(mcf->log_size, ngx_cycle->log);
         if (mcf->log_buf == NULL) {
             abort();
         }
 
-        mcf->log_buf[0] = '[';
-        mcf->log_len = 1;
+        mcf->log_len = 0;
     }
 
     /* never used here: the batch is taken before any flush */
@@ -342,20 +341,83 @@ ngx_worksible_fuzz_logged(ngx_http_request_t *r)
 json_t *
 ngx_worksible_fuzz_row(void)
 {
-    json_t                     *row;
+    u_char                     *p, *last, *field, *o;
+    json_t                     *row, *v;
+    ngx_uint_t                  i;
     ngx_worksible_main_conf_t  *mcf;
+
+    /* the columns of the module's COPY, in order */
+    static const char  *names[] = {
+        "id", "company_id", "api_key_id", "method", "path", "status",
+        "latency_ms", "ip", "user_agent", "idempotency_key", "replayed",
+        "ratelimit_remaining", "created_at"
+    };
 
     mcf = &ngx_worksible_fuzz_mcf;
 
     ngx_worksible_fuzz_assert(mcf->log_nrows == 1);
 
-    /* the batch is "[" and the row's JSON text: it must parse */
-    row = json_loadb((char *) mcf->log_buf + 1, mcf->log_len - 1,
-                     JSON_ALLOW_NUL, NULL);
+    /*
+     * The batch is one line of COPY's text format: 13 columns split by
+     * tabs, "\N" or text whose only backslash sequences are \\ \t \n \r,
+     * holding no NUL, tab, newline or carriage return, UTF-8 (else
+     * json_stringn fails); the line ends with its newline.
+     */
 
+    p = mcf->log_buf;
+    last = p + mcf->log_len;
+
+    ngx_worksible_fuzz_assert(mcf->log_len > 0 && last[-1] == '\n');
+
+    row = json_object();
     ngx_worksible_fuzz_assert(row != NULL);
 
-    mcf->log_len = 1;
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+
+        field = p;
+        o = p;
+
+        while (*p != '\t' && *p != '\n') {
+            ngx_worksible_fuzz_assert(*p != '\0' && *p != '\r');
+
+            if (*p != '\\') {
+                *o++ = *p++;
+                continue;
+            }
+
+            switch (p[1]) {
+            case '\\': *o++ = '\\'; break;
+            case 't':  *o++ = '\t'; break;
+            case 'n':  *o++ = '\n'; break;
+            case 'r':  *o++ = '\r'; break;
+            case 'N':  ngx_worksible_fuzz_assert(p == field
+                                                 && (p[2] == '\t'
+                                                     || p[2] == '\n'));
+                       break;
+            default:   ngx_worksible_fuzz_assert(0);
+            }
+
+            p += 2;
+        }
+
+        ngx_worksible_fuzz_assert(*p == (i == 12 ? '\n' : '\t'));
+
+        if (p - field == 2 && field[0] == '\\' && field[1] == 'N' && o == field) {
+            v = json_null();
+
+        } else {
+            v = json_stringn((char *) field, o - field);
+        }
+
+        ngx_worksible_fuzz_assert(v != NULL);
+        ngx_worksible_fuzz_assert(json_object_set_new(row, names[i], v) == 0);
+
+        p++;
+    }
+
+    ngx_worksible_fuzz_assert(p == last);
+
+    mcf->log_len = 0;
     mcf->log_nrows = 0;
 
     return row;

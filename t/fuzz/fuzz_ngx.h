@@ -65,8 +65,10 @@ extern ngx_str_t   ngx_worksible_fuzz_body;
 
 /*
  * Logs r as the log phase does where worksible_auth is on
- * (ngx_worksible_reqlog_handler() into a batch of its own); the row is
- * then ngx_worksible_fuzz_row()'s (json_decref() it), and the batch empty.
+ * (ngx_worksible_reqlog_handler() into a batch of its own); the row, a
+ * line of COPY's text format, is then ngx_worksible_fuzz_row()'s, read
+ * back into a JSON object of the columns' names (json_decref() it), and
+ * the batch empty.
  */
 ngx_int_t ngx_worksible_fuzz_logged(ngx_http_request_t *r);
 json_t *ngx_worksible_fuzz_row(void);

@@ -1,0 +1,296 @@
+# The request log's ingest (migrations/0014_request_log_ingest.sql and the
+# worker's COPY): text in COPY's escaping comes back byte for byte, a batch
+# larger than libpq's buffers goes through the write event, a batch commits
+# whole or not at all and a lost connection logs no row twice, partitions
+# are made ahead (rows of a day without one wait and are moved), the prune
+# drops detached partitions, and the stats read through the rollups (path
+# prefixes, a method and a key together) count what the raw rows count.
+
+use strict;
+use warnings;
+
+use Test::More;
+use Time::HiRes qw(sleep time);
+use POSIX qw(strftime);
+use Worksible::Test qw(company api_key psql psql_value psql_as http_config
+    nginx_start nginx_stop http json);
+
+my $company = company(plan => 'growth');
+my $key = api_key($company, 'company:read request_logs:read');
+my $cq = "'$company'";
+
+nginx_start(name => 'request_log_ingest', port => 1953, workers => 1,
+    http => http_config() . '    worksible_key_cache zone=keys:1m;',
+    server => 'location /v1/ { worksible_auth on; worksible_api; }');
+
+my %auth = (Authorization => "Bearer $key->{key}");
+
+# rows_of(@ids): id => [hex of path, hex of user_agent, status] once all are there
+sub rows_of {
+    my @ids = @_;
+    my $in = join ',', map { "'$_'" } @ids;
+    my $deadline = time + 10;
+    my $rows;
+    do {
+        sleep 0.3;
+        $rows = psql("SELECT id, encode(convert_to(path, 'UTF8'), 'hex'),
+                             encode(convert_to(user_agent, 'UTF8'), 'hex'), status
+                      FROM request_logs WHERE id IN ($in)");
+    } until @$rows >= @ids || time > $deadline;
+    return { map { $_->[0] => $_ } @$rows };
+}
+
+# --- COPY's escaping: tabs, backslashes, quotes, "\N", "\.", UTF-8 ------------
+
+my %ua = (
+    tab     => "a\tb\t\tc",
+    slashes => 'back\\slash \\\\ \\N \\. \\t end\\',
+    quotes  => qq{"double" 'single' \x01\x1f\x7f},
+    nul_seq => '\\N',
+    utf8    => "\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80",
+    bad     => "bad \xc3\x28",
+);
+my %path = (
+    tab     => '/v1/companies/me?q=%09',
+    slashes => '/v1/companies/me?x=\\N\\.\\\\',
+    quotes  => '/v1/companies/me?x="y"&z=\'w\'',
+    nul_seq => '/v1/companies/me?\\',
+    utf8    => "/v1/companies/me?x=\xc3\xa9",
+    bad     => "/v1/companies/me?x=\xff",
+);
+my %id;
+for my $k (sort keys %ua) {
+    my $res = http('GET', $path{$k}, { %auth, 'User-Agent' => $ua{$k} });
+    ok($res->{status}, "$k: answered ($res->{status}: a query /v1/companies/me does not take)");
+    $id{$k} = $res->{headers}{'x-request-id'};
+}
+my $rows = rows_of(values %id);
+is(scalar keys %$rows, scalar keys %id, 'every request is logged once');
+for my $k (sort keys %ua) {
+    my ($want_ua, $want_path) = ($ua{$k}, $path{$k});
+    ($want_ua, $want_path) = ('?', '?') if $k eq 'bad';
+    is($rows->{ $id{$k} }[2], unpack('H*', $want_ua), "$k: the user agent round-trips byte for byte");
+    is($rows->{ $id{$k} }[1], unpack('H*', $want_path), "$k: the path too");
+}
+is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ("
+              . join(',', map { "'$_'" } values %id) . ") AND user_agent IS NULL"), 0,
+   'a user agent "\\N" is text, not NULL');
+
+# --- a batch larger than libpq's buffers: many writes on the write event -------
+
+my $long = '/v1/companies/me?pad=' . ('x\\y' x 600);
+my @big;
+for my $i (1 .. 600) {
+    my $res = http('GET', "$long&i=$i", { %auth, 'User-Agent' => "big\t$i" });
+    push @big, $res->{headers}{'x-request-id'};
+}
+my $deadline = time + 15;
+my $n;
+do { sleep 0.3; $n = psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq
+                                  AND user_agent LIKE E'big\\t%'") }
+    until $n >= 600 || time > $deadline;
+is($n, 600, '600 rows of 2 KB (batches of 500: over a megabyte of COPY data each) are logged');
+is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq
+               AND user_agent LIKE E'big\\t%' AND path = " . Worksible::Test::sql_literal("$long&i=" . '1')),
+   1, '... each path as it came');
+
+# --- a lost connection: no row twice ---------------------------------------------
+
+my @lost;
+for my $round (1 .. 5) {
+    for my $i (1 .. 30) {
+        push @lost, http('GET', "/v1/companies/me?lost=$round", \%auth)->{headers}{'x-request-id'};
+    }
+    # every connection nginx holds, ended mid-whatever it does
+    my $killed = `psql -X -q -At -U postgres -c "SELECT count(pg_terminate_backend(pid))
+        FROM pg_stat_activity WHERE usename = 'worksible_api'"`;
+    is($? >> 8, 0, "round $round: nginx's connections ended ($killed)");
+}
+for my $i (1 .. 30) {
+    push @lost, http('GET', '/v1/companies/me?lost=after', \%auth)->{headers}{'x-request-id'};
+}
+my $in = join ',', map { "'$_'" } @lost;
+$deadline = time + 10;
+do { sleep 0.3 } until psql_value("SELECT count(*) FROM request_logs WHERE id IN ($in)
+                                    AND path = '/v1/companies/me?lost=after'") == 30
+                       || time > $deadline;
+is(psql_value("SELECT count(*) - count(DISTINCT id) FROM request_logs WHERE id IN ($in)"), 0,
+   'connections killed during the batches: no request is logged twice');
+cmp_ok(psql_value("SELECT count(*) FROM request_logs WHERE id IN ($in)"), '<=', scalar @lost,
+       '... nor more rows than requests');
+is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ($in)
+               AND path = '/v1/companies/me?lost=after'"), 30, '... and logging goes on after');
+is(psql_value("SELECT coalesce(sum(requests), 0) FROM request_log_minutes WHERE company_id = $cq
+               AND level = 0")
+   , psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq"),
+   'the rollups count exactly the rows logged (a batch counts in both or neither)');
+
+nginx_stop();
+
+# --- a batch commits whole or not at all ----------------------------------------
+
+my $other = company(plan => 'growth');
+my $now = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime);
+sub copy_batch {
+    my (@lines) = @_;
+    my $data = join '', map { "$_\n" } @lines;
+    my $file = "/tmp/request_log_ingest.$$";
+    open my $fh, '>', $file or die;
+    print $fh $data;
+    close $fh;
+    my $out = `psql -X -q -At -U worksible_api -c "SELECT worksible_request_logs_stage(); COPY pg_temp.worksible_request_log_batch FROM STDIN; SELECT worksible_request_logs_ingest()" < $file 2>&1`;
+    unlink $file;
+    return ($out, $? >> 8);
+}
+my $row = sub { join "\t", "req_copy$_[0]", $other, 'key_copy', 'GET', $_[1] // '/v1/copy',
+                $_[2] // 200, 3, '192.0.2.1', '\N', '\N', 'f', '\N', $_[3] // $now };
+my ($out, $rc) = copy_batch($row->(1), $row->(2, '/v1/copy', 'notanumber'), $row->(3));
+isnt($rc, 0, 'a COPY with a bad row fails') or diag $out;
+is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$other'"), 0,
+   '... and logs none of its rows');
+is(psql_value("SELECT count(*) FROM request_log_minutes WHERE company_id = '$other'"), 0,
+   '... nor counts any');
+($out, $rc) = copy_batch($row->(1), $row->(2), $row->(3));
+is($rc, 0, 'the same rows, good: taken') or diag $out;
+like($out, qr/^3$/m, '... ingest says 3');
+is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$other'"), 3, '... 3 rows');
+
+# --- partitions made ahead; a day without one waits, no DDL on the ingest --------
+
+my $tomorrow = strftime('%Y%m%d', gmtime(time + 86400));
+my $after = strftime('%Y%m%d', gmtime(time + 2 * 86400));
+is(psql_value("SELECT count(*) FROM pg_inherits WHERE inhparent = 'request_logs'::regclass
+               AND inhrelid::regclass::text IN ('request_logs_p$tomorrow', 'request_logs_p$after')"),
+   2, 'tomorrow\'s and the next day\'s partitions exist before any row');
+my $far = time + 20 * 86400;
+my $far_day = strftime('%Y%m%d', gmtime $far);
+my $far_at = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime $far);
+my $rels = psql_value("SELECT count(*) FROM pg_class WHERE relpersistence <> 't'");
+($out, $rc) = copy_batch($row->(4, '/v1/far', 200, $far_at), $row->(5));
+is($rc, 0, 'a batch with a row 20 days ahead is taken') or diag $out;
+is(psql_value("SELECT count(*) FROM pg_class WHERE relpersistence <> 't'"), $rels,
+   '... without making any table');
+is(psql_value("SELECT count(*) FROM request_logs_pending WHERE id = 'req_copy4'"), 1,
+   '... the row waits in request_logs_pending');
+is(psql_value("SELECT count(*) FROM request_logs WHERE id = 'req_copy5'"), 1,
+   '... the other is logged');
+is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$other' AND level = 0"),
+   5, '... both are counted');
+my ($made, $err);
+($made, $err, $rc) = psql_as('worksible_api', 'SELECT * FROM worksible_request_logs_prepare()');
+is($rc, 0, 'prepare as worksible_api (what the workers run hourly)') or diag $err;
+is($made, "request_logs_p$far_day", '... makes the waiting row\'s day');
+is(psql_value("SELECT tableoid::regclass FROM request_logs WHERE id = 'req_copy4'"),
+   "request_logs_p$far_day", '... and moves the row in');
+is(psql_value("SELECT count(*) FROM request_logs_pending"), 0, '... none waits any more');
+($made) = psql_as('worksible_api', 'SELECT count(*) FROM worksible_request_logs_prepare()');
+is($made, 0, 'prepare again: nothing to make');
+
+# --- prune: a partition detached concurrently, then dropped -----------------------
+
+my $old = time - 50 * 86400;
+my $old_day = strftime('%Y%m%d', gmtime $old);
+is(psql_value("SELECT worksible_request_logs_insert(json_build_array(json_build_object("
+              . "'id', 'req_old', 'company_id', '$other', 'method', 'GET', 'path', '/v1/old',"
+              . "'status', 200, 'latency_ms', 1, 'created_at', '"
+              . strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime $old) . "')))"), 1,
+   'a row 50 days old (the JSON ingest makes its partition)');
+like(psql_value("SELECT string_agg(name, ',') FROM worksible_request_logs_prunable('30 days')"),
+     qr/(?:^|,)request_logs_p$old_day(?:,|$)/, 'prunable 30 days: its partition');
+psql("ALTER TABLE request_logs DETACH PARTITION request_logs_p$old_day CONCURRENTLY");
+is(psql_value("SELECT count(*) FROM request_logs WHERE id = 'req_old'"), 0,
+   'detached concurrently: out of the log');
+like(psql_value("SELECT string_agg(x, ',') FROM worksible_request_logs_prune('30 days') AS x"),
+     qr/(?:^|,)request_logs_p$old_day(?:,|$)/, 'the prune drops the detached table');
+is(psql_value("SELECT to_regclass('request_logs_p$old_day') IS NULL"), 't', '... it is gone');
+is(psql_value("SELECT count(*) FROM request_log_minutes WHERE company_id = '$other'
+               AND minute < now() - interval '30 days'"), 0, '... and its rollups');
+
+# --- a concurrent detach interrupted: the CLI's prune finalizes it ------------------
+
+{
+    my $t = time - 60 * 86400;
+    my $day = strftime('%Y%m%d', gmtime $t);
+    is(psql_value("SELECT worksible_request_logs_insert(json_build_array(json_build_object("
+                  . "'id', 'req_old2', 'company_id', '$other', 'method', 'GET', 'path', '/v1/old',"
+                  . "'status', 200, 'latency_ms', 1, 'created_at', '"
+                  . strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime $t) . "')))"), 1,
+       'a row 60 days old');
+    # a reader's snapshot holds the detach in its second transaction,
+    # which a statement_timeout then cancels: the partition stays pending
+    my $pid = fork // die;
+    if ($pid == 0) {
+        exec 'psql', '-X', '-q', '-o', '/dev/null', '-c', 'BEGIN ISOLATION LEVEL REPEATABLE READ',
+             '-c', 'SELECT count(*) FROM request_logs', '-c', 'SELECT pg_sleep(3)',
+             '-c', 'COMMIT';
+    }
+    sleep 0.7;
+    my $detach = `psql -X -q -c "SET statement_timeout = '1s'" -c "ALTER TABLE request_logs DETACH PARTITION request_logs_p$day CONCURRENTLY" 2>&1`;
+    like($detach, qr/statement timeout/, 'a concurrent detach cancelled while a reader holds its snapshot');
+    is(psql_value("SELECT inhdetachpending FROM pg_inherits
+                   WHERE inhrelid = 'request_logs_p$day'::regclass"), 't', '... leaves it pending');
+    waitpid $pid, 0;
+    my ($code, $out, $err) = Worksible::Test::cli('logs', 'prune', '--older-than', '30d');
+    is($code, 0, 'logs prune 30d') or diag $err;
+    like($out, qr/^request_logs_p$day$/m, '... finalizes the detach and drops it');
+    is(psql_value("SELECT to_regclass('request_logs_p$day') IS NULL"), 't', '... it is gone');
+}
+
+# --- stats through the rollups count what the rows count ----------------------------
+
+my $sc = company(plan => 'growth');
+my $k1 = 'key_statsA'; my $k2 = 'key_statsB';
+my @paths = ('/v1/invoices', '/v1/invoices/inv_1', '/v1/invoices/inv_2?x=1',
+             '/v1/freelancers?limit=5', '/v1/freelancers/frl_9/projects', '/v1/free',
+             '/healthz', '/');
+my @lines;
+my $t0 = time - 3 * 3600;
+for my $i (0 .. 399) {
+    push @lines, join "\t", "req_stats$i", $sc, ($i % 3 ? $k1 : $k2),
+        (qw(GET POST DELETE))[$i % 3 == 0 ? 0 : $i % 5 == 0 ? 1 : $i % 7 == 0 ? 2 : 0],
+        $paths[$i % @paths], (200, 201, 404, 429, 500)[$i % 5], $i % 97,
+        '\N', '\N', '\N', 'f', '\N',
+        strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime($t0 + $i * 17));
+}
+($out, $rc) = copy_batch(@lines);
+is($rc, 0, '400 rows for the stats') or diag $out;
+
+my $range = json()->encode({ 'created_at[gte]' => strftime('%Y-%m-%dT%H:00:00Z', gmtime($t0 - 3600)),
+                             'created_at[lt]' => strftime('%Y-%m-%dT%H:00:00Z', gmtime(time + 3600)) });
+for my $case (
+    [ {}, 'TRUE' ],
+    [ { 'path[prefix]' => '/v1/invoices' }, "starts_with(path, '/v1/invoices')" ],
+    [ { 'path[prefix]' => '/v1/inv' }, "starts_with(path, '/v1/inv')" ],
+    [ { 'path[prefix]' => '/v1/invoices/' }, "starts_with(path, '/v1/invoices/')" ],
+    [ { 'path[prefix]' => '/v1/free' }, "starts_with(path, '/v1/free')" ],
+    [ { 'path[prefix]' => '/' }, "starts_with(path, '/')" ],
+    [ { 'path[prefix]' => '/v1/invoices/inv_1' }, "starts_with(path, '/v1/invoices/inv_1')" ],
+    [ { 'path[prefix]' => '/v1/freelancers?' }, "starts_with(path, '/v1/freelancers?')" ],
+    [ { method => 'GET', api_key_id => $k1 }, "method = 'GET' AND api_key_id = '$k1'" ],
+    [ { method => 'POST', 'path[prefix]' => '/v1/invoices' },
+      "method = 'POST' AND starts_with(path, '/v1/invoices')" ],
+    [ { api_key_id => $k2, 'path[prefix]' => '/v1/f' },
+      "api_key_id = '$k2' AND starts_with(path, '/v1/f')" ],
+    [ { method => 'GET', api_key_id => $k1, 'path[prefix]' => '/v1/invoices/', 'status[class]' => '2' },
+      "method = 'GET' AND api_key_id = '$k1' AND starts_with(path, '/v1/invoices/') AND status BETWEEN 200 AND 299" ],
+    [ { method => 'DELETE', status => '404' }, "method = 'DELETE' AND status = 404" ],
+) {
+    my ($filters, $where) = @$case;
+    my $f = json()->encode({ %{ json()->decode($range) }, %$filters });
+    my $want = psql_value("SELECT count(*) || '/' || count(*) FILTER (WHERE status BETWEEN 400 AND 499)
+                                  || '/' || count(*) FILTER (WHERE status = 429)
+                           FROM request_logs WHERE company_id = '$sc' AND $where");
+    my ($stats, $e, $r) = psql_as('worksible_api',
+        "SELECT worksible_request_log_stats('$sc', '/v1/request_logs/stats', '$f')");
+    my $s = eval { json()->decode($stats) } // {};
+    is(join('/', $s->{total}{requests} // 'none', $s->{total}{status_classes}{'4xx'} // 'none',
+            $s->{total}{refused}{429} // 'none'),
+       $want, 'stats ' . json()->encode($filters) . ': the rows\' counts') or diag $e;
+}
+my $exact = psql_value("SELECT string_agg(worksible_request_log_route_exact(p)::text, ',' ORDER BY o)
+    FROM unnest(ARRAY['/v1/invoices', '/v1/inv', '/v1/invoices/', '/v1/invoices/inv_1',
+                      '/v1/x?', '', repeat('a', 201)]) WITH ORDINALITY AS u(p, o)");
+is($exact, 'true,true,true,false,false,true,false',
+   'the prefixes the routes serve exactly: up to the third "/", no "?", 200 characters');
+
+done_testing();
