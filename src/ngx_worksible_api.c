@@ -988,7 +988,7 @@ ngx_worksible_api_primary(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
                   (size_t) NGX_WORKSIBLE_REQUEST_ID_LEN, st->request_id,
                   &msg);
 
-    copy = ngx_worksible_pg_op_copy(op, mcf->pg_pool);
+    copy = ngx_worksible_pg_op_clone(op, mcf->pg_pool);
     if (copy == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }

@@ -2559,7 +2559,7 @@ ngx_worksible_pg_transient(PGresult *res)
 
 
 ngx_worksible_pg_op_t *
-ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op,
+ngx_worksible_pg_op_clone(ngx_worksible_pg_op_t *op,
     ngx_worksible_pg_pool_t *pool)
 {
     int                     i;

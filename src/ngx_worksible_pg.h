@@ -205,7 +205,7 @@ ngx_str_t ngx_worksible_pg_message(const char *msg);
  * query elsewhere (a read a replica failed, run on the primary); NULL on
  * out of memory.
  */
-ngx_worksible_pg_op_t *ngx_worksible_pg_op_copy(ngx_worksible_pg_op_t *op,
+ngx_worksible_pg_op_t *ngx_worksible_pg_op_clone(ngx_worksible_pg_op_t *op,
     ngx_worksible_pg_pool_t *pool);
 
 /* 1 when a query may be sent now: a connection is alive, or no backoff */
