@@ -15,6 +15,11 @@
 #   make chaos      traffic through two nginx while the stores fail
 #                   (util/chaos.pl: CHAOS_SECONDS, 180; CHAOS_SHORT=1 runs
 #                   one cycle of faults, about a minute, as CI does)
+#   make fleet      three nginx in network namespaces sharing a PostgreSQL
+#                   primary/replica and a Redis Cluster, while nginx, Redis
+#                   and PostgreSQL fail over (util/fleet.sh; root)
+#   make capacity   what each kind of request costs Redis and PostgreSQL
+#                   (util/capacity.sh; in a network namespace)
 #   make deb        the Debian package, in build/
 #   make deb-test   installs it with apt-get, tests it, removes it
 #   make compat     builds the module for every nginx in NGINX_SOURCES
