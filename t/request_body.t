@@ -40,6 +40,25 @@ nginx_start(name => 'request_body', port => 1945,
             worksible_idempotency on;
             worksible_api;
         }
+        location /limited/v1/ {
+            client_max_body_size 1k;
+            worksible_auth on;
+            worksible_idempotency on;
+            rewrite ^/limited(/v1/.*)$ $1 break;
+            error_page 413 = @api;
+            worksible_api;
+        }
+        location /limited/svc/ {
+            client_max_body_size 1k;
+            worksible_auth on;
+            proxy_pass http://127.0.0.1:1942;
+            error_page 413 = @api;
+        }
+        location @api {
+            rewrite ^ /v1/freelancers break;
+            worksible_auth on;
+            worksible_api;
+        }
         location /svc/ {
             client_body_in_file_only clean;
             worksible_auth on;
@@ -169,6 +188,40 @@ $r = http('POST', '/svc/things', { %auth, 'Idempotency-Key' => 'rb-4' },
           body => 'q' . substr($payload, 1));
 is($r->{status}, 422, 'another body of the same length under the key: 422');
 is(Worksible::Test::calls($counter), 1, 'still one call');
+
+# a body nginx refused part way (past client_max_body_size, chunked) and
+# an error_page that sends the request on to our API: what was read of it
+# is not the body, even when it is a whole JSON object, and creates nothing
+sub chunked_slowly {
+    my ($path, $hdrs, @chunks) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1945') or die;
+    my $req = "POST $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            . "Transfer-Encoding: chunked\r\n";
+    $req .= "$_: $hdrs->{$_}\r\n" for sort keys %$hdrs;
+    print $s "$req\r\n";
+    for my $c (@chunks) {
+        print $s sprintf("%x\r\n%s\r\n", length $c, $c);
+        $s->flush;
+        select undef, undef, undef, 0.2;    # read and saved before the next
+    }
+    print $s "0\r\n\r\n";
+    local $/;
+    return Worksible::Test::response(scalar <$s>);
+}
+
+for my $case (['/limited/v1/freelancers', 'partial-api@body.example', 'rb-5'],
+              ['/limited/svc/x', 'partial-svc@body.example', undef])
+{
+    my ($path, $email, $idem) = @$case;
+    my $json = qq({"email":"$email","name":"Part","country":"DE"});
+    $r = chunked_slowly($path, { %auth, $idem ? ('Idempotency-Key' => $idem) : () },
+                        $json . (' ' x (800 - length $json)), ' ' x 800);
+    is($r->{status}, 400, "$path: 413 part way, error_page to the API: 400");
+    like($r->{body}, qr/"detail":"The body was not received whole.","code":"invalid_json"/,
+         'invalid_json: the body was not received whole');
+    is(psql_value("SELECT count(*) FROM freelancers WHERE email = '$email'"),
+       0, 'no row from the part that was read');
+}
 
 nginx_stop();
 unlink $counter;
