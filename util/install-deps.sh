@@ -12,7 +12,7 @@ pkgs=(
     postgresql-15 postgresql-client-15 redis-server
     perl libtest-base-perl libjson-pp-perl liburi-perl
     libjson-validator-perl libyaml-libyaml-perl
-    debhelper dpkg-dev lintian strace
+    debhelper dpkg-dev lintian strace curl
     chromium
 )
 
