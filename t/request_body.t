@@ -52,6 +52,7 @@ nginx_start(name => 'request_body', port => 1945,
         location /limited/svc/ {
             client_max_body_size 1k;
             worksible_auth on;
+            worksible_idempotency on;
             proxy_pass http://127.0.0.1:1942;
             error_page 413 = @api;
         }
@@ -313,6 +314,16 @@ for my $case (['/limited/v1/freelancers', 'partial-api@body.example', 'rb-5'],
     is(psql_value("SELECT count(*) FROM freelancers WHERE email = '$email'"),
        0, 'no row from the part that was read');
 }
+
+# the key of a body nginx refused part way is not reserved: the retry runs
+$r = chunked_slowly('/limited/svc/x', { %auth, 'Idempotency-Key' => 'rb-7' },
+                    'x' x 800, 'x' x 800);
+is($r->{status}, 400, 'a keyed body past client_max_body_size (to the API): 400');
+is(redis_cli('EXISTS', "worksible:idem:{$company}:rb-7"), 0, 'the key is not reserved');
+$r = http('POST', '/limited/svc/x', { %auth, 'Idempotency-Key' => 'rb-7' },
+          body => 'small');
+is($r->{status}, 201, 'the retry with a smaller body runs: 201');
+like($r->{body}, qr/"body":"small"/, 'with its body');
 
 nginx_stop();
 unlink $counter;
