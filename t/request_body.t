@@ -325,6 +325,27 @@ $r = http('POST', '/limited/svc/x', { %auth, 'Idempotency-Key' => 'rb-7' },
 is($r->{status}, 201, 'the retry with a smaller body runs: 201');
 like($r->{body}, qr/"body":"small"/, 'with its body');
 
+# after a reload (the new workers' request body filter chain): a record
+# made before it still matches, a new one hashes its body
+{
+    my $pidfile = "$ENV{WORKSIBLE_TOP}/t/servroot_request_body/logs/nginx.pid";
+    my ($master) = Worksible::Test::slurp($pidfile) =~ /(\d+)/;
+    my %old = map { $_ => 1 } grep { (Worksible::Test::slurp("/proc/$_/stat") // '')
+                                     =~ /^\d+ \(.*?\) \S (\d+) / && $1 == $master }
+                              map { m{/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+    Worksible::Test::nginx_reload();
+    for (1 .. 100) {
+        last unless grep { kill 0, $_ } keys %old;
+        select undef, undef, undef, 0.05;
+    }
+    ok(!grep({ kill 0, $_ } keys %old), 'reloaded: the old worker is gone');
+}
+$r = http('POST', '/v1/freelancers', { %auth, 'Idempotency-Key' => 'rb-1' }, body => $big);
+is($r->{headers}{'idempotent-replayed'}, 'true', 'after a reload: the replay of rb-1');
+$r = chunked('/svc/reloaded', { %auth, 'Idempotency-Key' => 'rb-fp-7' }, 'r' x 3000);
+is($r->{status}, 201, 'a new keyed body after the reload: 201');
+is(fp('rb-fp-7'), b2("POST\0/svc/reloaded\0\0" . ('r' x 3000)), 'its fingerprint');
+
 nginx_stop();
 unlink $counter;
 
