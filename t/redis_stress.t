@@ -3,7 +3,9 @@
 # answers again, an idle connection Redis drops (CLIENT KILL) is reconnected
 # for the next request, and a command whose fate is unknown (written, then
 # the connection died) is not sent twice: the rate-limit script and the
-# Idempotency-Key reservation are not retried.
+# Idempotency-Key reservation are not retried. Commands larger than the
+# socket takes (1 MB outcomes kept while Redis is stopped) are written whole
+# as it drains.
 
 use strict;
 use warnings;
@@ -184,6 +186,60 @@ like($log, qr/worksible redis \S+: nothing read for 1000 ms with 1 command outst
      'the error log: the freeze');
 like($log, qr/worksible redis \S+: connect failed: Connection refused, still down/,
      'then the refused probes');
+
+nginx_stop();
+
+# --- 1 MB outcomes stored while Redis is stopped: partial writes ----------------
+#
+# Six responses of 1 MB each, kept under their Idempotency-Key while Redis
+# is stopped: the store commands fill the socket, the transport writes the
+# rest as the socket drains (the write event armed), every record is whole.
+
+my $blobdir = "$top/t/servroot_redis_stress_blob";
+system('rm', '-rf', $blobdir);
+mkdir $blobdir or die;
+my $blob = join('', map { chr(97 + $_ % 26) x 1024 } 0 .. 1023);
+open my $bfh, '>', "$blobdir/blob" or die;
+print $bfh $blob;
+close $bfh;
+
+nginx_start(name => 'redis_stress_big', port => 1960, workers => 1,
+    http => http_config(redis => "$ENV{TEST_NGINX_REDIS} timeout=3s") . "
+    server { listen 127.0.0.1:1961; location / { limit_rate 4m; root $blobdir;
+                                                 rewrite ^ /blob break; } }",
+    server => '
+        location /big/ { worksible_auth on; worksible_idempotency on max_size=2m;
+                         proxy_method GET; proxy_pass http://127.0.0.1:1961; }');
+
+my $big_company = company(plan => 'growth');
+my $big_key = api_key($big_company, 'company:read')->{key};
+my @big = map {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1960') or die "connect: $!";
+    print $s request('POST', '/big/x', { Authorization => "Bearer $big_key",
+                                          'Idempotency-Key' => "big-$_" }, '');
+    $s;
+} 1 .. 6;
+sleep 0.1;            # reserved; the responses take 0.25 s each
+kill 'STOP', $rpid;
+sleep 0.6;
+kill 'CONT', $rpid;
+my @big_res = map { answer($_) } @big;
+is_deeply([map { $_->{status} } @big_res], [(200) x 6], '6 responses of 1 MB: 200');
+ok(!grep({ $_->{body} ne $blob } @big_res), 'each whole');
+my @stored;
+my $big_deadline = time + 5;
+do {
+    sleep 0.1;
+    @stored = map { redis_cli('HSTRLEN', "worksible:idem:{$big_company}:big-$_", 'body') } 1 .. 6;
+} until !grep({ $_ != length $blob } @stored) || time > $big_deadline;
+is_deeply(\@stored, [(length $blob) x 6], 'all 6 kept whole in Redis, written while it was stopped');
+my @replays = map { http('POST', '/big/x', { Authorization => "Bearer $big_key",
+                                              'Idempotency-Key' => "big-$_" }, body => '') } 1 .. 6;
+is_deeply([map { ($_->{headers}{'idempotent-replayed'} // '') . ($_->{body} eq $blob ? ' same' : ' differs') } @replays],
+          [('true same') x 6], 'and replayed, the same bytes');
+unlike(Worksible::Test::slurp("$top/t/servroot_redis_stress_big/logs/error.log") // '',
+       qr/store failed|cannot add a write event/, 'no store failed');
+redis_cli('DEL', map { "worksible:idem:{$big_company}:big-$_" } 1 .. 6);
 
 nginx_stop();
 
