@@ -5,7 +5,8 @@
 # the connection died) is not sent twice: the rate-limit script and the
 # Idempotency-Key reservation are not retried. Commands larger than the
 # socket takes (1 MB outcomes kept while Redis is stopped) are written whole
-# as it drains.
+# as it drains, and a command queued as Redis closes the connection is sent
+# on the next one.
 
 use strict;
 use warnings;
@@ -261,7 +262,13 @@ my $fpid = fork // die;
 if ($fpid == 0) {
     $SIG{CHLD} = 'IGNORE';
     while (my $c = $fake->accept) {
-        next if fork;
+        my $child = fork // die;
+        if ($child) {
+            open my $fh, '>>', "$dir/pids" or die;
+            print $fh "$child\n";
+            close $fh;
+            next;
+        }
         my $buf = '';
         while (sysread($c, my $chunk, 4096)) {
             $buf .= $chunk;
@@ -372,6 +379,62 @@ $res = http('POST', '/both/x', { %auth, 'Idempotency-Key' => 'k-stress-4' });
 is($res->{status}, 200, 'a reservation queued on a connection that closed before writing it: 200');
 is(scalar(grep { $_ eq 'reserve' } commands()) - $reserves, 1,
    'sent once, on the next connection');
+
+nginx_stop();
+
+# --- Redis closes the connection while a command is queued on it ---------------
+#
+# Redis closes the connection (the process serving it is killed) after the
+# worker's epoll_wait(2) returned a request, before the worker handles it
+# (strace holds each epoll_wait's return 100 ms): the charge that request
+# queues was never written when the close is read, so it goes on the next
+# connection and the request does not notice: 200, charged once.
+
+$prefix = nginx_start(name => 'redis_stress_close', port => 1960, workers => 1,
+    http => http_config(redis => '127.0.0.1:1962 timeout=5s') . $keycache
+            . $upstream,
+    server => $server);
+my ($close_master) = Worksible::Test::slurp("$prefix/logs/nginx.pid") =~ /(\d+)/;
+my ($close_worker) = grep { (Worksible::Test::slurp("/proc/$_/stat") // '')
+                            =~ /^\d+ \(.*?\) \S (\d+) / && $1 == $close_master }
+                     map { m{/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+my @rounds;
+for my $round (1 .. 3) {
+    # a request first: the key is cached, a connection is up and ready
+    $res = http('GET', '/closed/x', \%auth);
+    open my $pfh, '<', "$dir/pids" or die;
+    my @conns = <$pfh>;
+    close $pfh;
+    my ($conn) = $conns[-1] =~ /(\d+)/;
+    my $charges = grep { $_ eq 'charge' } commands();
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1960') or die "connect: $!";
+    sleep 0.1;            # accepted
+    unlink "$prefix/logs/strace.err";
+    my $spid = fork // die;
+    if (!$spid) {
+        open STDERR, '>', "$prefix/logs/strace.err";
+        exec 'strace', '-p', $close_worker, '-o', '/dev/null',
+             '-e', 'trace=epoll_wait,epoll_pwait',
+             '-e', 'inject=epoll_wait,epoll_pwait:delay_exit=100000';
+    }
+    for (1 .. 100) {
+        last if (Worksible::Test::slurp("$prefix/logs/strace.err") // '') =~ /attached/;
+        sleep 0.05;
+    }
+    sleep 0.2;            # the worker waits in a delayed epoll_wait again
+    print $s request('GET', '/closed/x', \%auth);
+    $s->flush;
+    sleep 0.02;           # its epoll_wait has returned the request
+    kill 'KILL', $conn;
+    my $status = answer($s)->{status};
+    kill 'INT', $spid;
+    waitpid $spid, 0;
+    push @rounds, "$res->{status} $status "
+                  . ((grep { $_ eq 'charge' } commands()) - $charges);
+}
+is_deeply(\@rounds, [('200 200 1') x 3],
+          'a charge queued as Redis closed the connection: sent on the next one, 200, charged once')
+    or diag explain \@rounds;
 
 nginx_stop();
 kill 'TERM', $fpid;
