@@ -437,9 +437,17 @@ ngx_worksible_api_body_ready(ngx_http_request_t *r)
     ngx_worksible_request_t  *st;
     ngx_worksible_refusal_t   ref;
 
+    static ngx_str_t  partial = ngx_string("The body was not received whole.");
+
     st = ngx_worksible_request_find(r);
 
     rc = ngx_worksible_api_body(r, st, &body);
+
+    if (rc == NGX_ABORT) {
+        ngx_http_finalize_request(r, ngx_worksible_problem_send(r,
+                                  NGX_WORKSIBLE_INVALID_JSON, &partial, NULL));
+        return;
+    }
 
     if (rc != NGX_OK) {
         ngx_http_finalize_request(r, rc == NGX_DECLINED
@@ -524,7 +532,9 @@ ngx_worksible_api_json(ngx_pool_t *pool, ngx_str_t *body, ngx_uint_t *reals,
  * copied it (ngx_worksible_request_body_tap); from the body's buffers only
  * when another module read the body before (its temporary file read then).
  * NGX_OK, NGX_DECLINED when over NGX_WORKSIBLE_API_BODY_MAX (a chunked body
- * has no Content-Length to check before), NGX_ERROR.
+ * has no Content-Length to check before), NGX_ABORT when nginx stopped
+ * reading it part way (an error_page of its 413, 408 or 400 brought the
+ * request here: what was read is not the body), NGX_ERROR.
  */
 
 static ngx_int_t
@@ -538,6 +548,10 @@ ngx_worksible_api_body(ngx_http_request_t *r, ngx_worksible_request_t *st,
     ngx_chain_t  *cl;
 
     ngx_str_null(body);
+
+    if (r->request_body != NULL && r->request_body->rest > 0) {
+        return NGX_ABORT;
+    }
 
     if (st->body != NULL) {
         if (st->body_too_large) {

@@ -871,11 +871,12 @@ ngx_worksible_redis_del_read(void *data)
 /*
  * A command queued on a ready connection is written by a posted event, after
  * the current event's handlers, together with every other command queued
- * meanwhile: one write(2) for them and no epoll_ctl(2). The write event is
- * armed only while the socket is not writable: connecting, or a write that
- * could not take everything (hiredis asks again from the write handler), or
- * the server has closed its side (EPOLLRDHUP): the close is read first, so
- * that a command queued after it counts as never sent.
+ * meanwhile: one write(2) for them and no epoll_ctl(2); the write handler
+ * reads first (a close that came since epoll_wait(2) is seen then). The
+ * write event is armed only while the socket is not writable: connecting,
+ * or a write that could not take everything (hiredis asks again from the
+ * write handler), or the server has closed its side (EPOLLRDHUP): the close
+ * is read first, so that a command queued after it counts as never sent.
  */
 
 static void
@@ -983,6 +984,26 @@ ngx_worksible_redis_write_handler(ngx_event_t *ev)
 
     if (ac == NULL) {
         return;
+    }
+
+    if (!ev->active) {
+        /*
+         * Posted by ngx_worksible_redis_add_write, not reported by epoll:
+         * Redis may have closed the connection since the last epoll_wait(2)
+         * returned. Read first, so that its end is seen before a command is
+         * written to it, and the command counts as never written.
+         */
+
+        redisAsyncHandleRead(ac);
+
+        if (redis->ac != ac) {
+            return;
+        }
+
+        if (ev->posted) {
+            /* a reply's handler queued more: they go with this write */
+            ngx_delete_posted_event(ev);
+        }
     }
 
     len = sdslen(ac->c.obuf);

@@ -3,7 +3,10 @@
 # answers again, an idle connection Redis drops (CLIENT KILL) is reconnected
 # for the next request, and a command whose fate is unknown (written, then
 # the connection died) is not sent twice: the rate-limit script and the
-# Idempotency-Key reservation are not retried.
+# Idempotency-Key reservation are not retried. Commands larger than the
+# socket takes (1 MB outcomes kept while Redis is stopped) are written whole
+# as it drains, and a command queued as Redis closes the connection is sent
+# on the next one.
 
 use strict;
 use warnings;
@@ -187,6 +190,60 @@ like($log, qr/worksible redis \S+: connect failed: Connection refused, still dow
 
 nginx_stop();
 
+# --- 1 MB outcomes stored while Redis is stopped: partial writes ----------------
+#
+# Six responses of 1 MB each, kept under their Idempotency-Key while Redis
+# is stopped: the store commands fill the socket, the transport writes the
+# rest as the socket drains (the write event armed), every record is whole.
+
+my $blobdir = "$top/t/servroot_redis_stress_blob";
+system('rm', '-rf', $blobdir);
+mkdir $blobdir or die;
+my $blob = join('', map { chr(97 + $_ % 26) x 1024 } 0 .. 1023);
+open my $bfh, '>', "$blobdir/blob" or die;
+print $bfh $blob;
+close $bfh;
+
+nginx_start(name => 'redis_stress_big', port => 1960, workers => 1,
+    http => http_config(redis => "$ENV{TEST_NGINX_REDIS} timeout=3s") . "
+    server { listen 127.0.0.1:1961; location / { limit_rate 4m; root $blobdir;
+                                                 rewrite ^ /blob break; } }",
+    server => '
+        location /big/ { worksible_auth on; worksible_idempotency on max_size=2m;
+                         proxy_method GET; proxy_pass http://127.0.0.1:1961; }');
+
+my $big_company = company(plan => 'growth');
+my $big_key = api_key($big_company, 'company:read')->{key};
+my @big = map {
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1960') or die "connect: $!";
+    print $s request('POST', '/big/x', { Authorization => "Bearer $big_key",
+                                          'Idempotency-Key' => "big-$_" }, '');
+    $s;
+} 1 .. 6;
+sleep 0.1;            # reserved; the responses take 0.25 s each
+kill 'STOP', $rpid;
+sleep 0.6;
+kill 'CONT', $rpid;
+my @big_res = map { answer($_) } @big;
+is_deeply([map { $_->{status} } @big_res], [(200) x 6], '6 responses of 1 MB: 200');
+ok(!grep({ $_->{body} ne $blob } @big_res), 'each whole');
+my @stored;
+my $big_deadline = time + 5;
+do {
+    sleep 0.1;
+    @stored = map { redis_cli('HSTRLEN', "worksible:idem:{$big_company}:big-$_", 'body') } 1 .. 6;
+} until !grep({ $_ != length $blob } @stored) || time > $big_deadline;
+is_deeply(\@stored, [(length $blob) x 6], 'all 6 kept whole in Redis, written while it was stopped');
+my @replays = map { http('POST', '/big/x', { Authorization => "Bearer $big_key",
+                                              'Idempotency-Key' => "big-$_" }, body => '') } 1 .. 6;
+is_deeply([map { ($_->{headers}{'idempotent-replayed'} // '') . ($_->{body} eq $blob ? ' same' : ' differs') } @replays],
+          [('true same') x 6], 'and replayed, the same bytes');
+unlike(Worksible::Test::slurp("$top/t/servroot_redis_stress_big/logs/error.log") // '',
+       qr/store failed|cannot add a write event/, 'no store failed');
+redis_cli('DEL', map { "worksible:idem:{$big_company}:big-$_" } 1 .. 6);
+
+nginx_stop();
+
 # --- a connection that dies with a command written: not resent ------------------
 #
 # A fake Redis on 1962: PING -> PONG; EVALSHA is logged (its ARGV[1], or
@@ -205,7 +262,13 @@ my $fpid = fork // die;
 if ($fpid == 0) {
     $SIG{CHLD} = 'IGNORE';
     while (my $c = $fake->accept) {
-        next if fork;
+        my $child = fork // die;
+        if ($child) {
+            open my $fh, '>>', "$dir/pids" or die;
+            print $fh "$child\n";
+            close $fh;
+            next;
+        }
         my $buf = '';
         while (sysread($c, my $chunk, 4096)) {
             $buf .= $chunk;
@@ -316,6 +379,62 @@ $res = http('POST', '/both/x', { %auth, 'Idempotency-Key' => 'k-stress-4' });
 is($res->{status}, 200, 'a reservation queued on a connection that closed before writing it: 200');
 is(scalar(grep { $_ eq 'reserve' } commands()) - $reserves, 1,
    'sent once, on the next connection');
+
+nginx_stop();
+
+# --- Redis closes the connection while a command is queued on it ---------------
+#
+# Redis closes the connection (the process serving it is killed) after the
+# worker's epoll_wait(2) returned a request, before the worker handles it
+# (strace holds each epoll_wait's return 100 ms): the charge that request
+# queues was never written when the close is read, so it goes on the next
+# connection and the request does not notice: 200, charged once.
+
+$prefix = nginx_start(name => 'redis_stress_close', port => 1960, workers => 1,
+    http => http_config(redis => '127.0.0.1:1962 timeout=5s') . $keycache
+            . $upstream,
+    server => $server);
+my ($close_master) = Worksible::Test::slurp("$prefix/logs/nginx.pid") =~ /(\d+)/;
+my ($close_worker) = grep { (Worksible::Test::slurp("/proc/$_/stat") // '')
+                            =~ /^\d+ \(.*?\) \S (\d+) / && $1 == $close_master }
+                     map { m{/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+my @rounds;
+for my $round (1 .. 3) {
+    # a request first: the key is cached, a connection is up and ready
+    $res = http('GET', '/closed/x', \%auth);
+    open my $pfh, '<', "$dir/pids" or die;
+    my @conns = <$pfh>;
+    close $pfh;
+    my ($conn) = $conns[-1] =~ /(\d+)/;
+    my $charges = grep { $_ eq 'charge' } commands();
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1960') or die "connect: $!";
+    sleep 0.1;            # accepted
+    unlink "$prefix/logs/strace.err";
+    my $spid = fork // die;
+    if (!$spid) {
+        open STDERR, '>', "$prefix/logs/strace.err";
+        exec 'strace', '-p', $close_worker, '-o', '/dev/null',
+             '-e', 'trace=epoll_wait,epoll_pwait',
+             '-e', 'inject=epoll_wait,epoll_pwait:delay_exit=100000';
+    }
+    for (1 .. 100) {
+        last if (Worksible::Test::slurp("$prefix/logs/strace.err") // '') =~ /attached/;
+        sleep 0.05;
+    }
+    sleep 0.2;            # the worker waits in a delayed epoll_wait again
+    print $s request('GET', '/closed/x', \%auth);
+    $s->flush;
+    sleep 0.02;           # its epoll_wait has returned the request
+    kill 'KILL', $conn;
+    my $status = answer($s)->{status};
+    kill 'INT', $spid;
+    waitpid $spid, 0;
+    push @rounds, "$res->{status} $status "
+                  . ((grep { $_ eq 'charge' } commands()) - $charges);
+}
+is_deeply(\@rounds, [('200 200 1') x 3],
+          'a charge queued as Redis closed the connection: sent on the next one, 200, charged once')
+    or diag explain \@rounds;
 
 nginx_stop();
 kill 'TERM', $fpid;

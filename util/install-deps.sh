@@ -12,7 +12,7 @@ pkgs=(
     postgresql-15 postgresql-client-15 redis-server pgbouncer
     perl libtest-base-perl libjson-pp-perl liburi-perl
     libjson-validator-perl libyaml-libyaml-perl
-    debhelper dpkg-dev lintian strace iproute2
+    debhelper dpkg-dev lintian strace iproute2 curl
     chromium
 )
 
