@@ -553,13 +553,15 @@ ngx_worksible_api_body(ngx_http_request_t *r, ngx_worksible_request_t *st,
         return NGX_ABORT;
     }
 
-    if (st->body != NULL) {
+    if (st->body_max != 0) {
         if (st->body_too_large) {
             return NGX_DECLINED;
         }
 
-        body->data = st->body->pos;
-        body->len = st->body->last - st->body->pos;
+        if (st->body != NULL) {
+            body->data = st->body->pos;
+            body->len = st->body->last - st->body->pos;
+        }
 
         return NGX_OK;
     }

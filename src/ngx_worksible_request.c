@@ -588,8 +588,6 @@ ngx_worksible_request_body_tap(ngx_http_request_t *r,
     ngx_worksible_request_t *st, crypto_generichash_state *hash,
     size_t copy_max)
 {
-    off_t  len;
-
     if (r->main->request_body != NULL) {
         return (st->body_tapped && (hash == NULL || st->body_hash == hash)
                 && (copy_max == 0 || st->body_max == copy_max))
@@ -602,24 +600,11 @@ ngx_worksible_request_body_tap(ngx_http_request_t *r,
         st->body_hash = hash;
     }
 
-    if (copy_max == 0 || st->body != NULL) {
-        return NGX_OK;
+    if (copy_max != 0) {
+        st->body_max = copy_max;
+        st->body_too_large = (r->main->headers_in.content_length_n
+                              > (off_t) copy_max);
     }
-
-    /* the whole body at once when its length is known, else grown */
-
-    len = r->main->headers_in.content_length_n;
-
-    if (len < 0 || len > (off_t) copy_max) {
-        len = ngx_min(copy_max, 4096);
-    }
-
-    st->body = ngx_create_temp_buf(r->main->pool, len ? (size_t) len : 1);
-    if (st->body == NULL) {
-        return NGX_ERROR;
-    }
-
-    st->body_max = copy_max;
 
     return NGX_OK;
 }
@@ -651,29 +636,39 @@ ngx_worksible_request_body_filter(ngx_http_request_t *r, ngx_chain_t *in)
             crypto_generichash_update(st->body_hash, b->pos, size);
         }
 
-        if (st->body == NULL || st->body_too_large) {
+        if (st->body_max == 0 || st->body_too_large) {
             continue;
         }
 
         copy = st->body;
-        used = copy->last - copy->pos;
+        used = copy ? (size_t) (copy->last - copy->pos) : 0;
 
         if (size > st->body_max - used) {
             st->body_too_large = 1;
             continue;
         }
 
-        if (size > (size_t) (copy->end - copy->last)) {
-            cap = ngx_min(st->body_max, ngx_max(2 * (size_t) (copy->end
-                                                              - copy->start),
-                                                used + size));
+        if (copy == NULL || size > (size_t) (copy->end - copy->last)) {
+            /*
+             * the whole body at once when its length is known, else
+             * doubled as it comes (the old buffer freed when it was a
+             * large allocation of the pool)
+             */
+            cap = r->main->headers_in.content_length_n > 0
+                  ? (size_t) r->main->headers_in.content_length_n
+                  : copy ? 2 * (size_t) (copy->end - copy->start) : 4096;
+            cap = ngx_min(st->body_max, ngx_max(cap, used + size));
 
             copy = ngx_create_temp_buf(r->main->pool, cap);
             if (copy == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            copy->last = ngx_cpymem(copy->pos, st->body->pos, used);
+            if (st->body != NULL) {
+                copy->last = ngx_cpymem(copy->pos, st->body->pos, used);
+                ngx_pfree(r->main->pool, st->body->start);
+            }
+
             st->body = copy;
         }
 
