@@ -396,6 +396,7 @@ ngx_worksible_redis_cluster_reply(ngx_worksible_redis_cluster_t *cl,
     }
 
     node = NULL;
+    slot = NGX_ERROR;
     q = p;
     p = ngx_strlchr(q, last, ' ');
 
