@@ -95,10 +95,7 @@ char *
 ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t nargs, ngx_worksible_redis_conf_t *conf)
 {
-    size_t      len;
-    u_char     *p;
     ngx_int_t   rc;
-    ngx_url_t   u;
     ngx_uint_t  i, naddrs;
 
     conf->timeout = 100;
@@ -167,31 +164,50 @@ ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
         return NGX_CONF_OK;
     }
 
+    if (ngx_worksible_redis_resolve(cf, &args[0], 6379, "", &conf->addr,
+                                    &conf->port)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+ngx_int_t
+ngx_worksible_redis_resolve(ngx_conf_t *cf, ngx_str_t *arg,
+    in_port_t default_port, const char *what, char **addr, int *port)
+{
+    size_t     len;
+    u_char    *p;
+    ngx_url_t  u;
+
     ngx_memzero(&u, sizeof(ngx_url_t));
 
-    u.url = args[0];
-    u.default_port = 6379;
+    u.url = *arg;
+    u.default_port = default_port;
 
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0 || u.uri.len) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "worksible_redis \"%V\" not resolved%s%s",
-                           &args[0], u.err ? ": " : "", u.err ? u.err : "");
-        return NGX_CONF_ERROR;
+                           "worksible_redis%s \"%V\" not resolved%s%s",
+                           what, arg, u.err ? ": " : "", u.err ? u.err : "");
+        return NGX_ERROR;
     }
 
     p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
     if (p == NULL) {
-        return NGX_CONF_ERROR;
+        return NGX_ERROR;
     }
 
     len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
                         NGX_SOCKADDR_STRLEN, 0);
     p[len] = '\0';
 
-    conf->addr = (char *) p;
-    conf->port = u.port;
+    *addr = (char *) p;
+    *port = u.port;
 
-    return NGX_CONF_OK;
+    return NGX_OK;
 }
 
 
@@ -932,28 +948,35 @@ ngx_worksible_redis_cleanup(void *data)
     c = redis->c;
 
     if (c != NULL) {
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        if (c->read->active) {
-            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        if (c->write->active) {
-            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
+        ngx_worksible_redis_release(c);
         redis->c = NULL;
     }
 
     redis->ac = NULL;
+}
+
+
+void
+ngx_worksible_redis_release(ngx_connection_t *c)
+{
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    if (c->read->active) {
+        ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    if (c->write->active) {
+        ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
+    }
+
+    ngx_free_connection(c);
+    c->fd = (ngx_socket_t) -1;
 }
 
 

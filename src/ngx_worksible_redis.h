@@ -105,6 +105,22 @@ char *ngx_worksible_redis_conf_parse(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t nargs, ngx_worksible_redis_conf_t *conf);
 
 /*
+ * host[:port] (default_port when none) resolved now: hiredis would call the
+ * blocking getaddrinfo(). *addr: its first address, numeric, NUL-terminated
+ * (cf's pool); *port. NGX_OK, or NGX_ERROR after the emerg "worksible_redis
+ * WHAT \"ARG\" not resolved" for nginx -t (what: "" or ": the Sentinel").
+ */
+ngx_int_t ngx_worksible_redis_resolve(ngx_conf_t *cf, ngx_str_t *arg,
+    in_port_t default_port, const char *what, char **addr, int *port);
+
+/*
+ * A connection hiredis is about to close (its cleanup): the events are
+ * removed, posted or armed, and nginx's connection slot is freed; the fd is
+ * hiredis's to close.
+ */
+void ngx_worksible_redis_release(ngx_connection_t *c);
+
+/*
  * The password on the one line of file (relative to the prefix), read now,
  * into *password: NGX_OK, or NGX_ERROR logged for nginx -t.
  */

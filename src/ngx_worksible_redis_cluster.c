@@ -105,9 +105,8 @@ char *
 ngx_worksible_redis_cluster_conf(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t nargs, ngx_worksible_redis_conf_t *conf)
 {
-    size_t                       len;
-    u_char                      *p;
-    ngx_url_t                    u;
+    int                          port;
+    char                        *addr;
     ngx_uint_t                   i;
     ngx_worksible_redis_conf_t  *seed;
 
@@ -139,29 +138,11 @@ ngx_worksible_redis_cluster_conf(ngx_conf_t *cf, ngx_str_t *args,
             return NGX_CONF_ERROR;
         }
 
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = args[i];
-        u.default_port = 6379;
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0
-            || u.uri.len)
+        if (ngx_worksible_redis_resolve(cf, &args[i], 6379, "", &addr, &port)
+            != NGX_OK)
         {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "worksible_redis \"%V\" not resolved%s%s",
-                               &args[i], u.err ? ": " : "",
-                               u.err ? u.err : "");
             return NGX_CONF_ERROR;
         }
-
-        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                            NGX_SOCKADDR_STRLEN, 0);
-        p[len] = '\0';
 
         seed = ngx_array_push(conf->seeds);
         if (seed == NULL) {
@@ -172,8 +153,8 @@ ngx_worksible_redis_cluster_conf(ngx_conf_t *cf, ngx_str_t *args,
         seed->cluster = 0;
         seed->seeds = NULL;
         seed->display = args[i];
-        seed->addr = (char *) p;
-        seed->port = u.port;
+        seed->addr = addr;
+        seed->port = port;
         seed->unix_path = NULL;
     }
 

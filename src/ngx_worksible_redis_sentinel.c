@@ -127,9 +127,8 @@ ngx_int_t
 ngx_worksible_redis_sentinel_conf(ngx_conf_t *cf, ngx_str_t *args,
     ngx_uint_t naddrs, ngx_worksible_redis_sentinel_conf_t *conf)
 {
-    size_t                                len;
-    u_char                               *p;
-    ngx_url_t                             u;
+    int                                   port;
+    char                                 *addr;
     ngx_uint_t                            i;
     ngx_worksible_redis_sentinel_addr_t  *a;
 
@@ -155,27 +154,13 @@ ngx_worksible_redis_sentinel_conf(ngx_conf_t *cf, ngx_str_t *args,
             return NGX_ERROR;
         }
 
-        ngx_memzero(&u, sizeof(ngx_url_t));
-
-        u.url = args[i];
-        u.default_port = NGX_WORKSIBLE_SENTINEL_PORT;
-
-        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.naddrs == 0) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "worksible_redis: the Sentinel \"%V\" not "
-                               "resolved%s%s", &args[i], u.err ? ": " : "",
-                               u.err ? u.err : "");
+        if (ngx_worksible_redis_resolve(cf, &args[i],
+                                        NGX_WORKSIBLE_SENTINEL_PORT,
+                                        ": the Sentinel", &addr, &port)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
-
-        p = ngx_pnalloc(cf->pool, NGX_SOCKADDR_STRLEN + 1);
-        if (p == NULL) {
-            return NGX_ERROR;
-        }
-
-        len = ngx_sock_ntop(u.addrs[0].sockaddr, u.addrs[0].socklen, p,
-                            NGX_SOCKADDR_STRLEN, 0);
-        p[len] = '\0';
 
         a = ngx_array_push(conf->addrs);
         if (a == NULL) {
@@ -183,8 +168,8 @@ ngx_worksible_redis_sentinel_conf(ngx_conf_t *cf, ngx_str_t *args,
         }
 
         a->display = args[i];
-        a->addr = (char *) p;
-        a->port = u.port;
+        a->addr = addr;
+        a->port = port;
     }
 
     return NGX_OK;
@@ -912,24 +897,7 @@ ngx_worksible_redis_sentinel_cleanup(void *data)
     c = link->c;
 
     if (c != NULL) {
-        if (c->read->posted) {
-            ngx_delete_posted_event(c->read);
-        }
-
-        if (c->write->posted) {
-            ngx_delete_posted_event(c->write);
-        }
-
-        if (c->read->active) {
-            ngx_del_event(c->read, NGX_READ_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        if (c->write->active) {
-            ngx_del_event(c->write, NGX_WRITE_EVENT, NGX_CLOSE_EVENT);
-        }
-
-        ngx_free_connection(c);
-        c->fd = (ngx_socket_t) -1;
+        ngx_worksible_redis_release(c);
         link->c = NULL;
     }
 }
