@@ -32,6 +32,8 @@ static ngx_int_t ngx_worksible_api_run_on(ngx_http_request_t *r,
 static ngx_int_t ngx_worksible_api_run(ngx_http_request_t *r,
     ngx_worksible_route_t *route, ngx_str_t *id, ngx_str_t *args,
     json_t *body);
+static ngx_int_t ngx_worksible_api_again(ngx_http_request_t *r,
+    ngx_worksible_pg_op_t *op, ngx_worksible_respond_pt respond);
 static ngx_int_t ngx_worksible_api_refuse(ngx_http_request_t *r,
     ngx_worksible_refusal_t *ref);
 static size_t ngx_worksible_api_cut(ngx_str_t *s, size_t max);
@@ -986,7 +988,6 @@ ngx_worksible_api_replica_failed(ngx_http_request_t *r,
 static ngx_int_t
 ngx_worksible_api_primary(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
 {
-    ngx_int_t                   rc;
     ngx_str_t                   msg;
     ngx_worksible_pg_op_t      *copy;
     ngx_worksible_request_t    *st;
@@ -1009,7 +1010,23 @@ ngx_worksible_api_primary(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_worksible_pg_respond(r, copy, ngx_worksible_api_respond);
+    return ngx_worksible_api_again(r, copy, ngx_worksible_api_respond);
+}
+
+
+/*
+ * A second query answers r, from the handler of the first one's answer:
+ * NGX_DONE while PostgreSQL answers (the caller's finalize drops the count
+ * the first query took), or the status of an answer to send now.
+ */
+
+static ngx_int_t
+ngx_worksible_api_again(ngx_http_request_t *r, ngx_worksible_pg_op_t *op,
+    ngx_worksible_respond_pt respond)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_worksible_pg_respond(r, op, respond);
 
     if (rc == NGX_DECLINED) {
         return ngx_worksible_api_unavailable(r);
@@ -1018,8 +1035,6 @@ ngx_worksible_api_primary(ngx_http_request_t *r, ngx_worksible_pg_op_t *op)
     if (rc != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    /* the count the first query took goes with this answer's finalize */
 
     r->main->count++;
 
@@ -1203,7 +1218,6 @@ ngx_worksible_api_success(ngx_http_request_t *r, ngx_worksible_route_t *route,
 static ngx_int_t
 ngx_worksible_api_recorded(ngx_http_request_t *r)
 {
-    ngx_int_t               rc;
     ngx_worksible_pg_op_t  *op;
 
     op = ngx_worksible_idempotency_find(r);
@@ -1211,20 +1225,7 @@ ngx_worksible_api_recorded(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_worksible_pg_respond(r, op, ngx_worksible_api_replay);
-
-    if (rc == NGX_DECLINED) {
-        return ngx_worksible_api_unavailable(r);
-    }
-
-    if (rc != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    /* the caller's finalize drops the count of the first query */
-    r->main->count++;
-
-    return NGX_DONE;
+    return ngx_worksible_api_again(r, op, ngx_worksible_api_replay);
 }
 
 
