@@ -83,23 +83,9 @@ trap cleanup EXIT
 
 # ------------------------------------------------------------------ stack
 "$top/util/stack.sh" start bench
-psql -X -q -U postgres -d postgres \
-    -c 'DROP DATABASE IF EXISTS worksible WITH (FORCE)' \
-    -c 'CREATE DATABASE worksible OWNER worksible'
-psql -X -q -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
 export WORKSIBLE_KEY_SECRET_FILE=$dir/key_secret
-"$build/worksible" migrate >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 -f "$top/util/demo.sql" >/dev/null
-psql -X -q -U postgres -c 'SELECT pg_stat_statements_reset()' >/dev/null
-
-company=$(psql -X -At -c "SELECT id FROM companies WHERE plan = 'growth'
-                          ORDER BY created_at, id LIMIT 1")
-# a budget wrk cannot exhaust: every request is charged, none refused
-"$build/worksible" plan set growth --limit 1000000000 --window 60 >/dev/null
-key=$("$build/worksible" key create --company "$company" \
-        --scopes "company:read freelancers:read freelancers:write" \
-        --name "make bench" --json 2>/dev/null \
-      | perl -MJSON::PP -0777 -ne 'print decode_json($_)->{key}')
+. "$top/util/bench-db.sh"
+bench_db "make bench"
 auth="Authorization: Bearer $key"
 
 # the same 120-byte JSON body for bare nginx, auth and auth + rate limit

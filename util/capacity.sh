@@ -38,19 +38,8 @@ cleanup() {
 trap cleanup EXIT
 
 "$top/util/stack.sh" start bench
-psql -X -q -U postgres -d postgres \
-    -c 'DROP DATABASE IF EXISTS worksible WITH (FORCE)' \
-    -c 'CREATE DATABASE worksible OWNER worksible'
-psql -X -q -U postgres -c 'CREATE EXTENSION IF NOT EXISTS pg_stat_statements'
-"$build/worksible" migrate >/dev/null
-psql -X -q -v ON_ERROR_STOP=1 -f "$top/util/demo.sql" >/dev/null
-company=$(psql -X -At -c "SELECT id FROM companies WHERE plan = 'growth'
-                          ORDER BY created_at, id LIMIT 1")
-"$build/worksible" plan set growth --limit 1000000000 --window 60 >/dev/null
-key=$("$build/worksible" key create --company "$company" \
-        --scopes "company:read freelancers:read freelancers:write" \
-        --name "make capacity" --json 2>/dev/null \
-      | perl -MJSON::PP -0777 -ne 'print decode_json($_)->{key}')
+. "$top/util/bench-db.sh"
+bench_db "make capacity"
 
 rm -rf "$prefix"
 mkdir -p "$prefix/logs" "$prefix/tmp" "$dir/www/static"
