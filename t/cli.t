@@ -27,7 +27,7 @@ my $cli  = "$root/build/worksible";
 plan skip_all => "$cli is not built" unless -x $cli;
 
 $ENV{PGHOST} //= '127.0.0.1';
-$ENV{PGPORT} //= '55433';
+$ENV{PGPORT} //= '15433';
 $ENV{PGUSER} //= 'worksible';
 $ENV{WORKSIBLE_KEY_SECRET_FILE} //= "$root/build/test/key_secret";
 delete $ENV{WORKSIBLE_MIGRATIONS};

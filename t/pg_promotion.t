@@ -1,5 +1,5 @@
 # A real PostgreSQL failover (issue 20): a streaming replica of the test
-# primary (pg_basebackup -R, util/stack.sh replica-start) on 55443, nginx
+# primary (pg_basebackup -R, util/stack.sh replica-start) on 15443, nginx
 # given both hosts with target_session_attrs=read-write. Under a steady
 # stream of keyed POSTs and GETs from three clients, the primary stops and
 # the replica is promoted (pg_ctl promote), twice: a fast stop with
@@ -23,7 +23,7 @@ use Worksible::Traffic qw(traffic_start traffic_stop traffic_check_keys);
 
 my $top = $ENV{WORKSIBLE_TOP};
 my $port = 1956;
-my $replica_port = 55443;
+my $replica_port = 15443;
 my $clients = 3;
 
 sub stack { system("$top/util/stack.sh", @_, 'test') == 0 or die "stack.sh @_ failed" }

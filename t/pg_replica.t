@@ -1,6 +1,6 @@
 # Read replicas (issue 20): worksible_postgres_replica names a streaming
 # replica (util/stack.sh replica-start: pg_basebackup -R of the test
-# primary, on 55443), worksible_read_replica on [max_lag=TIME] lets a
+# primary, on 15443), worksible_read_replica on [max_lag=TIME] lets a
 # location's GETs read there. The proof of where a read ran: with the
 # replica's replay paused (pg_wal_replay_pause()), a freelancer inserted on
 # the primary is missing from a list read on the replica. Asserted: reads
@@ -18,7 +18,7 @@ use Worksible::Test qw(company api_key freelancers http_config nginx_start
     nginx_stop http psql json);
 
 my $top = $ENV{WORKSIBLE_TOP};
-my $replica_port = 55443;
+my $replica_port = 15443;
 my ($near, $far, $off) = (1958, 1959, 1954);
 
 sub stack { system("$top/util/stack.sh", @_, 'test') == 0 or die "stack.sh @_ failed" }

@@ -21,7 +21,7 @@ use Worksible::Traffic qw(traffic_start traffic_stop traffic_check_keys);
 
 my $top = $ENV{WORKSIBLE_TOP};
 my $port = 1957;
-my $bouncer = 56433;
+my $bouncer = 16433;
 
 sub stack { system("$top/util/stack.sh", @_, 'test') == 0 or die "stack.sh @_ failed" }
 

@@ -1,11 +1,11 @@
 # Redis Cluster (worksible_redis ... cluster) against a real one: 3
-# primaries and 3 replicas on 127.0.0.1:57001-57006 (util/stack.sh
+# primaries and 3 replicas on 127.0.0.1:17001-17006 (util/stack.sh
 # cluster-start). nginx -t checks the form; rate limits and idempotency
 # records of companies whose slots live on different primaries land on
 # those primaries; a slot migrated by hand (ASK while it moves, MOVED
 # after) keeps its limiter counting; a manual failover and a killed
 # primary recover without a reload; CLUSTERDOWN is "Redis down". A fake
-# one-node cluster (57010) answers what a real one does not send to our
+# one-node cluster (17010) answers what a real one does not send to our
 # one-key scripts: TRYAGAIN, MOVED to ":port", endless redirections.
 
 use strict;
@@ -21,7 +21,7 @@ use Worksible::Test qw(company api_key plan http_config nginx_start
     nginx_stop http psql_value);
 
 my $top = $ENV{WORKSIBLE_TOP};
-my @ports = (57001 .. 57006);
+my @ports = (17001 .. 17006);
 
 # --- nginx -t ---------------------------------------------------------------
 
@@ -41,23 +41,23 @@ sub nginx_t {
 }
 
 for my $c (
-    [ '127.0.0.1:57001 127.0.0.1:57002 cluster timeout=200ms', 0,
+    [ '127.0.0.1:17001 127.0.0.1:17002 cluster timeout=200ms', 0,
       qr/syntax is ok/, 'seed nodes of a cluster' ],
-    [ '127.0.0.1:57001 cluster', 0, qr/syntax is ok/, 'one seed node' ],
-    [ '127.0.0.1:57001 127.0.0.1:57002', 1,
+    [ '127.0.0.1:17001 cluster', 0, qr/syntax is ok/, 'one seed node' ],
+    [ '127.0.0.1:17001 127.0.0.1:17002', 1,
       qr/several addresses need "cluster" or sentinel=NAME/, 'several addresses without cluster' ],
-    [ '127.0.0.1:57001 cluster db=1', 1,
+    [ '127.0.0.1:17001 cluster db=1', 1,
       qr/a Redis Cluster has db 0 only/, 'a cluster with db=1' ],
     [ 'unix:/tmp/redis.sock cluster', 1,
       qr/"unix:\/tmp\/redis.sock": a Redis Cluster node is host\[:port\]/,
       'a unix socket as a cluster node' ],
-    [ '127.0.0.1:57001 127.0.0.1:notaport cluster', 1,
+    [ '127.0.0.1:17001 127.0.0.1:notaport cluster', 1,
       qr/worksible_redis "127.0.0.1:notaport" not resolved/, 'a malformed seed' ],
-    [ '127.0.0.1:57001 cluster bogus=1', 1,
+    [ '127.0.0.1:17001 cluster bogus=1', 1,
       qr/invalid worksible_redis parameter "bogus=1"/, 'an unknown parameter' ],
-    [ '127.0.0.1:57001 127.0.0.1:57002 cluster sentinel=mymaster', 1,
+    [ '127.0.0.1:17001 127.0.0.1:17002 cluster sentinel=mymaster', 1,
       qr/"cluster" and sentinel= exclude each other/, 'cluster with sentinel=' ],
-    [ '127.0.0.1:57001 sentinel=mymaster cluster', 1,
+    [ '127.0.0.1:17001 sentinel=mymaster cluster', 1,
       qr/"cluster" and sentinel= exclude each other/, 'sentinel= with cluster' ],
 ) {
     my ($redis, $fails, $re, $name) = @$c;
@@ -140,7 +140,7 @@ sub replica_of {
     return $r;
 }
 
-sub slot_of { rc(57001, 'CLUSTER', 'KEYSLOT', $_[0]) }
+sub slot_of { rc(17001, 'CLUSTER', 'KEYSLOT', $_[0]) }
 
 # --- nginx on the cluster -------------------------------------------------------
 
@@ -153,8 +153,8 @@ my $server = '
         location /v1/ { worksible_auth on; worksible_idempotency on;
                         worksible_api; }
         location = /health { worksible_health; }';
-# two seeds: 57003 is learnt from the slot map
-my $http = http_config(redis => '127.0.0.1:57001 127.0.0.1:57002 cluster timeout=300ms connect_timeout=500ms') . '
+# two seeds: 17003 is learnt from the slot map
+my $http = http_config(redis => '127.0.0.1:17001 127.0.0.1:17002 cluster timeout=300ms connect_timeout=500ms') . '
     server { listen 127.0.0.1:1958; location / { return 200 "ok\n"; } }';
 
 my $prefix = nginx_start(name => 'redis_cluster', port => 1957, workers => 2,
@@ -280,7 +280,7 @@ cmp_ok(rc($replica, 'PTTL', $a_key), '>', 0, "the key is on $replica");
 # --- a killed primary: its replica takes over ---------------------------------
 
 my ($b_primary) = grep { $_ ne $replica && $_ ne $to && $_ ne $from } sort keys %company;
-is($b_primary, 57003, 'the primary killed is not a seed');
+is($b_primary, 17003, 'the primary killed is not a seed');
 my $b_cmp = $company{$b_primary};
 my $b_replica = replica_of($b_primary);
 ok($b_replica, "$b_primary has a replica");
@@ -347,10 +347,10 @@ nginx_stop();
 
 # --- TRYAGAIN and redirections no real cluster sends here -----------------------
 #
-# A one-node "cluster" on 57010 that serves every slot and answers each
-# company's commands as told, then passes them to the test Redis (56380):
+# A one-node "cluster" on 17010 that serves every slot and answers each
+# company's commands as told, then passes them to the test Redis (16380):
 # TRYAGAIN once (a multi-key command during a resharding, which our
-# one-key scripts never are), TRYAGAIN always, MOVED to ":57010" (an empty
+# one-key scripts never are), TRYAGAIN always, MOVED to ":17010" (an empty
 # host: the node that answered) once, MOVED to itself always.
 
 my %mode;
@@ -400,7 +400,7 @@ sub resp_command {
 
 my $fake = fork // die "fork: $!";
 if ($fake == 0) {
-    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1:57010', Listen => 16,
+    my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1:17010', Listen => 16,
                                   ReuseAddr => 1) or POSIX::_exit(1);
     my ($rhost, $rport) = split /:/, $ENV{TEST_NGINX_REDIS};
     my $redis = IO::Socket::INET->new("$rhost:$rport") or POSIX::_exit(1);
@@ -420,7 +420,7 @@ if ($fake == 0) {
                 if ($name eq 'PING') { $out = "+PONG\r\n" }
                 elsif ($name eq 'ASKING') { $out = "+OK\r\n" }
                 elsif ($name eq 'CLUSTER') {
-                    $out = "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n\$9\r\n127.0.0.1\r\n:57010\r\n";
+                    $out = "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n\$9\r\n127.0.0.1\r\n:17010\r\n";
                 } else {
                     my ($cmp) = ($cmd->[3] // '') =~ /\{([^}]+)\}/;
                     my $m = $mode{$cmp // ''} // '';
@@ -428,9 +428,9 @@ if ($fake == 0) {
                     if (($m eq 'tryagain_once' && $c == 1) || $m eq 'tryagain_always') {
                         $out = "-TRYAGAIN Multiple keys request during rehashing of slot\r\n";
                     } elsif ($m eq 'moved_empty' && $c == 1) {
-                        $out = "-MOVED 7 :57010\r\n";
+                        $out = "-MOVED 7 :17010\r\n";
                     } elsif ($m eq 'moved_always') {
-                        $out = "-MOVED 7 127.0.0.1:57010\r\n";
+                        $out = "-MOVED 7 127.0.0.1:17010\r\n";
                     } else {
                         print $redis '*' . @$cmd . "\r\n",
                             map { '$' . length($_) . "\r\n$_\r\n" } @$cmd;
@@ -445,10 +445,10 @@ if ($fake == 0) {
 }
 END { if ($fake) { kill 'KILL', $fake; waitpid($fake, 0) } }
 
-for (1 .. 50) { last if IO::Socket::INET->new('127.0.0.1:57010'); sleep 0.1 }
+for (1 .. 50) { last if IO::Socket::INET->new('127.0.0.1:17010'); sleep 0.1 }
 
 $prefix = nginx_start(name => 'redis_cluster_fake', port => 1957, workers => 1,
-    http => http_config(redis => '127.0.0.1:57010 cluster timeout=1s') . '
+    http => http_config(redis => '127.0.0.1:17010 cluster timeout=1s') . '
     server { listen 127.0.0.1:1958; location / { return 200 "ok\n"; } }',
     server => $server);
 
@@ -477,7 +477,7 @@ $res = get($cmp_of{moved_always});
 is($res->{status}, 503, 'MOVED without end: 503');
 is(fake_seen('moved_always'), join(' ', ('MOVED') x 6), 'after 5 redirections');
 like(Worksible::Test::slurp("$prefix/logs/error.log"),
-     qr/worksible redis cluster: more than 5 redirections, the last "MOVED 7 127.0.0.1:57010"/,
+     qr/worksible redis cluster: more than 5 redirections, the last "MOVED 7 127.0.0.1:17010"/,
      'the error log says so');
 
 nginx_stop();

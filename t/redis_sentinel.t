@@ -1,6 +1,6 @@
 # worksible_redis with sentinel=NAME against real Sentinels (redis-server
-# --sentinel): a primary (57101) and its replica (57102), three Sentinels
-# (57103-57105, requirepass) on loopback. The rate limiter and
+# --sentinel): a primary (17101) and its replica (17102), three Sentinels
+# (17103-17105, requirepass) on loopback. The rate limiter and
 # Idempotency-Key work through the primary the Sentinels name; SENTINEL
 # FAILOVER and a killed primary are followed without a reload, counting
 # on; one Sentinel down, then all of them, with the primary up: it keeps
@@ -17,8 +17,8 @@ use Worksible::Test qw(company api_key plan http_config nginx_start
 
 my $top = $ENV{WORKSIBLE_TOP};
 my $dir = "$top/t/servroot_sentinel_stores";
-my @data = (57101, 57102);
-my @sentinels = (57103, 57104, 57105);
+my @data = (17101, 17102);
+my @sentinels = (17103, 17104, 17105);
 my $name = 'wk';
 my $pass = 'sentinel-secret';
 
@@ -96,7 +96,14 @@ CONF
         or die "redis-server --sentinel $port";
 }
 
-ok(wait_for('the replica in sync', 20, sub {
+# a Redis that cannot bind its port still exits 0 when it daemonizes
+sub silent { grep { cli($_, 'PING') ne 'PONG' } @data, @sentinels }
+my $up = wait_for('every Redis and Sentinel to answer', 10, sub { !silent() });
+diag("$_ does not answer; its log:\n" . (slurp("$dir/$_.log") // ''))
+    for $up ? () : silent();
+
+ok($up
+   && wait_for('the replica in sync', 20, sub {
     cli($data[1], 'INFO', 'replication') =~ /master_link_status:up/ })
    && wait_for('the Sentinels to know the replica and each other', 30, sub {
     !grep {
@@ -164,7 +171,7 @@ my ($cmp, $key) = key_on(10);
 my @st = map { get($key) } 1 .. 3;
 is_deeply(\@st, [200, 200, 200], 'a plan of 10: 3 requests pass');
 my $ahead = ahead($data[0], $cmp);
-cmp_ok($ahead, '>', 15_000, 'charged on the primary (57101): 3 of 10 a minute, 18 s ahead');
+cmp_ok($ahead, '>', 15_000, 'charged on the primary (17101): 3 of 10 a minute, 18 s ahead');
 cmp_ok($ahead, '<=', 18_000, 'and no more');
 
 my %auth = (Authorization => "Bearer $key");
@@ -173,22 +180,22 @@ my $again = http('POST', '/idem/a', { %auth, 'Idempotency-Key' => 'sent-1' });
 is($first->{status}, 201, 'a keyed POST runs: 201');
 is($again->{headers}{'idempotent-replayed'}, 'true', 'its repeat is replayed');
 is(calls($counter), 1, 'the service ran once');
-isnt(cli($data[0], 'TYPE', "worksible:idem:{$cmp}:sent-1"), 'none', 'the record is on the primary (57101)');
+isnt(cli($data[0], 'TYPE', "worksible:idem:{$cmp}:sent-1"), 'none', 'the record is on the primary (17101)');
 
 # --- SENTINEL FAILOVER: followed without a reload ------------------------------------
 
 wait_for('the replica to have the charges', 5, sub { ahead($data[1], $cmp) > 0 });
 my $t0 = time;
 like(cli($sentinels[0], 'SENTINEL', 'FAILOVER', $name), qr/OK/, 'SENTINEL FAILOVER');
-ok(wait_for('the Sentinels to name 57102', 20, sub { primary_port() == $data[1] }),
-   'the Sentinels name the replica (57102) the primary');
+ok(wait_for('the Sentinels to name 17102', 20, sub { primary_port() == $data[1] }),
+   'the Sentinels name the replica (17102) the primary');
 my $took = recovers_within($t0, 10);
 ok($took >= 0, sprintf('the module follows within 10 s of SENTINEL FAILOVER (%.1f s), without a reload', $took));
 
 @st = map { get($key) } 1 .. 8;
 is_deeply(\@st, [(200) x 7, 429],
           'the limiter counts on: 7 more of the 10 pass on the new primary, the 11th is limited');
-cmp_ok(ahead($data[1], $cmp), '>', 55_000, 'the budget is on the new primary (57102), 60 s ahead');
+cmp_ok(ahead($data[1], $cmp), '>', 55_000, 'the budget is on the new primary (17102), 60 s ahead');
 my $log = slurp("$prefix/logs/error.log");
 is(scalar(() = $log =~ /\+switch-master to 127\.0\.0\.1:$data[1]/g), 2,
    'both workers got +switch-master from their Sentinel');
@@ -196,21 +203,21 @@ unlike($log, qr/reconfiguring|signal 1 \(SIGHUP\)/, 'no reload');
 
 # --- the primary killed: the Sentinels elect the replica ---------------------------------
 
-ok(wait_for('57101 to replicate 57102', 20, sub {
+ok(wait_for('17101 to replicate 17102', 20, sub {
     cli($data[0], 'INFO', 'replication') =~ /role:slave.*master_link_status:up/s }),
-   'the old primary (57101) now replicates the new one');
+   'the old primary (17101) now replicates the new one');
 ($cmp, $key) = key_on(4);
 is(get($key), 200, 'a plan of 4: the first request passes');
 wait_for('the replica to have the charge', 5, sub { ahead($data[0], $cmp) > 0 });
 $t0 = time;
 stop($data[1], 'KILL');
-ok(wait_for('the Sentinels to elect 57101', 30, sub { primary_port() == $data[0] }),
-   'the primary (57102) killed: the Sentinels elect 57101');
+ok(wait_for('the Sentinels to elect 17101', 30, sub { primary_port() == $data[0] }),
+   'the primary (17102) killed: the Sentinels elect 17101');
 $took = recovers_within($t0, 20);
 ok($took >= 0, sprintf('requests pass again within 20 s of the kill (%.1f s)', $took));
 @st = map { get($key) } 1 .. 4;
 is_deeply(\@st, [200, 200, 200, 429], 'the limiter counts on: 3 more of the 4, then 429');
-cmp_ok(ahead($data[0], $cmp), '>', 55_000, 'on 57101');
+cmp_ok(ahead($data[0], $cmp), '>', 55_000, 'on 17101');
 
 nginx_stop();
 system('cp', "$prefix/logs/error.log", "$dir/nginx-failover.log");
@@ -231,7 +238,7 @@ ok(wait_for('the primary through the other Sentinels', 10, sub { get($probe) == 
    'the first Sentinel down: a new nginx finds the primary through the others');
 ($cmp, $key) = key_on(10);
 is(get($key), 200, 'and charges');
-cmp_ok(ahead($data[0], $cmp), '>', 0, 'on the primary (57101)');
+cmp_ok(ahead($data[0], $cmp), '>', 0, 'on the primary (17101)');
 $log = slurp("$prefix/logs/error.log");
 like($log, qr/Sentinel 127\.0\.0\.1:$sentinels[0]: .*(refused|lost)/i,
      'the error log says which Sentinel was down');
@@ -255,7 +262,7 @@ like($log, qr/no Sentinel answered, keeping the primary 127\.0\.0\.1:$data[0]/,
 # READONLY: the charge did not run; ROLE then says slave: Redis counts as
 # down (fail=closed: 503), until it is a master again
 my $before = ahead($data[0], $cmp);
-is(cli($data[0], 'REPLICAOF', '127.0.0.1', '57199'), 'OK', 'the primary made a replica of nothing');
+is(cli($data[0], 'REPLICAOF', '127.0.0.1', '17199'), 'OK', 'the primary made a replica of nothing');
 is(get($key), 503, 'a request on the replica: 503 (fail=closed), not an error');
 ok(wait_for('the breaker open', 5, sub { get($key) == 503 }) && get($key) == 503,
    'and the next ones while it is no master');
@@ -297,18 +304,18 @@ sub nginx_t {
 }
 
 for my $case (
-    [ "127.0.0.1:57103 127.0.0.1:57104 sentinel=$name", 0, qr/syntax is ok/, 'Sentinels and a master name' ],
+    [ "127.0.0.1:17103 127.0.0.1:17104 sentinel=$name", 0, qr/syntax is ok/, 'Sentinels and a master name' ],
     [ "127.0.0.1 sentinel=$name db=3 timeout=50ms", 0, qr/syntax is ok/, 'one Sentinel, port 26379, with db and timeout' ],
-    [ "127.0.0.1:57103 127.0.0.1:57104", 1, qr/several addresses need "cluster" or sentinel=NAME/, 'several addresses without sentinel=' ],
-    [ "127.0.0.1:57103 sentinel=", 1, qr/one sentinel=NAME with a master name/, 'sentinel= without a name' ],
-    [ "127.0.0.1:57103 sentinel=a sentinel=b", 1, qr/one sentinel=NAME/, 'two master names' ],
-    [ "127.0.0.1:57103 sentinel_password_file=$dir/sentinel_password", 1,
+    [ "127.0.0.1:17103 127.0.0.1:17104", 1, qr/several addresses need "cluster" or sentinel=NAME/, 'several addresses without sentinel=' ],
+    [ "127.0.0.1:17103 sentinel=", 1, qr/one sentinel=NAME with a master name/, 'sentinel= without a name' ],
+    [ "127.0.0.1:17103 sentinel=a sentinel=b", 1, qr/one sentinel=NAME/, 'two master names' ],
+    [ "127.0.0.1:17103 sentinel_password_file=$dir/sentinel_password", 1,
       qr/sentinel_password_file needs sentinel=NAME/, 'a Sentinel password without sentinel=' ],
-    [ "127.0.0.1:57103 sentinel=$name sentinel_password_file=$dir/none", 1,
+    [ "127.0.0.1:17103 sentinel=$name sentinel_password_file=$dir/none", 1,
       qr/open\(\) ".*none" failed/, 'a Sentinel password file that is not there' ],
     [ "unix:/tmp/s.sock sentinel=$name", 1, qr/the Sentinel "unix:\/tmp\/s\.sock" must be host\[:port\]/, 'a unix socket as a Sentinel' ],
     [ "no-such-host.invalid:26379 sentinel=$name", 1, qr/the Sentinel "no-such-host\.invalid:26379" not resolved/, 'an unresolvable Sentinel' ],
-    [ "127.0.0.1:57103 db=1 127.0.0.1:57104 sentinel=$name", 1, qr/invalid worksible_redis parameter "127\.0\.0\.1:57104"/, 'an address after the parameters' ],
+    [ "127.0.0.1:17103 db=1 127.0.0.1:17104 sentinel=$name", 1, qr/invalid worksible_redis parameter "127\.0\.0\.1:17104"/, 'an address after the parameters' ],
 ) {
     my ($redis, $fails, $re, $what) = @$case;
     my ($code, $out) = nginx_t($redis);

@@ -16,7 +16,7 @@ use File::Temp ();
 use Worksible::Test ();
 
 $ENV{PGHOST}     //= '127.0.0.1';
-$ENV{PGPORT}     //= '55433';
+$ENV{PGPORT}     //= '15433';
 $ENV{PGDATABASE} //= 'worksible';
 my $OWNER = $ENV{PGUSER} // 'worksible';
 my $API   = 'worksible_api';

@@ -37,7 +37,7 @@ only=${BENCH_ONLY:-.}
 
 command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null
 
-export PGHOST=127.0.0.1 PGPORT=55432 PGUSER=worksible
+export PGHOST=127.0.0.1 PGPORT=15432 PGUSER=worksible
 "$top/util/stack.sh" start dev
 export WORKSIBLE_KEY_SECRET_FILE=$build/dev/key_secret
 mkdir -p "$dir"
@@ -114,11 +114,11 @@ http {
     fastcgi_temp_path $prefix/tmp;
     uwsgi_temp_path $prefix/tmp;
     scgi_temp_path $prefix/tmp;
-    worksible_postgres "host=127.0.0.1 port=55432 dbname=$db user=worksible_api"
+    worksible_postgres "host=127.0.0.1 port=15432 dbname=$db user=worksible_api"
                        pool=$pg_conns connect_timeout=2s query_timeout=5s;
     worksible_key_secret_file $WORKSIBLE_KEY_SECRET_FILE;
     worksible_key_cache zone=worksible_keys:10m ttl=30s negative_ttl=5s;
-    worksible_redis 127.0.0.1:56379 timeout=100ms;
+    worksible_redis 127.0.0.1:16379 timeout=100ms;
     server {
         listen 127.0.0.1:$port;
         location /v1/ {

@@ -2,8 +2,8 @@
 # `make bench`: the module side by side with bare nginx, the Lua peer
 # (../shared/peers/lua-edge) and PostgreSQL's own ceiling (pgbench).
 #
-# Starts its own stack (util/stack.sh bench: PostgreSQL 55435 with
-# pg_stat_statements, Redis 56382, a fresh database), nginx with the module
+# Starts its own stack (util/stack.sh bench: PostgreSQL 15435 with
+# pg_stat_statements, Redis 16382, a fresh database), nginx with the module
 # (one worker, ports 18090-18093) and the peer (its own nginx.conf, ports
 # 18081/18082, Redis 6379), all on loopback: run it inside a network
 # namespace on a shared machine (`ip netns exec NS make bench`). Prints a
@@ -45,8 +45,8 @@ peer=${BENCH_PEER:-$top/../shared/peers/lua-edge}
 only=${BENCH_ONLY:-.}
 module=${BENCH_MODULE:-$build/ngx_worksible_module.so}
 
-pg_port=55435
-redis_port=56382
+pg_port=15435
+redis_port=16382
 
 # what the benchmark needs beyond the build (the peer's packages: its README)
 need=()

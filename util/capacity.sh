@@ -2,8 +2,8 @@
 # `make capacity`: what each kind of request costs the shared stores, and
 # what one Redis primary carries, for the README's capacity table.
 #
-# On the bench stack (util/stack.sh ... bench: PostgreSQL 55435 with
-# pg_stat_statements, Redis 56382; a fresh database with the demo data),
+# On the bench stack (util/stack.sh ... bench: PostgreSQL 15435 with
+# pg_stat_statements, Redis 16382; a fresh database with the demo data),
 # one nginx with the module (one worker, ports 18095-18096), for each kind
 # of request, CAPACITY_N (200) requests one after another, then:
 #   redis  commands the Redis server received, and all it ran, its
@@ -25,8 +25,8 @@ dir=$build/capacity
 prefix=$dir/nginx
 module=${CAPACITY_MODULE:-$build/ngx_worksible_module.so}
 n=${CAPACITY_N:-200}
-pg_port=55435
-redis_port=56382
+pg_port=15435
+redis_port=16382
 
 export PGHOST=127.0.0.1 PGPORT=$pg_port PGUSER=worksible PGDATABASE=worksible
 export WORKSIBLE_KEY_SECRET_FILE=$build/bench/key_secret

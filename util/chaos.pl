@@ -1,7 +1,7 @@
 #!/usr/bin/env perl
 # `make chaos`: steady traffic through two nginx servers that share one
 # PostgreSQL and one Redis (a private stack, util/stack.sh `chaos`: ports
-# 55434 and 56381, under build/chaos/), while the stores fail in the ways
+# 15434 and 16381, under build/chaos/), while the stores fail in the ways
 # they fail in production; then it checks what the clients saw.
 #
 # Traffic (CHAOS_CLIENTS processes, 6 by default, each one request at a
@@ -89,12 +89,12 @@ my $gap      = $ENV{CHAOS_GAP} // 6;
 my $recovery = $ENV{CHAOS_RECOVERY} // 5;
 my $key_wait = 45;    # a key without a final answer after this: violation
 
-my %port = (pg => 55434, redis => 56381, a => 1931, b => 1932, svc => 1933);
+my %port = (pg => 15434, redis => 16381, a => 1931, b => 1932, svc => 1933);
 my %addr = (a => '127.0.0.1', b => '127.0.0.1');
 my @inst = qw(a b);
 my $stores = '127.0.0.1';
 if ($fleet) {
-    %port = (pg => 55436, pg2 => 55437, redis => 47011,
+    %port = (pg => 15436, pg2 => 15437, redis => 17011,
              a => 1931, b => 1931, c => 1931, svc => 1933);
     %addr = (a => '10.89.0.11', b => '10.89.0.12', c => '10.89.0.13');
     @inst = qw(a b c);

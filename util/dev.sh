@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make run` / `make stop`: the development stack.
 #
-#   util/dev.sh start   PostgreSQL 55432 + Redis 56379 (util/stack.sh), the
+#   util/dev.sh start   PostgreSQL 15432 + Redis 16379 (util/stack.sh), the
 #                       migrations, demo data, a new demo key, and nginx with
 #                       our module on 127.0.0.1:8080; writes build/dev.env
 #   util/dev.sh stop    stops nginx and the stores
@@ -34,7 +34,7 @@ esac
 nginx_stop
 "$top/util/stack.sh" start dev
 
-export PGHOST=127.0.0.1 PGPORT=55432 PGUSER=worksible PGDATABASE=worksible
+export PGHOST=127.0.0.1 PGPORT=15432 PGUSER=worksible PGDATABASE=worksible
 export WORKSIBLE_KEY_SECRET_FILE=$dev/key_secret
 
 "$build/worksible" migrate
@@ -67,11 +67,11 @@ WORKSIBLE_DASHBOARD_URL=http://127.0.0.1:8080/dashboard/
 WORKSIBLE_DEMO_KEY=$key
 WORKSIBLE_DEMO_COMPANY=$company
 PGHOST=127.0.0.1
-PGPORT=55432
+PGPORT=15432
 PGUSER=worksible
 PGDATABASE=worksible
 REDIS_HOST=127.0.0.1
-REDIS_PORT=56379
+REDIS_PORT=16379
 WORKSIBLE_NGINX_PREFIX=$prefix
 WORKSIBLE_KEY_SECRET_FILE=$dev/key_secret
 ENV

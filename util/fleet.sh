@@ -12,10 +12,10 @@
 #
 # Namespaces wfl-hub (the bridge 10.89.0.1/24, the stores, the clients),
 # wfl-a, wfl-b, wfl-c (nginx at 10.89.0.11-13). PostgreSQL on 10.89.0.1
-# ports 55436 (primary) and 55437 (replica, pg_basebackup -R); Redis Cluster
-# on 10.89.0.1:47011-47016 (the cluster bus: +10000) (cluster-node-timeout 1000 ms). Everything lives
+# ports 15436 (primary) and 15437 (replica, pg_basebackup -R); Redis Cluster
+# on 10.89.0.1:17011-17016 (the cluster bus: +10000) (cluster-node-timeout 1000 ms). Everything lives
 # under build/fleet/. Needs root (namespaces). FLEET_REDIS=single uses one
-# Redis (47011) instead of the cluster.
+# Redis (17011) instead of the cluster.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,8 +26,8 @@ bridge=wflbr0
 net=10.89.0
 hub_ip=$net.1
 insts=(a b c)
-pg_ports=(55436 55437)
-redis_ports=(47011 47012 47013 47014 47015 47016)
+pg_ports=(15436 15437)
+redis_ports=(17011 17012 17013 17014 17015 17016)
 redis_mode=${FLEET_REDIS:-cluster}
 
 in_hub() { ip netns exec "$hub" "$@"; }

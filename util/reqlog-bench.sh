@@ -27,7 +27,7 @@ dir=$build/reqlog-bench
 rows=${1:-100000}
 runs=${BENCH_RUNS:-3}
 
-export PGHOST=127.0.0.1 PGPORT=55432 PGUSER=postgres
+export PGHOST=127.0.0.1 PGPORT=15432 PGUSER=postgres
 "$top/util/stack.sh" start dev >/dev/null
 mkdir -p "$dir/before-migrations"
 for m in "$top"/migrations/*.sql; do

@@ -6,17 +6,17 @@
 #   util/stack.sh cluster-start|cluster-stop dev|test|chaos|bench
 #
 # cluster-start: a fresh Redis Cluster of 3 primaries and 3 replicas on
-# 127.0.0.1:57001-57006 (t/redis_cluster.t; run it in a network namespace
+# 127.0.0.1:17001-17006 (t/redis_cluster.t; run it in a network namespace
 # of its own beside another stack's), under build/<name>/cluster/PORT/,
 # cluster-node-timeout 1000 ms; it returns once every node reports
-# cluster_state:ok. Bus ports are 47001-47006 (Redis wants them below
-# 65536, and port + 10000 is not). cluster-stop stops the six.
+# cluster_state:ok. Bus ports are 27001-27006 (port + 10000, Redis's
+# default). cluster-stop stops the six.
 #
 #   util/stack.sh replica-start|replica-stop|primary-stop|promote dev|test|...
 #
 # A streaming replica of the stack's PostgreSQL (replica-start: made with
 # pg_basebackup -R on loopback unless one runs already) listens on the
-# stack's PostgreSQL port + 10 (test: 55443), with hot_standby; promote
+# stack's PostgreSQL port + 10 (test: 15443), with hot_standby; promote
 # makes it a primary (pg_ctl promote); primary-stop stops the primary
 # (PRIMARY_STOP_MODE: fast, or immediate); replica-stop stops the replica
 # and deletes it (a promoted one has diverged: the next replica-start makes
@@ -25,15 +25,20 @@
 #   util/stack.sh pgbouncer-start|pgbouncer-stop dev|test|...
 #
 # PgBouncer (Debian's, 1.18) in front of the stack's PostgreSQL, on its
-# port + 1000 (test: 56433), pool_mode=transaction, 2 server connections
+# port + 1000 (test: 16433), pool_mode=transaction, 2 server connections
 # per database and user, trust authentication of the stack's roles; its
 # admin console is the database "pgbouncer" for the user postgres.
 # PGBOUNCER_IGNORE=options: it drops that startup parameter instead of
 # refusing it (ignore_startup_parameters).
 #
-# Ports (DESIGN.md): dev PostgreSQL 55432, Redis 56379; test 55433, 56380;
-# chaos (util/chaos.pl, `make chaos`) 55434, 56381; bench (make bench,
-# util/bench.sh) 55435, 56382, with pg_stat_statements.
+# Ports: dev PostgreSQL 15432, Redis 16379; test 15433, 16380; chaos
+# (util/chaos.pl, `make chaos`) 15434, 16381; bench (make bench,
+# util/bench.sh) 15435, 16382, with pg_stat_statements. Every port a
+# script listens on is below 32768, outside Linux's ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999): suites stop and start
+# stores while thousands of outgoing connections come and go, and one of
+# them holding a store's port made the store fail to bind (DESIGN.md's
+# 55432-56382 are in that range; README "Ports").
 # The first start creates the cluster, the roles `worksible` (owner of the
 # schema, for operators and the CLI; BYPASSRLS so that its SECURITY DEFINER
 # functions can find a key before the company is known) and
@@ -47,10 +52,10 @@ cmd=${1:?usage: stack.sh start|stop|status|pg-start|pg-stop|redis-start|redis-st
 name=${2:?usage: stack.sh CMD dev|test|chaos|bench}
 top=$(cd "$(dirname "$0")/.." && pwd)
 case $name in
-    dev)  pg_port=55432 redis_port=56379 ;;
-    test) pg_port=55433 redis_port=56380 ;;
-    chaos) pg_port=55434 redis_port=56381 ;;
-    bench) pg_port=55435 redis_port=56382 ;;
+    dev)  pg_port=15432 redis_port=16379 ;;
+    test) pg_port=15433 redis_port=16380 ;;
+    chaos) pg_port=15434 redis_port=16381 ;;
+    bench) pg_port=15435 redis_port=16382 ;;
     *)    echo "stack.sh: unknown stack '$name'" >&2; exit 2 ;;
 esac
 
@@ -125,8 +130,10 @@ pg_start_only() {
     if as_pg "$pgbin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
         return 0
     fi
+    # the port on the command line: a cluster made before a port change
+    # keeps the old one in its postgresql.conf
     as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 30 \
-        start >/dev/null
+        -o "-p $pg_port" start >/dev/null
 }
 
 pg_start() { pg_init; pg_start_only; }
@@ -172,7 +179,7 @@ redis_stop() {
     rm -f "$dir/redis.pid"
 }
 
-cluster_ports="57001 57002 57003 57004 57005 57006"
+cluster_ports="17001 17002 17003 17004 17005 17006"
 
 cluster_stop() {
     local port pid
@@ -196,7 +203,7 @@ cluster_start() {
         redis-server --bind 127.0.0.1 --port "$port" --save '' \
             --appendonly no --daemonize yes --dir "$dir/cluster/$port" \
             --cluster-enabled yes --cluster-config-file nodes.conf \
-            --cluster-node-timeout 1000 --cluster-port $((port - 10000)) \
+            --cluster-node-timeout 1000 \
             --pidfile "$dir/cluster/$port/redis.pid" \
             --logfile "$dir/cluster/$port/redis.log"
         addrs+=("127.0.0.1:$port")

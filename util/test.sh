@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: every suite in t/ against a private PostgreSQL (55433) and
-# Redis (56380), nginx on 1984 (DESIGN.md ports), a fresh database each run.
+# `make test`: every suite in t/ against a private PostgreSQL (15433) and
+# Redis (16380), nginx on 1984 (DESIGN.md ports), a fresh database each run.
 # WORKSIBLE_ASAN=1 (make test-asan) loads the AddressSanitizer and
 # UndefinedBehaviorSanitizer build of the module into the stock nginx
 # (LD_PRELOAD=libasan) and fails on any report, leaks included.
@@ -17,7 +17,7 @@ cd "$top"
 trap '"$top/util/stack.sh" stop test' EXIT
 util/stack.sh start test
 
-export PGHOST=127.0.0.1 PGPORT=55433 PGUSER=worksible PGDATABASE=worksible
+export PGHOST=127.0.0.1 PGPORT=15433 PGUSER=worksible PGDATABASE=worksible
 psql -X -q -U postgres -d postgres \
     -c 'DROP DATABASE IF EXISTS worksible WITH (FORCE)' \
     -c 'CREATE DATABASE worksible OWNER worksible'
@@ -29,9 +29,9 @@ export WORKSIBLE_KEY_SECRET_FILE=$build/test/key_secret
 export TEST_NGINX_BINARY=${WORKSIBLE_NGINX:-/usr/sbin/nginx}
 export TEST_NGINX_LOAD_MODULES=${WORKSIBLE_MODULE:-$build/ngx_worksible_module.so}
 export TEST_NGINX_PORT=1984
-export TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=55433 dbname=worksible user=worksible_api"
+export TEST_NGINX_PG_CONNINFO="host=127.0.0.1 port=15433 dbname=worksible user=worksible_api"
 export TEST_NGINX_KEY_SECRET_FILE=$WORKSIBLE_KEY_SECRET_FILE
-export TEST_NGINX_REDIS=127.0.0.1:56380
+export TEST_NGINX_REDIS=127.0.0.1:16380
 export TEST_NGINX_NO_SHUFFLE=1
 
 if [ "${WORKSIBLE_ASAN:-0}" = 1 ]; then
