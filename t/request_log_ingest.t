@@ -274,6 +274,18 @@ for my $case (
     [ { method => 'GET', api_key_id => $k1, 'path[prefix]' => '/v1/invoices/', 'status[class]' => '2' },
       "method = 'GET' AND api_key_id = '$k1' AND starts_with(path, '/v1/invoices/') AND status BETWEEN 200 AND 299" ],
     [ { method => 'DELETE', status => '404' }, "method = 'DELETE' AND status = 404" ],
+    # deeper than a route: the path level 8 (alone), or the rows
+    [ { 'path[prefix]' => '/v1/invoices/inv_' }, "starts_with(path, '/v1/invoices/inv_')" ],
+    [ { 'path[prefix]' => '/v1/invoices/inv_2' }, "starts_with(path, '/v1/invoices/inv_2')" ],
+    [ { 'path[prefix]' => '/v1/freelancers/frl_9/' }, "starts_with(path, '/v1/freelancers/frl_9/')" ],
+    [ { method => 'GET', 'path[prefix]' => '/v1/invoices/inv_1' },
+      "method = 'GET' AND starts_with(path, '/v1/invoices/inv_1')" ],
+    [ { api_key_id => $k1, 'path[prefix]' => '/v1/freelancers/frl_9/p' },
+      "api_key_id = '$k1' AND starts_with(path, '/v1/freelancers/frl_9/p')" ],
+    [ { method => 'GET', api_key_id => $k2, 'path[prefix]' => '/v1/invoices/inv_', status => '429' },
+      "method = 'GET' AND api_key_id = '$k2' AND starts_with(path, '/v1/invoices/inv_') AND status = 429" ],
+    [ { 'path[prefix]' => '/v1/invoices/inv_2?x' }, "starts_with(path, '/v1/invoices/inv_2?x')" ],
+    [ { 'path[prefix]' => '/v1/invoices/inv_2?' . 'y' x 300 }, 'FALSE' ],
 ) {
     my ($filters, $where) = @$case;
     my $f = json()->encode({ %{ json()->decode($range) }, %$filters });
@@ -287,6 +299,42 @@ for my $case (
             $s->{total}{refused}{429} // 'none'),
        $want, 'stats ' . json()->encode($filters) . ': the rows\' counts') or diag $e;
 }
+# a prefix deeper than a route reads level 8 when it holds fewer than half
+# as many rows as the log under it (one path hot), else the rows (many
+# paths of a request each): a count added to level 8 alone (1000, or 1 so
+# that the rows stay more than half as many), in a transaction rolled
+# back, shows which
+my $hc = company(plan => 'growth');
+my $minute = strftime('%Y-%m-%dT%H:%M:05.000Z', gmtime(time - 1800));
+($out, $rc) = copy_batch(map {
+    join "\t", "req_hook$_", $hc, 'key_hook', 'POST',
+        ($_ < 300 ? '/v1/hooks/one' : "/v1/hooks/many_$_"), ($_ % 2 ? 200 : 500), 4,
+        '\N', '\N', '\N', 'f', '\N', $minute } 0 .. 599);
+is($rc, 0, '300 requests to one path, 300 to a path each, in one minute') or diag $out;
+psql('ANALYZE request_logs; ANALYZE request_log_minutes');
+for my $case ([ '/v1/hooks/one', '/v1/hooks/one', 1000, 1000, 'level 8' ],
+              [ '/v1/hooks/many_', '/v1/hooks/many_301', 1, 0, 'the rows' ]) {
+    my ($prefix, $path, $add, $shows, $what) = @$case;
+    my $f = json()->encode({ %{ json()->decode($range) }, 'path[prefix]' => $prefix });
+    my ($n, $e) = psql_as('postgres', "BEGIN;
+        UPDATE request_log_minutes SET requests = requests + $add
+        WHERE company_id = '$hc' AND level = 8 AND route = '$path' AND status = 200;
+        SET LOCAL ROLE worksible_api;
+        SELECT worksible_request_log_stats('$hc', '/v1/request_logs/stats', '$f')->'total'->>'requests';
+        ROLLBACK;");
+    is($n, 300 + $shows, "stats for $prefix read $what") or diag $e;
+}
+is(psql_value("SELECT string_agg(route || '=' || n, ',' ORDER BY route) FROM (
+                   SELECT route, sum(requests) AS n FROM request_log_minutes
+                   WHERE company_id = '$sc' AND level = 8 GROUP BY route) AS x"),
+   join(',', map { "$_->[0]=50" } sort { $a->[0] cmp $b->[0] }
+        map { [ (split /\?/)[0] ] } @paths),
+   'level 8 keeps the paths without their query');
+is(psql_value("SELECT string_agg(worksible_request_log_path_exact(p)::text, ',' ORDER BY o)
+    FROM unnest(ARRAY['/v1/invoices/inv_1', '/v1/x?', '', repeat('a', 200), repeat('a', 201)])
+         WITH ORDINALITY AS u(p, o)"), 'true,false,true,true,false',
+   'the prefixes the paths serve exactly: no "?", 200 characters');
+
 my $exact = psql_value("SELECT string_agg(worksible_request_log_route_exact(p)::text, ',' ORDER BY o)
     FROM unnest(ARRAY['/v1/invoices', '/v1/inv', '/v1/invoices/', '/v1/invoices/inv_1',
                       '/v1/x?', '', repeat('a', 201)]) WITH ORDINALITY AS u(p, o)");

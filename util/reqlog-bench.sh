@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # PostgreSQL CPU per request-log row, before and after the COPY ingest
 # (migrations/0014_request_log_ingest.sql), in one run (README:
-# "Performance"). Two databases of the dev cluster: one migrated without
-# 0014 ("before": a JSON array through worksible_request_logs_insert, the
+# "Performance"). Two databases of the dev cluster: one migrated up to
+# 0013 ("before": a JSON array through worksible_request_logs_insert, the
 # module's call until then) and one with every migration ("after": the
 # module's query, SELECT worksible_request_logs_stage(); COPY ... FROM
 # STDIN; SELECT worksible_request_logs_ingest(), one transaction a batch).
@@ -31,7 +31,7 @@ export PGHOST=127.0.0.1 PGPORT=15432 PGUSER=postgres
 "$top/util/stack.sh" start dev >/dev/null
 mkdir -p "$dir/before-migrations"
 for m in "$top"/migrations/*.sql; do
-    case $m in *0014_request_log_ingest.sql) continue ;; esac
+    [[ $(basename "$m") < 0014 ]] || continue
     ln -sf "$m" "$dir/before-migrations/"
 done
 
