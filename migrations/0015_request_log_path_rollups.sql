@@ -7,9 +7,12 @@
 -- the column route: its path without the query, at most 200 characters
 -- (worksible_request_log_path_key). A prefix with no "?" and at most 200
 -- characters starts a path exactly when it starts its key
--- (worksible_request_log_path_exact), so level 8 serves a deep prefix
--- when no method or key filter comes with it. Those, and a prefix with a
--- "?", still read the rows.
+-- (worksible_request_log_path_exact), so level 8 can serve a deep prefix
+-- when no method or key filter comes with it. It does when its paths take
+-- two requests a row or more (a hot path); under a prefix over many paths
+-- of a request or two each its rows are nearly as many as the log's, and
+-- slower to read, so the stats read the log's rows. So do a deep prefix
+-- with a method or key, and a prefix with a "?".
 --
 -- Why one level and not four like the routes': for traffic whose paths
 -- hold ids, every level per path adds about a rollup row per request. The
@@ -138,10 +141,10 @@ GRANT EXECUTE ON FUNCTION worksible_request_log_path_exact(text) TO worksible_ap
 
 -- worksible_request_log_stats(company, url, filters): as in
 --   0014_request_log_ingest.sql, with a path prefix deeper than a route
---   read through the path levels 8 to 11 when
---   worksible_request_log_path_exact says they serve it. Only a prefix
---   with a "?", or of more than 200 characters, reads the raw rows,
---   through the path index.
+--   read through level 8 when worksible_request_log_path_exact says it
+--   serves it, no method or api_key_id comes with it, and the level's
+--   first 1,000 rows under it hold two requests a row or more; else
+--   through the path index, from the raw rows.
 CREATE OR REPLACE FUNCTION worksible_request_log_stats(p_company_id text, p_url text,
                                             p_filters jsonb DEFAULT '{}')
 RETURNS json
