@@ -40,6 +40,29 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
     SELECT strpos(p_prefix, '?') = 0 AND char_length(p_prefix) <= 200
 $$;
 
+-- worksible_request_log_prefix_qual(column, prefix, pattern) -> SQL text
+--   " AND column >= 'prefix' AND starts_with(column, 'prefix') AND column
+--   < 'next'", where next is prefix with its last character incremented
+--   (left out when that character is U+D7FF or U+10FFFF: no next one in
+--   UTF-8): a range of a btree index, checked again by starts_with. With
+--   pattern, the operators ~>=~ and ~<~ (an index with text_pattern_ops);
+--   without, >= and < (a COLLATE "C" column). The operators are leakproof,
+--   so row-level security lets the range reach an index scan (LIKE would
+--   not). prefix must not be empty.
+CREATE FUNCTION worksible_request_log_prefix_qual(p_column text, p_prefix text,
+                                                  p_pattern boolean)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT format(' AND %1$s %2$s %3$L AND starts_with(%1$s, %3$L)', p_column,
+                  CASE WHEN p_pattern THEN '~>=~' ELSE '>=' END, p_prefix)
+           || CASE WHEN c.code < 55295 OR c.code BETWEEN 57344 AND 1114110
+                   THEN format(' AND %s %s %L', p_column,
+                               CASE WHEN p_pattern THEN '~<~' ELSE '<' END,
+                               left(p_prefix, -1) || chr(c.code + 1))
+                   ELSE '' END
+    FROM (SELECT ascii(right(p_prefix, 1)) AS code) AS c
+$$;
+
 -- worksible_request_log_rollup(levels) -> nothing: adds the rows of the
 --   session's staging table (pg_temp.worksible_request_log_batch, see
 --   worksible_request_logs_stage) to request_log_minutes at each of levels
@@ -135,9 +158,12 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION worksible_request_log_path_key(text),
-                       worksible_request_log_path_exact(text)
+                       worksible_request_log_path_exact(text),
+                       worksible_request_log_prefix_qual(text, text, boolean)
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION worksible_request_log_path_exact(text) TO worksible_api;
+GRANT EXECUTE ON FUNCTION worksible_request_log_path_exact(text),
+                          worksible_request_log_prefix_qual(text, text, boolean)
+    TO worksible_api;
 
 -- worksible_request_log_stats(company, url, filters): as in
 --   0014_request_log_ingest.sql, with a path prefix deeper than a route
@@ -164,8 +190,6 @@ DECLARE
     per_row numeric;
     source  text;
     quants  text;
-    prefix  text;
-    code    integer;
     result  json;
 BEGIN
     PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
@@ -248,33 +272,19 @@ BEGIN
             rfilter := rfilter || format(' AND t.api_key_id = %L',
                                          p_filters->>'api_key_id');
         END IF;
-        -- a range of the index (text_pattern_ops), with leakproof
-        -- operators only: row-level security lets no other qual (LIKE)
-        -- reach an index scan
-        prefix := p_filters->>'path[prefix]';
-        code := ascii(right(prefix, 1));
-        rfilter := rfilter || format(' AND t.path ~>=~ %L AND starts_with(t.path, %L)',
-                                     prefix, prefix);
-        IF code < 55295 OR code BETWEEN 57344 AND 1114110 THEN
-            rfilter := rfilter || format(' AND t.path ~<~ %L',
-                                         left(prefix, -1) || chr(code + 1));
-        END IF;
+        -- a range of the path index (text_pattern_ops)
+        rfilter := rfilter || worksible_request_log_prefix_qual('t.path',
+                                  p_filters->>'path[prefix]', true);
         rfilter := 't.company_id = $1 AND t.created_at >= $2 AND t.created_at < $3'
                    || rfilter;
     END IF;
 
     IF NOT use_rows THEN
         -- a route or path prefix: a range of the primary key (route is
-        -- COLLATE "C", so byte order), checked again by starts_with
+        -- COLLATE "C", so byte order)
         IF p_filters ? 'path[prefix]' AND p_filters->>'path[prefix]' <> '' THEN
-            prefix := p_filters->>'path[prefix]';
-            code := ascii(right(prefix, 1));
-            filter := filter || format(' AND t.route >= %L AND starts_with(t.route, %L)',
-                                       prefix, prefix);
-            IF code < 55295 OR code BETWEEN 57344 AND 1114110 THEN
-                filter := filter || format(' AND t.route < %L',
-                                           left(prefix, -1) || chr(code + 1));
-            END IF;
+            filter := filter || worksible_request_log_prefix_qual('t.route',
+                                    p_filters->>'path[prefix]', false);
         ELSIF NOT p_filters ? 'path[prefix]' THEN
             filter := filter || ' AND t.route = ''*''';
         END IF;

@@ -12,6 +12,7 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use POSIX qw(strftime);
+use Encode ();
 use Worksible::Test qw(company api_key psql psql_value psql_as http_config
     nginx_start nginx_stop http json);
 
@@ -299,6 +300,28 @@ for my $case (
             $s->{total}{refused}{429} // 'none'),
        $want, 'stats ' . json()->encode($filters) . ': the rows\' counts') or diag $e;
 }
+# prefixes ending in the characters with no next one in UTF-8 (U+D7FF, the
+# last before the surrogates, and U+10FFFF): no upper bound to the range,
+# the counts still the rows'
+{
+    my $uc = company(plan => 'growth');
+    my @u = ("/v1/u/a\x{D7FF}", "/v1/u/a\x{D7FF}", "/v1/u/a\x{D7FF}b", "/v1/u/a\x{D7FE}",
+             "/v1/\x{10FFFF}", "/v1/\x{10FFFF}z?q", "/v1/\x{10FFFE}", "/v1/u/a");
+    my $i = 0;
+    my ($o, $c) = copy_batch(map {
+        Encode::encode_utf8(join "\t", 'req_uni' . $i++, $uc, 'key_uni', 'GET', $_, 200, 2,
+                            '\N', '\N', '\N', 'f', '\N', $now) } @u);
+    is($c, 0, 'paths ending in U+D7FF, U+10FFFF and their neighbours') or diag $o;
+    for my $prefix ("/v1/u/a\x{D7FF}", "/v1/u/a\x{D7FE}", "/v1/\x{10FFFF}", "/v1/\x{10FFFE}") {
+        my $f = json()->encode({ %{ json()->decode($range) }, 'path[prefix]' => $prefix });
+        my $want = grep { substr($_, 0, length $prefix) eq $prefix } @u;
+        my ($stats, $e) = psql_as('worksible_api',
+            "SELECT worksible_request_log_stats('$uc', '/v1/request_logs/stats', '$f')->'total'->>'requests'");
+        is($stats, $want, sprintf('stats for a prefix ending in U+%04X: %d rows', ord(substr($prefix, -1)), $want))
+            or diag $e;
+    }
+}
+
 # a prefix deeper than a route reads level 8 when it holds fewer than half
 # as many rows as the log under it (one path hot), else the rows (many
 # paths of a request each): a count added to level 8 alone (1000, or 1 so
