@@ -223,7 +223,7 @@ for my $p ('/v1/x/%', '/v1/x/_', '/v1/x/\\', "/v1/x/'", "/v1/x/\x{1F600}",
 
 for my $case ([ '', 'empty' ], [ 'v1/x', 'no leading "/"' ], [ '/v1/x%00', 'a NUL' ],
               [ '/v1/x%FF', 'not UTF-8' ], [ '/v1/x%C3', 'a character cut' ],
-              [ '/' . ('a' x 512), '513 bytes' ]) {
+              [ '/' . ('a' x 512), 'of 513 characters' ]) {
     my ($q, $what) = @$case;
     my $res = http('GET', "/v1/request_logs/stats?path=$q", \%auth);
     is($res->{status}, 400, "path $what: 400");
@@ -231,6 +231,14 @@ for my $case ([ '', 'empty' ], [ 'v1/x', 'no leading "/"' ], [ '/v1/x%00', 'a NU
 }
 my $res = http('GET', '/v1/request_logs/stats?path=/' . ('a' x 511), \%auth);
 is($res->{status}, 200, 'path of 512 bytes: 200');
+# the limit is 512 characters (docs/openapi.yaml's maxLength), not bytes
+$res = http('GET', '/v1/request_logs/stats?path=' . pct('/' . ('é' x 511)), \%auth);
+is($res->{status}, 200, 'path of 512 two-byte characters (1023 bytes): 200');
+$res = http('GET', '/v1/request_logs/stats?path=' . pct('/' . ('é' x 512)), \%auth);
+is($res->{status}, 400, 'path of 513 characters: 400');
+like($res->{body}, problem(400, 'parameter_invalid', 'path'), '... a problem naming path');
+$res = http('GET', '/v1/request_logs?path=' . pct('/' . ('é' x 511)), \%auth);
+is($res->{status}, 200, 'the list too: 512 characters, 200');
 
 nginx_stop();
 
