@@ -5,7 +5,8 @@
 # on the path with its query. Prefixes: LIKE's "%", "_" and "\", quotes,
 # multi-byte characters, U+FFFF, U+D7FF, U+10FFFF, DEL, exactly 200 and 201
 # characters (of one and of two bytes), paths longer than 200 characters,
-# "?" in and at the end of the prefix, "?" right after the third "/", "",
+# routes longer than 200 characters, "?" in and at the end of the prefix,
+# "?" right after the third "/", "",
 # "/"; each with and without method, api_key_id and status; under a
 # company whose paths are hot (the path level 8 serves a bare deep
 # prefix) and one whose paths each take a request (the rows serve it);
@@ -52,6 +53,8 @@ my @paths = (
     '/v1/x/?q=1', '/v1/x/?', '/v1/x?y=/a/b/c', '/v1/x?', '/v1/x',
     '/v1/%/a', '/v1/_/a', '/v1/\\/a', '/v1/é/a', "/v1/\x{10FFFF}/a",
     '/v1/x/a/b/c?d=/e', '/', '/?', '/?a=/b/c/d',
+    # a route (up to the third "/") longer than 200 characters
+    '/v1/' . ('r' x 300) . '/b?x', '/v1/' . ('é' x 300) . '/b',
 );
 my @prefixes = (
     '', '/', '/v1', '/v1/', '/v1/x', '/v1/x/', '/v1/%', '/v1/_', '/v1/\\',
@@ -63,6 +66,8 @@ my @prefixes = (
     "/v1/x/" . ('é' x 193) . "\x{1F600}", "/v1/x/" . ('é' x 193) . "\x{1F600}z",
     '/v1/x/?', '/v1/x/?q', '/v1/x?', '/v1/x?y=/a/', '/?', '/?a=/b/c',
     '/v1/x/a/b/', '/v1/x/a/b/c?',
+    '/v1/' . ('r' x 196), '/v1/' . ('r' x 197), '/v1/' . ('é' x 196), '/v1/' . ('é' x 197),
+    '/v1/' . ('r' x 300) . '/', '/v1/' . ('é' x 300) . '/b',
 );
 is(length("/v1/x/$a194"), 200, 'a prefix of 200 characters');
 is(length("/v1/x/${e194}"), 200, '... and one of 200 two-byte characters');
@@ -219,6 +224,19 @@ for my $p ('/v1/x/%', '/v1/x/_', '/v1/x/\\', "/v1/x/'", "/v1/x/\x{1F600}",
                        . where({ 'path[prefix]' => $p }));
     is($res->{status} . ' ' . stats_counts($s), "200 $w",
        'HTTP ' . json()->encode($p) . ': 200, the rows\' counts');
+}
+
+# the list's path filter (LIKE, its metacharacters escaped) takes the
+# same rows
+for my $p ('/v1/x/%', '/v1/x/_', '/v1/x/\\', "/v1/x/'", "/v1/x/\x{10FFFF}",
+           "/v1/x/${a194}b", '/v1/x?') {
+    my $w = psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$hot' AND "
+                       . where({ 'path[prefix]' => $p }));
+    my $res = http('GET', '/v1/request_logs?limit=100&path=' . pct($p), \%auth);
+    my $l = eval { json()->decode($res->{body}) } // {};
+    my @bad = grep { index($_->{path}, $p) != 0 } @{ $l->{data} // [] };
+    is($res->{status} . ' ' . scalar(@{ $l->{data} // [] }) . ' ' . scalar(@bad),
+       "200 $w 0", 'list ' . json()->encode($p) . ': the rows that start with it');
 }
 
 for my $case ([ '', 'empty' ], [ 'v1/x', 'no leading "/"' ], [ '/v1/x%00', 'a NUL' ],
