@@ -964,7 +964,9 @@ ngx_worksible_resource_field(ngx_http_request_t *r,
                ? NULL : "A status is 100 to 599, or a class such as 5xx.";
 
     case NGX_WORKSIBLE_FIELD_PATH:
-        return (len > 0 && len <= f->max && s[0] == '/'
+        /* f->max characters, like text (the caller checked UTF-8) */
+        return (len > 0 && s[0] == '/'
+                && ngx_utf8_length((u_char *) s, len) <= f->max
                 && ngx_strlchr((u_char *) s, (u_char *) s + len, '\0')
                    == NULL)
                ? NULL : "A path prefix starts with \"/\" and holds no NUL.";
