@@ -157,6 +157,15 @@ BEGIN
 END
 $$;
 
+-- The rows waiting for their day's partition: the stats read them beside
+-- the log's when a filter reads the rows, under the log's policy (the API
+-- still lists them only once moved in).
+ALTER TABLE request_logs_pending ENABLE ROW LEVEL SECURITY;
+ALTER TABLE request_logs_pending FORCE ROW LEVEL SECURITY;
+CREATE POLICY company_isolation ON request_logs_pending
+    USING (company_id = current_setting('worksible.company_id', true));
+GRANT SELECT ON request_logs_pending TO worksible_api;
+
 REVOKE ALL ON FUNCTION worksible_request_log_path_key(text),
                        worksible_request_log_path_exact(text),
                        worksible_request_log_prefix_qual(text, text, boolean)
@@ -193,6 +202,8 @@ DECLARE
     result  json;
 BEGIN
     PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
+    -- a filter given as JSON null is no filter
+    p_filters := jsonb_strip_nulls(coalesce(p_filters, '{}'));
 
     step := CASE ivl WHEN '1m' THEN interval '1 minute'
                      WHEN '1h' THEN interval '1 hour'
@@ -315,13 +326,18 @@ BEGIN
     END IF;
 
     IF use_rows THEN
-        -- grouped per bucket, status and latency bucket (a hash, no sort)
+        -- the log's rows and those waiting for their partition (the
+        -- rollups count those at once too), grouped per bucket, status
+        -- and latency bucket (a hash, no sort)
         source := format($q$
             SELECT date_bin(%1$L, t.created_at, %2$L) AS start, t.status,
                    width_bucket(t.latency_ms, %3$L::integer[]) + 1 AS bucket,
                    count(*) AS requests, max(t.latency_ms) AS latency_max
-            FROM request_logs t
-            WHERE %4$s
+            FROM (SELECT t.created_at, t.status, t.latency_ms
+                  FROM request_logs t WHERE %4$s
+                  UNION ALL
+                  SELECT t.created_at, t.status, t.latency_ms
+                  FROM request_logs_pending t WHERE %4$s) AS t
             GROUP BY 1, 2, 3$q$, step, epoch, worksible_latency_bounds(), rfilter);
         SELECT 'worksible_latency_quantiles(ARRAY['
                || string_agg(format('sum(requests) FILTER (WHERE bucket = %s)', i),

@@ -322,6 +322,36 @@ for my $case (
     }
 }
 
+# rows waiting for their day's partition count in the stats whichever
+# source answers (the rollups, or the rows: the log's and the waiting ones)
+{
+    my $pc = company(plan => 'growth');
+    my $later = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime(time + 25 * 86400));
+    my ($o, $c) = copy_batch(map {
+        join "\t", "req_pend$_", $pc, 'key_pend', 'GET', '/v1/pend/x?y=1', 200, 2,
+            '\N', '\N', '\N', 'f', '\N', $_ ? $later : $now } 0 .. 2);
+    is($c, 0, 'a row now and two 25 days ahead') or diag $o;
+    is(psql_value("SELECT count(*) FROM request_logs_pending WHERE company_id = '$pc'"), 2,
+       '... those two wait for their partition');
+    my $span = { 'created_at[gte]' => strftime('%Y-%m-%dT00:00:00Z', gmtime(time - 86400)),
+                 'created_at[lt]' => strftime('%Y-%m-%dT00:00:00Z', gmtime(time + 30 * 86400)),
+                 interval => '1d' };
+    for my $filters ({}, { 'path[prefix]' => '/v1/pend/x' },
+                     { 'path[prefix]' => '/v1/pend/x', method => 'GET' },
+                     { 'path[prefix]' => '/v1/pend/x?' }) {
+        my $f = json()->encode({ %$span, %$filters });
+        my ($n, $e) = psql_as('worksible_api',
+            "SELECT worksible_request_log_stats('$pc', '/v1/request_logs/stats', '$f')->'total'->>'requests'");
+        is($n, 3, 'stats ' . json()->encode($filters) . ': the waiting rows count') or diag $e;
+    }
+    my ($seen) = psql_as('worksible_api', "SELECT count(*) FROM request_logs_pending");
+    is($seen, 0, 'worksible_api reads no waiting row of a company it has not named');
+    my ($null, $ne) = psql_as('worksible_api',
+        "SELECT worksible_request_log_stats('$pc', '/v1/request_logs/stats', '"
+        . json()->encode({ %$span, 'path[prefix]' => undef, method => undef }) . "')->'total'->>'requests'");
+    is($null, 3, 'a filter given as JSON null is no filter') or diag $ne;
+}
+
 # a prefix deeper than a route reads level 8 when it holds fewer than half
 # as many rows as the log under it (one path hot), else the rows (many
 # paths of a request each): a count added to level 8 alone (1000, or 1 so
