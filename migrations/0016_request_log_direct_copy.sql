@@ -52,9 +52,7 @@ BEGIN
 END
 $$;
 
-GRANT INSERT (id, company_id, api_key_id, method, path, status, latency_ms, ip,
-              user_agent, idempotency_key, replayed, ratelimit_remaining, created_at)
-    ON request_logs TO worksible_log_writer;
+GRANT INSERT ON request_logs TO worksible_log_writer;
 
 -- worksible_request_log_count() -> NULL: the AFTER INSERT ... FOR EACH
 --   STATEMENT trigger of request_logs and request_logs_pending. Adds the
