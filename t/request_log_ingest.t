@@ -167,6 +167,32 @@ is(psql_value("SELECT coalesce(sum(requests), 0) FROM request_log_minutes WHERE 
                    AND level = 8"), $logged + 20, '... at level 8 too');
 }
 
+# --- any other refusal: dropped, never sent again through the staging path ---------
+
+{
+    psql('REVOKE INSERT ON request_logs FROM worksible_log_writer');
+    my @ids = map { http('GET', "/v1/companies/me?refused=$_", \%auth)->{headers}{'x-request-id'} }
+              1 .. 5;
+    my $in = join ',', map { "'$_'" } @ids;
+    my $log = "$ENV{WORKSIBLE_TOP}/t/servroot_request_log_ingest/logs/error.log";
+    my $deadline = time + 10;
+    sleep 0.3 until (Worksible::Test::slurp($log) // "") =~ /batch refused: .*permission denied for table request_logs/
+                    || time > $deadline;
+    like(Worksible::Test::slurp($log) // "", qr/batch refused: .*permission denied for table request_logs(?!.*request_logs_pending)/,
+         'INSERT revoked from worksible_log_writer: the batch is refused');
+    psql('GRANT INSERT ON request_logs TO worksible_log_writer');
+    # batches go one at a time: once a later row is there, the refused one is done
+    my $later = http('GET', '/v1/companies/me?refused=after', \%auth)->{headers}{'x-request-id'};
+    $deadline = time + 10;
+    sleep 0.3 until psql_value("SELECT count(*) FROM request_logs WHERE id = '$later'")
+                    || time > $deadline;
+    is(psql_value("SELECT count(*) FROM request_logs WHERE id = '$later'"), 1,
+       '... granted again: a later request is logged');
+    is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ($in)")
+       + psql_value("SELECT count(*) FROM request_logs_pending WHERE id IN ($in)"), 0,
+       '... the batch refused meanwhile (permission denied) is dropped, not sent again');
+}
+
 nginx_stop();
 
 # --- a batch commits whole or not at all ----------------------------------------
