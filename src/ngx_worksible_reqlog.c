@@ -10,10 +10,16 @@
  * A row is written as a line of COPY's text format (PostgreSQL's COPY,
  * "Text Format") straight into the worker's batch buffer (one growing
  * allocation, reused from batch to batch), and the batch goes as the data
- * of one COPY (ngx_worksible_pg_op_copy) into the session's staging table,
- * moved into the log by worksible_request_logs_ingest in the same
- * transaction (migrations/0014_request_log_ingest.sql): it commits whole
- * or not at all, and is never sent twice, so no row is logged twice.
+ * of one COPY (ngx_worksible_pg_op_copy) straight into request_logs, as
+ * worksible_log_writer (the one role allowed to COPY into the log past its
+ * row-level security), whose statement trigger counts the rows in the
+ * rollups (migrations/0016_request_log_direct_copy.sql): it commits whole
+ * or not at all. A batch refused because a row's UTC day has no partition
+ * (23514) rolled back, and goes once more, the same rows, through the
+ * session's staging table and worksible_request_logs_ingest
+ * (migrations/0014_request_log_ingest.sql), which keeps such rows in
+ * request_logs_pending. No other batch is sent twice (one whose answer was
+ * lost may have committed), so no row is logged twice.
  *
  * Every hour a worker also sends worksible_request_logs_prepare(), which
  * makes the coming days' partitions (the ingest never makes one).
@@ -36,11 +42,21 @@
 
 /* one simple query, one transaction: the batch is its COPY's data */
 #define NGX_WORKSIBLE_REQLOG_SQL                                              \
-    "SELECT worksible_request_logs_stage();"                                  \
-    "COPY pg_temp.worksible_request_log_batch (id, company_id, api_key_id,"   \
-    " method, path, status, latency_ms, ip, user_agent, idempotency_key,"     \
-    " replayed, ratelimit_remaining, created_at) FROM STDIN;"                 \
-    "SELECT worksible_request_logs_ingest()"
+    "SET LOCAL ROLE worksible_log_writer;"                                    \
+    "COPY request_logs (id, company_id, api_key_id, method, path, status,"    \
+    " latency_ms, ip, user_agent, idempotency_key, replayed,"                 \
+    " ratelimit_remaining, created_at) FROM STDIN"
+
+/* the same rows again when a row's day has no partition (see above) */
+static const char  ngx_worksible_reqlog_stage_sql[] =
+    "SELECT worksible_request_logs_stage();"
+    "COPY pg_temp.worksible_request_log_batch (id, company_id, api_key_id,"
+    " method, path, status, latency_ms, ip, user_agent, idempotency_key,"
+    " replayed, ratelimit_remaining, created_at) FROM STDIN;"
+    "SELECT worksible_request_logs_ingest()";
+
+/* check_violation: "no partition of relation ... found for row" */
+#define NGX_WORKSIBLE_REQLOG_NO_PARTITION  "23514"
 
 /* the batch buffer's first size; one past REQLOG_SHRINK is freed once sent */
 #define NGX_WORKSIBLE_REQLOG_BUF       (64 * 1024)
@@ -59,6 +75,7 @@ static ngx_str_t *ngx_worksible_reqlog_header(ngx_http_request_t *r,
     const char *name);
 static void ngx_worksible_reqlog_flush(ngx_event_t *ev);
 static void ngx_worksible_reqlog_sent(ngx_worksible_pg_op_t *op);
+static ngx_int_t ngx_worksible_reqlog_resend(ngx_worksible_pg_op_t *op);
 static void ngx_worksible_reqlog_prepare(ngx_worksible_main_conf_t *mcf);
 static void ngx_worksible_reqlog_prepared(ngx_worksible_pg_op_t *op);
 static void ngx_worksible_reqlog_dropped(ngx_worksible_main_conf_t *mcf,
@@ -583,7 +600,7 @@ ngx_worksible_reqlog_header(ngx_http_request_t *r, const char *name)
 }
 
 
-/* sends the batch: one COPY (NGX_WORKSIBLE_REQLOG_SQL) */
+/* sends the batch: one COPY into request_logs (NGX_WORKSIBLE_REQLOG_SQL) */
 
 static void
 ngx_worksible_reqlog_flush(ngx_event_t *ev)
@@ -650,32 +667,57 @@ ngx_worksible_reqlog_flush(ngx_event_t *ev)
 
 
 /*
- * A batch's end. Committed or not (an error: the transaction rolled back),
- * it is never sent again: a batch whose answer was lost (connection lost,
- * query_timeout) may have committed, and counts as dropped all the same.
+ * A batch's end. Committed (a lone COPY ends with PGRES_COMMAND_OK, the
+ * staging statement with its ingest's PGRES_TUPLES_OK), or refused: the
+ * transaction rolled back; a COPY into request_logs refused for a row
+ * without its day's partition (23514) goes once more through the staging
+ * statement (ngx_worksible_reqlog_resend), any other refusal is dropped. A
+ * batch whose answer was lost (connection lost, query_timeout) may have
+ * committed: never sent again, counted as dropped.
  */
 
 static void
 ngx_worksible_reqlog_sent(ngx_worksible_pg_op_t *op)
 {
+    char                       *state;
     ngx_str_t                   msg;
     ngx_uint_t                  n;
+    ExecStatusType              rs;
     ngx_worksible_main_conf_t  *mcf;
 
     mcf = op->data;
     n = mcf->log_inflight;
     mcf->log_inflight = 0;
 
-    if (op->status == NGX_WORKSIBLE_PG_OK
-        && PQresultStatus(op->result) == PGRES_TUPLES_OK)
-    {
+    rs = op->status == NGX_WORKSIBLE_PG_OK ? PQresultStatus(op->result)
+                                           : PGRES_FATAL_ERROR;
+
+    if (rs == PGRES_COMMAND_OK || rs == PGRES_TUPLES_OK) {
         (void) ngx_atomic_fetch_add(&mcf->metrics->log_rows_written, n);
 
     } else {
         if (op->status == NGX_WORKSIBLE_PG_OK) {
             msg = ngx_worksible_pg_message(PQresultErrorMessage(op->result));
-            ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
-                          "worksible request log: batch refused: %V", &msg);
+            state = PQresultErrorField(op->result, PG_DIAG_SQLSTATE);
+
+            if (op->sql != ngx_worksible_reqlog_stage_sql
+                && state != NULL
+                && ngx_strcmp(state, NGX_WORKSIBLE_REQLOG_NO_PARTITION) == 0)
+            {
+                ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                              "worksible request log: batch refused: %V, "
+                              "sending it to request_logs_pending", &msg);
+
+                if (ngx_worksible_reqlog_resend(op) == NGX_OK) {
+                    mcf->log_inflight = n;
+                    return;
+                }
+
+            } else {
+                ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                              "worksible request log: batch refused: %V",
+                              &msg);
+            }
         }
 
         ngx_worksible_reqlog_dropped(mcf, n, op->status == NGX_WORKSIBLE_PG_OK
@@ -686,6 +728,40 @@ ngx_worksible_reqlog_sent(ngx_worksible_pg_op_t *op)
     if (mcf->log_nrows && !mcf->log_timer.timer_set) {
         ngx_add_timer(&mcf->log_timer, NGX_WORKSIBLE_REQLOG_INTERVAL);
     }
+}
+
+
+/*
+ * Sends the rows of op, a COPY into request_logs that was refused (rolled
+ * back), once more through the staging statement
+ * (ngx_worksible_reqlog_stage_sql), with ngx_worksible_reqlog_sent as its
+ * end. NGX_OK, or NGX_ERROR (no memory, PostgreSQL unavailable): the rows
+ * are lost.
+ */
+
+static ngx_int_t
+ngx_worksible_reqlog_resend(ngx_worksible_pg_op_t *op)
+{
+    ngx_worksible_pg_op_t  *again;
+
+    again = ngx_worksible_pg_op_create(op->pool);
+    if (again == NULL) {
+        return NGX_ERROR;
+    }
+
+    again->sql = ngx_worksible_reqlog_stage_sql;
+    again->background = 1;
+    again->handler = ngx_worksible_reqlog_sent;
+    again->data = op->data;
+
+    if (ngx_worksible_pg_op_copy(again, &op->copy) != NGX_OK
+        || ngx_worksible_pg_op_start(again) != NGX_OK)
+    {
+        ngx_worksible_pg_op_free(again);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }
 
 

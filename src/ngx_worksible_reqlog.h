@@ -1,8 +1,9 @@
 /*
  * The request log: every request of a worksible_auth location, copied in
  * the log phase into this worker's batch and sent to PostgreSQL in the
- * background (one COPY a batch, then worksible_request_logs_ingest:
- * migrations/0014_request_log_ingest.sql), never making a request wait.
+ * background (one COPY a batch into request_logs:
+ * migrations/0016_request_log_direct_copy.sql), never making a request
+ * wait.
  */
 
 #ifndef _NGX_WORKSIBLE_REQLOG_H_INCLUDED_

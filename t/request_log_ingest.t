@@ -126,6 +126,74 @@ is(psql_value("SELECT coalesce(sum(requests), 0) FROM request_log_minutes WHERE 
    , psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq"),
    'the rollups count exactly the rows logged (a batch counts in both or neither)');
 
+# --- a day without its partition: the batch goes again, into request_logs_pending ---
+
+{
+    my $day = strftime('%Y%m%d', gmtime);
+    my $next = strftime('%Y-%m-%d', gmtime(time + 86400));
+    my $logged = psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq");
+    my $counted = psql_value("SELECT sum(requests) FROM request_log_minutes
+                              WHERE company_id = $cq AND level = 0");
+    my $paths = psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq
+                            AND path LIKE '/v1/companies/me%'");
+    # out of the log, and under another name: as if prepare never made it
+    psql("ALTER TABLE request_logs DETACH PARTITION request_logs_p$day;
+          ALTER TABLE request_logs_p$day RENAME TO request_logs_aside");
+    my @ids = map { http('GET', "/v1/companies/me?nopart=$_", \%auth)->{headers}{'x-request-id'} }
+              1 .. 20;
+    my $in = join ',', map { "'$_'" } @ids;
+    my $deadline = time + 10;
+    my $n;
+    do { sleep 0.3; $n = psql_value("SELECT count(*) FROM request_logs_pending WHERE id IN ($in)") }
+        until $n >= 20 || time > $deadline;
+    is($n, 20, 'today without its partition: the COPY refused, the rows go again and wait '
+               . 'in request_logs_pending');
+    is(psql_value("SELECT sum(requests) FROM request_log_minutes
+                   WHERE company_id = $cq AND level = 0") - $counted, 20,
+       '... counted once at level 0');
+    is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = $cq
+                   AND level = 8 AND route = '/v1/companies/me'")
+       - $paths, 20, '... and at level 8');
+    psql("ALTER TABLE request_logs_aside RENAME TO request_logs_p$day;
+          ALTER TABLE request_logs ATTACH PARTITION request_logs_p$day
+          FOR VALUES FROM ('" . strftime('%Y-%m-%d', gmtime) . " 00:00:00+00') TO ('$next 00:00:00+00')");
+    psql('SELECT count(*) FROM worksible_request_logs_prepare()');
+    is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ($in)"), 20,
+       'partition back, prepare: the rows are moved into the log');
+    is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq"), $logged + 20,
+       '... with the rows logged before');
+    is(psql_value("SELECT coalesce(sum(requests), 0) FROM request_log_minutes WHERE company_id = $cq
+                   AND level = 0"), $logged + 20, '... and the rollups count each once');
+    is(psql_value("SELECT coalesce(sum(requests), 0) FROM request_log_minutes WHERE company_id = $cq
+                   AND level = 8"), $logged + 20, '... at level 8 too');
+}
+
+# --- any other refusal: dropped, never sent again through the staging path ---------
+
+{
+    psql('REVOKE INSERT ON request_logs FROM worksible_log_writer');
+    my @ids = map { http('GET', "/v1/companies/me?refused=$_", \%auth)->{headers}{'x-request-id'} }
+              1 .. 5;
+    my $in = join ',', map { "'$_'" } @ids;
+    my $log = "$ENV{WORKSIBLE_TOP}/t/servroot_request_log_ingest/logs/error.log";
+    my $deadline = time + 10;
+    sleep 0.3 until (Worksible::Test::slurp($log) // "") =~ /batch refused: .*permission denied for table request_logs/
+                    || time > $deadline;
+    like(Worksible::Test::slurp($log) // "", qr/batch refused: .*permission denied for table request_logs(?!.*request_logs_pending)/,
+         'INSERT revoked from worksible_log_writer: the batch is refused');
+    psql('GRANT INSERT ON request_logs TO worksible_log_writer');
+    # batches go one at a time: once a later row is there, the refused one is done
+    my $later = http('GET', '/v1/companies/me?refused=after', \%auth)->{headers}{'x-request-id'};
+    $deadline = time + 10;
+    sleep 0.3 until psql_value("SELECT count(*) FROM request_logs WHERE id = '$later'")
+                    || time > $deadline;
+    is(psql_value("SELECT count(*) FROM request_logs WHERE id = '$later'"), 1,
+       '... granted again: a later request is logged');
+    is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ($in)")
+       + psql_value("SELECT count(*) FROM request_logs_pending WHERE id IN ($in)"), 0,
+       '... the batch refused meanwhile (permission denied) is dropped, not sent again');
+}
+
 nginx_stop();
 
 # --- a batch commits whole or not at all ----------------------------------------
@@ -156,6 +224,84 @@ is($rc, 0, 'the same rows, good: taken') or diag $out;
 like($out, qr/^3$/m, '... ingest says 3');
 is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$other'"), 3, '... 3 rows');
 
+# --- COPY straight into request_logs, as nginx does (worksible_log_writer) ------
+
+my $cols = 'id, company_id, api_key_id, method, path, status, latency_ms, ip, user_agent, '
+         . 'idempotency_key, replayed, ratelimit_remaining, created_at';
+sub direct_batch {
+    my (@lines) = @_;
+    my $file = "/tmp/request_log_ingest.$$";
+    open my $fh, '>', $file or die;
+    print $fh map { "$_\n" } @lines;
+    close $fh;
+    my $out = `psql -X -q -At -U worksible_api -c "SET LOCAL ROLE worksible_log_writer; COPY request_logs ($cols) FROM STDIN" < $file 2>&1`;
+    unlink $file;
+    return ($out, $? >> 8);
+}
+my $dc = company(plan => 'growth');
+my $drow = sub { join "\t", "req_direct$_[0]", $dc, 'key_direct', 'GET', $_[1] // '/v1/direct/x_1?q=1',
+                 200, 3, '192.0.2.1', '\N', '\N', 'f', '\N', $_[2] // $now };
+($out, $rc) = direct_batch(map { $drow->($_) } 1 .. 4);
+is($rc, 0, 'worksible_api COPYs 4 rows straight into request_logs (as worksible_log_writer)')
+    or diag $out;
+is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 4, '... logged');
+is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$dc' AND level = 0"),
+   4, '... counted once at level 0');
+is(psql_value("SELECT string_agg(route || '=' || requests, ',') FROM request_log_minutes
+               WHERE company_id = '$dc' AND level = 8"), '/v1/direct/x_1=4', '... and at level 8');
+is(psql_value("SELECT count(DISTINCT level) FROM request_log_minutes WHERE company_id = '$dc'"), 9,
+   '... at each of the 9 levels');
+my $tomorrow_at = strftime('%Y-%m-%dT00:00:30.000Z', gmtime(time + 86400));
+($out, $rc) = direct_batch($drow->(5), $drow->(6, '/v1/direct/y', $tomorrow_at),
+                           $drow->(7, '/v1/direct/y', $tomorrow_at));
+is($rc, 0, 'a batch over two days') or diag $out;
+is(psql_value("SELECT string_agg(tableoid::regclass::text || '=' || n, ',' ORDER BY 1) FROM (
+                   SELECT tableoid, count(*) AS n FROM request_logs
+                   WHERE id IN ('req_direct5', 'req_direct6', 'req_direct7') GROUP BY 1) AS x"),
+   join(',', 'request_logs_p' . strftime('%Y%m%d', gmtime) . '=1',
+             'request_logs_p' . strftime('%Y%m%d', gmtime(time + 86400)) . '=2'),
+   '... each row in its day\'s partition');
+is(psql_value("SELECT string_agg(requests::text, ',' ORDER BY minute) FROM request_log_minutes
+               WHERE company_id = '$dc' AND level = 0 AND minute >= '$tomorrow_at'::timestamptz - interval '1 minute'"),
+   '2', '... counted in its minute');
+is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$dc' AND level = 0")
+   . '/' . psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$dc' AND level = 8"),
+   '7/7', '... all 7 rows counted once, levels 0 and 8');
+($out, $rc) = direct_batch($drow->(8), $drow->(9, '/v1/direct/far', strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime(time + 25 * 86400))));
+isnt($rc, 0, 'a batch with a row whose day has no partition is refused');
+like($out, qr/no partition of relation "request_logs" found for row/, '... "no partition" (23514)');
+is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ('req_direct8', 'req_direct9')")
+   + psql_value("SELECT count(*) FROM request_logs_pending WHERE id IN ('req_direct8', 'req_direct9')"),
+   0, '... none of its rows logged');
+is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$dc' AND level = 0"),
+   7, '... nor counted');
+
+# the writer may add rows, nothing more; worksible_api still reads one company
+for my $case (['SELECT count(*) FROM request_logs', 'read the log'],
+              ["UPDATE request_logs SET status = 500 WHERE company_id = '$dc'", 'UPDATE it'],
+              ["DELETE FROM request_logs WHERE company_id = '$dc'", 'DELETE from it'],
+              ["INSERT INTO request_logs ($cols) VALUES ('req_directR', '$dc', NULL, 'GET', '/',"
+               . " 200, 1, NULL, NULL, NULL, false, NULL, now()) RETURNING id", 'read back what it adds'],
+              ["INSERT INTO request_log_minutes (company_id, level, minute, status, requests,"
+               . " latency_max, latency_hist) VALUES ('$dc', 0, now(), 200, 1, 1, '{}')",
+               'write the rollups'],
+              ['SELECT count(*) FROM request_logs_pending', 'read the waiting rows']) {
+    my ($sql, $what) = @$case;
+    my (undef, $e, $r) = psql_as('worksible_api', "SET ROLE worksible_log_writer; $sql");
+    ok($r && $e =~ /42501: permission denied/, "as worksible_log_writer, worksible_api may not $what")
+        or diag $e;
+}
+for my $sql ("UPDATE request_logs SET status = 500", "DELETE FROM request_logs") {
+    my (undef, $e, $r) = psql_as('worksible_api',
+        "SELECT set_config('worksible.company_id', '$dc', false); $sql");
+    ok($r && $e =~ /42501: permission denied/, "nor as itself: $sql") or diag $e;
+}
+is((psql_as('worksible_api', "SELECT set_config('worksible.company_id', '$other', false);
+                              SELECT count(*) FROM request_logs WHERE company_id = '$dc'"))[0],
+   "$other\n0", '... and bound to another company it reads none of them');
+is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
+   'the log still holds the 7 rows');
+
 # --- partitions made ahead; a day without one waits, no DDL on the ingest --------
 
 my $tomorrow = strftime('%Y%m%d', gmtime(time + 86400));
@@ -184,6 +330,9 @@ is($made, "request_logs_p$far_day", '... makes the waiting row\'s day');
 is(psql_value("SELECT tableoid::regclass FROM request_logs WHERE id = 'req_copy4'"),
    "request_logs_p$far_day", '... and moves the row in');
 is(psql_value("SELECT count(*) FROM request_logs_pending"), 0, '... none waits any more');
+is(psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$other' AND level = 0")
+   . '/' . psql_value("SELECT sum(requests) FROM request_log_minutes WHERE company_id = '$other' AND level = 8"),
+   '5/5', '... without counting it again (levels 0 and 8)');
 ($made) = psql_as('worksible_api', 'SELECT count(*) FROM worksible_request_logs_prepare()');
 is($made, 0, 'prepare again: nothing to make');
 

@@ -442,8 +442,7 @@ if [ $have_peer = 1 ]; then
 fi
 # the worker alone: PostgreSQL refuses the request log's batches (dropped)
 log_grant() {
-    psql -X -q -c "$1 EXECUTE ON FUNCTION worksible_request_logs_stage()
-                   $2 worksible_api"
+    psql -X -q -c "$1 INSERT ON request_logs $2 worksible_log_writer"
 }
 if [[ "auth, log refused" =~ $only ]]; then
     log_grant REVOKE FROM

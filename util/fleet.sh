@@ -100,6 +100,8 @@ HBA
 CREATE ROLE worksible LOGIN BYPASSRLS;
 CREATE ROLE worksible_api LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE
     NOBYPASSRLS NOINHERIT CONNECTION LIMIT 150;
+CREATE ROLE worksible_log_writer NOLOGIN BYPASSRLS;
+GRANT worksible_log_writer TO worksible_api;
 CREATE DATABASE worksible OWNER worksible;
 SQL
     in_hub runuser -u postgres -- "$pgbin/pg_basebackup" -h "$hub_ip" \

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# PostgreSQL CPU per request-log row, before and after the COPY ingest
-# (migrations/0014_request_log_ingest.sql), in one run (README:
-# "Performance"). Two databases of the dev cluster: one migrated up to
-# 0013 ("before": a JSON array through worksible_request_logs_insert, the
-# module's call until then) and one with every migration ("after": the
-# module's query, SELECT worksible_request_logs_stage(); COPY ... FROM
-# STDIN; SELECT worksible_request_logs_ingest(), one transaction a batch).
+# PostgreSQL CPU per request-log row, before and after the direct COPY
+# (migrations/0016_request_log_direct_copy.sql), in one run (README: "The
+# request log's ingest"). Two databases of the dev cluster: one migrated up
+# to 0015 ("before": the module's query until then, SELECT
+# worksible_request_logs_stage(); COPY into the session's staging table;
+# SELECT worksible_request_logs_ingest()) and one with every migration
+# ("after": the module's query now, SET LOCAL ROLE worksible_log_writer;
+# COPY request_logs ... FROM STDIN, the log's statement trigger counting
+# the rollups), one transaction a batch.
 # Each gets the same batches of 500 rows from one session; the backend's
 # own CPU (utime + stime of /proc/<backend>/stat, read by the backend
 # itself) is divided by the rows. Two mixes: "auth" (one company, key,
@@ -31,7 +33,7 @@ export PGHOST=127.0.0.1 PGPORT=15432 PGUSER=postgres
 "$top/util/stack.sh" start dev >/dev/null
 mkdir -p "$dir/before-migrations"
 for m in "$top"/migrations/*.sql; do
-    [[ $(basename "$m") < 0014 ]] || continue
+    [[ $(basename "$m") < 0016 ]] || continue
     ln -sf "$m" "$dir/before-migrations/"
 done
 
@@ -57,7 +59,6 @@ my @paths = ("/v1/invoices", "/v1/freelancers?limit=20", "/v1/freelancers/frl_%d
              "/v1/timesheets?status=draft", "/v1/request_logs/stats");
 my @status = (200, 200, 200, 200, 201, 400, 401, 403, 404, 429, 500, 503, 204, 409);
 my @methods = qw(GET GET POST PATCH DELETE);
-sub js { my $s = shift; return "null" unless defined $s; $s =~ s/(["\\])/\\$1/g; "\"$s\"" }
 for (my $b = 0; $b * 500 < $rows; $b++) {
     my @r;
     for my $g (0 .. 499) {
@@ -75,22 +76,18 @@ for (my $b = 0; $b * 500 < $rows; $b++) {
                undef, "f", 100 - $i % 100, $at);
         push @r, \@row;
     }
-    if ($fmt eq "json") {
-        my @k = qw(id company_id api_key_id method path status latency_ms ip user_agent
-                   idempotency_key replayed ratelimit_remaining created_at);
-        my $j = "[" . join(",", map { my $r = $_; "{" . join(",", map {
-            my $v = $r->[$_];
-            "\"$k[$_]\":" . ($_ == 5 || $_ == 6 || $_ == 11 ? ($v // "null")
-                             : $_ == 10 ? "false" : js($v)) } 0 .. 12) . "}" } @r) . "]";
-        $j =~ s/\x27/\x27\x27/g;
-        print "SELECT worksible_request_logs_insert(\x27$j\x27::json);\n";
-    } else {
+    my $cols = "(id, company_id, api_key_id, method, path, status, latency_ms, ip,"
+             . " user_agent, idempotency_key, replayed, ratelimit_remaining, created_at)";
+    if ($fmt eq "stage") {
         print "BEGIN;\nSELECT worksible_request_logs_stage();\n",
-              "COPY pg_temp.worksible_request_log_batch (id, company_id, api_key_id, method,",
-              " path, status, latency_ms, ip, user_agent, idempotency_key, replayed,",
-              " ratelimit_remaining, created_at) FROM STDIN;\n";
+              "COPY pg_temp.worksible_request_log_batch $cols FROM STDIN;\n";
         print join("\t", map { $_ // "\\N" } @$_), "\n" for @r;
         print "\\.\nSELECT worksible_request_logs_ingest();\nCOMMIT;\n";
+    } else {
+        print "BEGIN;\nSET LOCAL ROLE worksible_log_writer;\n",
+              "COPY request_logs $cols FROM STDIN;\n";
+        print join("\t", map { $_ // "\\N" } @$_), "\n" for @r;
+        print "\\.\nCOMMIT;\n";
     }
 }' "$@"
 }
@@ -113,12 +110,12 @@ hz=$(getconf CLK_TCK)
 printf '%-7s %-7s %10s %10s   (PostgreSQL backend CPU per row, median of %s runs of %s rows)\n' \
     mix path 'us/row' 'runs' "$runs" "$rows"
 for mix in auth mixed; do
-    batches "$mix" json "$rows" >"$dir/$mix.json.sql"
+    batches "$mix" stage "$rows" >"$dir/$mix.stage.sql"
     batches "$mix" copy "$rows" >"$dir/$mix.copy.sql"
     declare -A res=()
     for r in $(seq "$runs"); do
         for what in before after; do
-            if [ $what = before ]; then db=reqlog_before; s=$dir/$mix.json.sql
+            if [ $what = before ]; then db=reqlog_before; s=$dir/$mix.stage.sql
             else db=reqlog_after; s=$dir/$mix.copy.sql; fi
             t=$(run $db "$s")
             res[$what]+="$(echo "scale=1; $t * 1000000 / $hz / $rows" | bc) "

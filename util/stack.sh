@@ -121,6 +121,22 @@ CREATE DATABASE worksible OWNER worksible;
 SQL
 }
 
+# worksible_log_writer: the role the request log's COPY runs as (BYPASSRLS,
+# INSERT on request_logs only; migrations/0016_request_log_direct_copy.sql),
+# made in a cluster older than it too
+pg_roles() {
+    psql_su postgres -q <<'SQL'
+DO $$
+BEGIN
+    IF to_regrole('worksible_log_writer') IS NULL THEN
+        CREATE ROLE worksible_log_writer NOLOGIN BYPASSRLS;
+        GRANT worksible_log_writer TO worksible_api;
+    END IF;
+END
+$$;
+SQL
+}
+
 psql_su() {
     local db=$1; shift
     psql -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U postgres -d "$db" "$@"
@@ -136,7 +152,7 @@ pg_start_only() {
         -o "-p $pg_port" start >/dev/null
 }
 
-pg_start() { pg_init; pg_start_only; }
+pg_start() { pg_init; pg_start_only; pg_roles; }
 
 pg_stop() {
     [ -f "$pgdata/PG_VERSION" ] || return 0
