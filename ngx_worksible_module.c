@@ -597,6 +597,39 @@ ngx_worksible_postgres(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
+ssize_t
+ngx_worksible_conf_read_file(ngx_conf_t *cf, ngx_str_t *name, u_char *buf,
+    size_t size)
+{
+    ssize_t     n;
+    ngx_file_t  file;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.name = *name;
+    file.log = cf->log;
+
+    file.fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (file.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", name);
+        return NGX_ERROR;
+    }
+
+    n = ngx_read_file(&file, buf, size, 0);
+
+    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
+                      ngx_close_file_n " \"%V\" failed", name);
+    }
+
+    return n == NGX_ERROR ? 0 : n;
+}
+
+
 /*
  * worksible_key_secret_file: the server secrets that key the BLAKE2b hashes
  * of API keys (see ngx_worksible_server_secrets_parse), read once here:
@@ -610,8 +643,7 @@ ngx_worksible_key_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     int         n;
     ssize_t     size;
-    ngx_str_t  *value;
-    ngx_file_t  file;
+    ngx_str_t  *value, name;
     u_char      buf[1024];
 
     if (mcf->nsecrets != 0) {
@@ -619,32 +651,16 @@ ngx_worksible_key_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     value = cf->args->elts;
+    name = value[1];
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = value[1];
-    file.log = cf->log;
-
-    if (ngx_conf_full_name(cf->cycle, &file.name, 1) != NGX_OK) {
+    size = ngx_worksible_conf_read_file(cf, &name, buf, sizeof(buf));
+    if (size == NGX_ERROR) {
         return NGX_CONF_ERROR;
-    }
-
-    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &file.name);
-        return NGX_CONF_ERROR;
-    }
-
-    size = ngx_read_file(&file, buf, sizeof(buf), 0);
-
-    if (ngx_close_file(file.fd) == NGX_FILE_ERROR) {
-        ngx_log_error(NGX_LOG_ALERT, cf->log, ngx_errno,
-                      ngx_close_file_n " \"%V\" failed", &file.name);
     }
 
     n = -1;
 
-    if (size != NGX_ERROR && size < (ssize_t) sizeof(buf)) {
+    if (size < (ssize_t) sizeof(buf)) {
         n = ngx_worksible_server_secrets_parse(buf, size, mcf->secrets,
                                            NGX_WORKSIBLE_SERVER_SECRETS_MAX);
     }
@@ -656,7 +672,7 @@ ngx_worksible_key_secret_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "\"%V\" must hold 64 hex characters (32 random "
                            "bytes), or up to %d lines of VERSION:HEX with "
                            "distinct versions 1..32767, the current first",
-                           &file.name, NGX_WORKSIBLE_SERVER_SECRETS_MAX);
+                           &name, NGX_WORKSIBLE_SERVER_SECRETS_MAX);
         return NGX_CONF_ERROR;
     }
 

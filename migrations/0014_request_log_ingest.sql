@@ -226,15 +226,19 @@ $$;
 --   attached (ATTACH PARTITION: the log's inserts go on meanwhile). Under
 --   the transaction advisory lock "wksbrlog" (the prune takes it too). The
 --   workers run it every hour, `worksible logs prune` each time; errors:
---   22023 for days_ahead out of range.
+--   22023 for days_ahead out of range. The move of waiting rows sets
+--   worksible.request_log_counted to 'on' for its statement only: they
+--   were counted when they entered request_logs_pending, and the rollup
+--   trigger of 0016_request_log_direct_copy.sql must not count them again.
 CREATE FUNCTION worksible_request_logs_prepare(p_days_ahead integer DEFAULT 2)
 RETURNS SETOF text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = public, pg_temp AS $$
 DECLARE
-    today  constant date := (now() AT TIME ZONE 'UTC')::date;
-    d      date;
-    part   text;
+    today    constant date := (now() AT TIME ZONE 'UTC')::date;
+    d        date;
+    part     text;
+    counted  text;
 BEGIN
     IF p_days_ahead IS NULL OR p_days_ahead NOT BETWEEN 0 AND 31 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -266,12 +270,15 @@ BEGIN
                            to_char(d + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
             RETURN NEXT part;
         END IF;
+        counted := current_setting('worksible.request_log_counted', true);
+        PERFORM set_config('worksible.request_log_counted', 'on', true);
         WITH moved AS (
             DELETE FROM request_logs_pending p
             WHERE p.created_at >= d::timestamp AT TIME ZONE 'UTC'
               AND p.created_at < (d + 1)::timestamp AT TIME ZONE 'UTC'
             RETURNING p.*)
         INSERT INTO request_logs SELECT * FROM moved;
+        PERFORM set_config('worksible.request_log_counted', coalesce(counted, ''), true);
     END LOOP;
 END
 $$;
@@ -452,208 +459,6 @@ GRANT EXECUTE ON FUNCTION worksible_request_logs_stage(),
                           worksible_request_log_route_exact(text)
     TO worksible_api;
 
--- worksible_request_log_stats(company, url, filters): as in
---   0012_request_log_stats.sql, but every filter reads the rollups: levels
---   0 to 7 (see worksible_request_log_rollup; a path prefix through the
---   routes, when worksible_request_log_route_exact says they serve it).
---   Only a prefix they do not serve (a "?", a fourth "/", or more than 200
---   characters) reads the raw rows, through the path index.
-CREATE OR REPLACE FUNCTION worksible_request_log_stats(p_company_id text, p_url text,
-                                            p_filters jsonb DEFAULT '{}')
-RETURNS json
-LANGUAGE plpgsql SECURITY INVOKER AS $$
-DECLARE
-    epoch   constant timestamptz := timestamptz '2000-01-01 00:00Z';
-    nb      constant integer := cardinality(worksible_latency_bounds()) + 1;
-    ivl     text := coalesce(p_filters->>'interval', '1h');
-    step    interval;
-    gte     timestamptz;
-    lt      timestamptz;
-    first   timestamptz;
-    filter  text := '';
-    source  text;
-    quants  text;
-    prefix  text;
-    code    integer;
-    result  json;
-BEGIN
-    PERFORM set_config('worksible.company_id', coalesce(p_company_id, ''), true);
-
-    step := CASE ivl WHEN '1m' THEN interval '1 minute'
-                     WHEN '1h' THEN interval '1 hour'
-                     WHEN '1d' THEN interval '1 day' END;
-    IF step IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'interval must be 1m, 1h or 1d', DETAIL = 'interval';
-    END IF;
-
-    BEGIN
-        lt := coalesce((p_filters->>'created_at[lt]')::timestamptz, now());
-        gte := coalesce((p_filters->>'created_at[gte]')::timestamptz,
-                        lt - interval '24 hours');
-    EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format
-                OR invalid_time_zone_displacement_value THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'This is not a time', DETAIL = 'created_at';
-    END;
-
-    -- no request is logged before 1970, and buckets must stay RFC 3339
-    IF gte < timestamptz '1970-01-01 00:00Z'
-       OR lt < timestamptz '1970-01-01 00:00Z'
-    THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'Times start at 1970-01-01T00:00:00Z',
-            DETAIL = CASE WHEN p_filters ? 'created_at[gte]'
-                               AND gte < timestamptz '1970-01-01 00:00Z'
-                          THEN 'created_at[gte]' ELSE 'created_at[lt]' END;
-    END IF;
-    IF lt > timestamptz '9999-01-01 00:00:00+00' THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'Times end at 9999-01-01T00:00:00Z',
-            DETAIL = 'created_at[lt]';
-    END IF;
-
-    gte := date_bin('1 minute', gte, epoch);
-    IF date_bin('1 minute', lt, epoch) < lt THEN
-        lt := date_bin('1 minute', lt, epoch) + interval '1 minute';
-    END IF;
-    IF gte >= lt THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'created_at[gte] must be before created_at[lt]',
-            DETAIL = 'created_at[gte]';
-    END IF;
-
-    first := date_bin(step, gte, epoch);
-    IF extract(epoch FROM lt - first) / extract(epoch FROM step) > 1500 THEN
-        RAISE EXCEPTION USING ERRCODE = 'WS400',
-            MESSAGE = 'At most 1500 buckets: choose a longer interval or a shorter range',
-            DETAIL = 'interval';
-    END IF;
-
-    IF p_filters ? 'status' THEN
-        filter := filter || format(' AND t.status = %s',
-                                   (p_filters->>'status')::smallint);
-    END IF;
-    IF p_filters ? 'status[class]' THEN
-        filter := filter || format(' AND t.status BETWEEN %s AND %s',
-            (p_filters->>'status[class]')::integer * 100,
-            (p_filters->>'status[class]')::integer * 100 + 99);
-    END IF;
-
-    -- a path prefix no route serves exactly: the raw rows
-    IF p_filters ? 'path[prefix]'
-       AND NOT worksible_request_log_route_exact(p_filters->>'path[prefix]')
-    THEN
-        IF p_filters ? 'method' THEN
-            filter := filter || format(' AND t.method = %L', p_filters->>'method');
-        END IF;
-        IF p_filters ? 'api_key_id' THEN
-            filter := filter || format(' AND t.api_key_id = %L',
-                                       p_filters->>'api_key_id');
-        END IF;
-        IF p_filters ? 'path[prefix]' THEN
-            -- a range of the index (text_pattern_ops), with leakproof
-            -- operators only: row-level security lets no other qual
-            -- (LIKE) reach an index scan
-            prefix := p_filters->>'path[prefix]';
-            code := ascii(right(prefix, 1));
-            filter := filter || format(' AND t.path ~>=~ %L AND starts_with(t.path, %L)',
-                                       prefix, prefix);
-            IF code < 55295 OR code BETWEEN 57344 AND 1114110 THEN
-                filter := filter || format(' AND t.path ~<~ %L',
-                                           left(prefix, -1) || chr(code + 1));
-            END IF;
-        END IF;
-        -- grouped per bucket, status and latency bucket (a hash, no sort)
-        source := format($q$
-            SELECT date_bin(%1$L, t.created_at, %2$L) AS start, t.status,
-                   width_bucket(t.latency_ms, %3$L::integer[]) + 1 AS bucket,
-                   count(*) AS requests, max(t.latency_ms) AS latency_max
-            FROM request_logs t
-            WHERE t.company_id = $1 AND t.created_at >= $2
-              AND t.created_at < $3 %4$s
-            GROUP BY 1, 2, 3$q$, step, epoch, worksible_latency_bounds(), filter);
-        SELECT 'worksible_latency_quantiles(ARRAY['
-               || string_agg(format('sum(requests) FILTER (WHERE bucket = %s)', i),
-                             ', ' ORDER BY i)
-               || ']::bigint[], max(latency_max)) AS q'
-        INTO quants FROM generate_series(1, nb) AS i;
-    ELSE
-        -- a route prefix: a range of the primary key (route is COLLATE
-        -- "C", so byte order), checked again by starts_with
-        IF p_filters ? 'path[prefix]' AND p_filters->>'path[prefix]' <> '' THEN
-            prefix := p_filters->>'path[prefix]';
-            code := ascii(right(prefix, 1));
-            filter := filter || format(' AND t.route >= %L AND starts_with(t.route, %L)',
-                                       prefix, prefix);
-            IF code < 55295 OR code BETWEEN 57344 AND 1114110 THEN
-                filter := filter || format(' AND t.route < %L',
-                                           left(prefix, -1) || chr(code + 1));
-            END IF;
-        ELSIF NOT p_filters ? 'path[prefix]' THEN
-            filter := filter || ' AND t.route = ''*''';
-        END IF;
-        source := format($q$
-            SELECT date_bin(%1$L, t.minute, %2$L) AS start, t.status,
-                   t.requests, t.latency_max, t.latency_hist AS latency
-            FROM request_log_minutes t
-            WHERE t.company_id = $1 AND t.level = %6$s AND t.method = %3$L
-              AND t.api_key_id = %4$L AND t.minute >= $2 AND t.minute < $3
-                  %5$s$q$, step, epoch, coalesce(p_filters->>'method', '*'),
-            coalesce(p_filters->>'api_key_id', '*'), filter,
-            CASE WHEN p_filters ? 'path[prefix]' THEN
-                     CASE WHEN p_filters ? 'method' AND p_filters ? 'api_key_id' THEN 5
-                          WHEN p_filters ? 'method' THEN 6
-                          WHEN p_filters ? 'api_key_id' THEN 7 ELSE 4 END
-                 WHEN p_filters ? 'method' AND p_filters ? 'api_key_id' THEN 3
-                 WHEN p_filters ? 'method' THEN 1
-                 WHEN p_filters ? 'api_key_id' THEN 2 ELSE 0 END);
-        SELECT 'worksible_latency_quantiles(ARRAY['
-               || string_agg(format('sum(latency[%s])', i), ', ' ORDER BY i)
-               || ']::bigint[], max(latency_max)) AS q'
-        INTO quants FROM generate_series(1, nb) AS i;
-    END IF;
-
-    -- $1 company, $2 start, $3 end, $4 first bucket, $5 step, $6 url,
-    -- $7 interval
-    EXECUTE format($q$
-        WITH s AS (
-            SELECT start,
-                   sum(requests) AS requests,
-                   sum(requests) FILTER (WHERE status BETWEEN 100 AND 199) AS c1,
-                   sum(requests) FILTER (WHERE status BETWEEN 200 AND 299) AS c2,
-                   sum(requests) FILTER (WHERE status BETWEEN 300 AND 399) AS c3,
-                   sum(requests) FILTER (WHERE status BETWEEN 400 AND 499) AS c4,
-                   sum(requests) FILTER (WHERE status BETWEEN 500 AND 599) AS c5,
-                   sum(requests) FILTER (WHERE status = 401) AS r401,
-                   sum(requests) FILTER (WHERE status = 403) AS r403,
-                   sum(requests) FILTER (WHERE status = 429) AS r429,
-                   max(latency_max) AS lmax,
-                   %1$s
-            FROM (%2$s) AS x
-            GROUP BY GROUPING SETS ((start), ()))
-        SELECT json_build_object(
-            'object', 'request_log_stats',
-            'url', $6,
-            'interval', $7,
-            'start', worksible_ts($2),
-            'end', worksible_ts($3),
-            'total', (SELECT worksible_request_log_bucket(s.requests, s.c1,
-                          s.c2, s.c3, s.c4, s.c5, s.r401, s.r403, s.r429,
-                          s.lmax, s.q)
-                      FROM s WHERE s.start IS NULL),
-            'data', (SELECT json_agg(json_build_object('start', worksible_ts(g.start))::jsonb
-                                     || worksible_request_log_bucket(s.requests,
-                                            s.c1, s.c2, s.c3, s.c4, s.c5,
-                                            s.r401, s.r403, s.r429, s.lmax,
-                                            s.q)::jsonb
-                                     ORDER BY g.start)
-                     FROM generate_series($4, $3 - interval '1 microsecond', $5)
-                          AS g (start)
-                     LEFT JOIN s ON s.start = g.start))$q$,
-        quants, source)
-    INTO result USING p_company_id, gte, lt, first, step, p_url, ivl;
-
-    RETURN result;
-END
-$$;
+-- The statistics read these levels from 0015_request_log_path_rollups.sql
+-- on (worksible_request_log_stats): every filter through the rollups but a
+-- path prefix no route or path serves.

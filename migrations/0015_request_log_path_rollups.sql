@@ -175,11 +175,14 @@ GRANT EXECUTE ON FUNCTION worksible_request_log_path_exact(text),
     TO worksible_api;
 
 -- worksible_request_log_stats(company, url, filters): as in
---   0014_request_log_ingest.sql, with a path prefix deeper than a route
---   read through level 8 when worksible_request_log_path_exact says it
---   serves it, no method or api_key_id comes with it, and the level's
---   first 1,000 rows under it hold two requests a row or more; else
---   through the path index, from the raw rows.
+--   0012_request_log_stats.sql, but every filter reads the rollups of
+--   0014_request_log_ingest.sql and this file (levels 0 to 8), a path
+--   prefix through the route levels when worksible_request_log_route_exact
+--   says they serve it, through level 8 when
+--   worksible_request_log_path_exact does, no method or api_key_id comes
+--   with it, and the level's first 1,000 rows under it hold two requests a
+--   row or more. Any other path prefix reads the raw rows (and those
+--   waiting in request_logs_pending), through the path index.
 CREATE OR REPLACE FUNCTION worksible_request_log_stats(p_company_id text, p_url text,
                                             p_filters jsonb DEFAULT '{}')
 RETURNS json

@@ -12,6 +12,8 @@
  *   ngx_worksible_cache.c    shared-memory key cache
  *   ngx_worksible_throttle.c failed authentications per client address
  *   ngx_worksible_redis.c    per-worker hiredis connection, breaker
+ *   ngx_worksible_redis_cluster.c  Redis Cluster: slot map, redirections
+ *   ngx_worksible_redis_sentinel.c  Redis Sentinel: the primary, failover
  *   ngx_worksible_ratelimit.c  GCRA rate limits and their headers
  *   ngx_worksible_idempotency.c  Idempotency-Key: reserve, replay, capture
  *   ngx_worksible_api.c      content handler: routes, queries, bodies
@@ -118,6 +120,18 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_worksible_module;
+
+
+/*
+ * Reads a configuration's secret file at most size bytes into buf, at
+ * configuration time (the workers never open it). name is made the file's
+ * full path (ngx_conf_full_name), for the caller's messages. Returns the
+ * bytes read (0 when reading failed: ngx_read_file logged why), or
+ * NGX_ERROR when the file could not be opened (logged: the caller stops
+ * there). The caller wipes buf.
+ */
+ssize_t ngx_worksible_conf_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    u_char *buf, size_t size);
 
 
 #endif /* _NGX_WORKSIBLE_MODULE_H_INCLUDED_ */

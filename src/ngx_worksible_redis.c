@@ -7,6 +7,7 @@
 #include <ngx_event.h>
 #include <ngx_sha1.h>
 
+#include "ngx_worksible_module.h"
 #include "ngx_worksible_redis.h"
 #include "ngx_worksible_redis_cluster.h"
 
@@ -272,27 +273,16 @@ ngx_int_t
 ngx_worksible_redis_conf_password(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *password)
 {
-    ssize_t     n;
-    ngx_file_t  file;
-    u_char      buf[512];
+    ssize_t    n;
+    ngx_str_t  full;
+    u_char     buf[512];
 
-    ngx_memzero(&file, sizeof(ngx_file_t));
-    file.name = *name;
-    file.log = cf->log;
+    full = *name;
 
-    if (ngx_conf_full_name(cf->cycle, &file.name, 1) != NGX_OK) {
+    n = ngx_worksible_conf_read_file(cf, &full, buf, sizeof(buf));
+    if (n == NGX_ERROR) {
         return NGX_ERROR;
     }
-
-    file.fd = ngx_open_file(file.name.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-    if (file.fd == NGX_INVALID_FILE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                           ngx_open_file_n " \"%V\" failed", &file.name);
-        return NGX_ERROR;
-    }
-
-    n = ngx_read_file(&file, buf, sizeof(buf), 0);
-    ngx_close_file(file.fd);
 
     while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) {
         n--;
@@ -301,7 +291,7 @@ ngx_worksible_redis_conf_password(ngx_conf_t *cf, ngx_str_t *name,
     if (n <= 0 || n == (ssize_t) sizeof(buf)) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" must hold the Redis password on one line",
-                           &file.name);
+                           &full);
         return NGX_ERROR;
     }
 
