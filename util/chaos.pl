@@ -32,7 +32,10 @@
 # Then it asserts, and exits 1 on any violation (0 when all hold):
 #   - no [alert], [emerg] or worker exit in either error log;
 #   - every POST key ran at most once: rows of freelancers named after the
-#     key, and the service's calls per key; every 2xx of one key is the
+#     key, and the service's calls per key (in fleet mode, a service key
+#     first run within 0.5 s before a Redis primary's SIGKILL may run again
+#     after the failover: its lock can be lost with the primary, the
+#     documented bound of asynchronous replication); every 2xx of one key is the
 #     same answer (the same freelancer id, the same service run), and a 201
 #     of our API has its row;
 #   - PostgreSQL backends of the module (pg_stat_activity, application_name
@@ -903,7 +906,8 @@ for (split /\n/, slurp("$run/service.calls") // '') {
     push @{ $calls{$k} }, $runid;
     $call_t{$runid} = $t - $::T0;
 }
-my (%bykey, %twice);
+my (%bykey, %twice, @lost_locks);
+my @lost_writes = grep { $_->{lost_writes} } @events;
 for my $r (@reqs) {
     next if $r->{key} eq '-';
     push @{ $bykey{$r->{key}} }, $r;
@@ -940,7 +944,17 @@ for my $k (sort keys %bykey) {
                          . join(', ', map { sprintf 'run %s at t=%.3f', $_, $call_t{$_} }
                                       @{ $calls{$k} // [] }) . ')',
         map { evidence_rid($_->{rid}) } @rs;
-    if ($ran > 1) {
+    # a service key whose lock a Redis primary acknowledged just before it
+    # was killed may be lost with it (asynchronous replication), and its
+    # retry after the failover runs again: the documented bound (README,
+    # Deployment, "Writes lost in a failover"); our API's keys have
+    # PostgreSQL's record and never may
+    my $first = $ran > 1 && $kind eq 'svc' ? $call_t{ $calls{$k}[0] } + $::T0 : undef;
+    if (defined $first
+        && grep { $first >= $_->{t0} - 0.5 && $first <= $_->{t1} } @lost_writes)
+    {
+        push @lost_locks, $ev;
+    } elsif ($ran > 1) {
         violation("every POST key ran at most once ($kind)", $ev, $class);
         $twice{$kind}{ $rs[0]{ts} } = 1;
     }
@@ -1140,6 +1154,9 @@ printf "\n%d requests (%s), %d aborted GETs besides; %d api keys, %d svc keys: "
     . "%d answered, %d outcome unknown, %d without an answer, %d other\n",
     scalar(grep { $_->{status} ne 'gaveup' } @reqs), sts(\%tot), $aborts,
     $keys_by{api}, $keys_by{svc}, @outcome{qw(answered unknown gaveup other)};
+printf "%d service keys ran twice within the documented bound: their lock "
+    . "acknowledged by a Redis primary killed within 0.5 s (asynchronous "
+    . "replication)\n%s\n", scalar @lost_locks, join "\n", @lost_locks if @lost_locks;
 my ($gapmax, @st) = (0, map { $_->{t} } @samples);
 for (1 .. $#st) { $gapmax = $st[$_] - $st[$_ - 1] if $st[$_] - $st[$_ - 1] > $gapmax }
 printf "PostgreSQL: %d samples (one every %d ms on average, the longest gap %d ms; "
