@@ -302,6 +302,56 @@ is((psql_as('worksible_api', "SELECT set_config('worksible.company_id', '$other'
 is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
    'the log still holds the 7 rows');
 
+# --- every level's rollup rows are those of the logged rows, row by row ---------
+# (the trigger groups rows by their path before it computes route and path key:
+# paths that differ in their query, a "/" in the query, paths shorter than a
+# route or longer than a key, 2-byte characters across the 200th, rows without
+# a key, latencies in several buckets, two minutes)
+{
+    my $gc = company(plan => 'growth');
+    my $min1 = strftime('%Y-%m-%dT%H:%M:10.000Z', gmtime(time - 120));
+    my @paths = ('/v1/invoices?limit=1', '/v1/invoices?limit=2', '/v1/invoices',
+                 '/v1/projects/prj_1/tasks?x=1', '/v1/projects/prj_2/tasks', '/v1',
+                 '/', '/v1/a?b/c/d/e', '/v1/x/' . ('a' x 250),
+                 '/v1/y/' . ("\xc3\xa9" x 200) . '?q', '/v1/projects/prj_1/tasks');
+    my @lines;
+    for my $i (0 .. 43) {
+        push @lines, join "\t", "req_levels$i", $gc,
+            ('key_levels_a', 'key_levels_b', '\N')[$i % 3], ('GET', 'POST')[$i % 2],
+            $paths[$i % @paths], (200, 404, 500)[$i % 5 % 3], (1, 7, 95, 70000, 4)[$i % 5],
+            '192.0.2.9', '\N', '\N', 'f', '\N', $i % 4 ? $now : $min1;
+    }
+    my ($o, $c) = direct_batch(@lines);
+    is($c, 0, 'a batch of 44 rows over 11 paths, 3 keys, 2 methods, 3 statuses, 2 minutes') or diag $o;
+    my @levels = ([0], [1, 'method'], [2, 'key'], [3, 'method', 'key'], [4, 'route'],
+                  [5, 'route', 'method', 'key'], [6, 'route', 'method'], [7, 'route', 'key'],
+                  [8, 'pk']);
+    my $expected = join "\nUNION ALL\n", map {
+        my ($level, @kept) = @$_;
+        my %k = map { $_ => 1 } @kept;
+        "SELECT $level AS level, " . ($k{method} ? 'method' : "'*'") . ', '
+        . ($k{key} ? 'key' : "'*'") . ', '
+        . ($k{route} ? 'route' : $k{pk} ? 'pk' : "'*'")
+        . ", minute, status, count(*), max(latency_ms),
+               worksible_latency_hist(array_agg(latency_ms))
+           FROM r GROUP BY " . join(', ', @kept, 'minute', 'status')
+    } @levels;
+    my $rollups = "SELECT level, method, api_key_id, route, minute, status, requests,
+                          latency_max, latency_hist
+                   FROM request_log_minutes WHERE company_id = '$gc'";
+    my $r = "WITH r AS (SELECT method, coalesce(api_key_id, '') AS key,
+                               worksible_request_log_route(path) AS route,
+                               worksible_request_log_path_key(path) AS pk,
+                               date_bin('1 minute', created_at, '2000-01-01 00:00Z') AS minute,
+                               status, latency_ms
+                        FROM request_logs WHERE company_id = '$gc')";
+    is(psql_value("$r SELECT count(*) FROM ($expected) AS e"), 221,
+       '... make 221 rollup rows, counted from the rows one by one');
+    is(psql_value("$r SELECT count(*) FROM (($expected) EXCEPT ($rollups)) AS x")
+       . '/' . psql_value("$r SELECT count(*) FROM (($rollups) EXCEPT ($expected)) AS x"),
+       '0/0', '... which are exactly the rollups the trigger wrote, at every level');
+}
+
 # --- partitions made ahead; a day without one waits, no DDL on the ingest --------
 
 my $tomorrow = strftime('%Y%m%d', gmtime(time + 86400));

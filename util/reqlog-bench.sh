@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# PostgreSQL CPU per request-log row, before and after the direct COPY
-# (migrations/0016_request_log_direct_copy.sql), in one run (README: "The
-# request log's ingest"). Two databases of the dev cluster: one migrated up
-# to 0015 ("before": the module's query until then, SELECT
+# PostgreSQL CPU per request-log row, before and after a migration, in
+# one run (README: "The request log's ingest"). Two databases of the dev
+# cluster: one migrated up to the one before BENCH_BEFORE ("before") and
+# one with every migration ("after"). Each gets the module's query of its
+# migrations, one transaction a batch: before 0016, SELECT
 # worksible_request_logs_stage(); COPY into the session's staging table;
-# SELECT worksible_request_logs_ingest()) and one with every migration
-# ("after": the module's query now, SET LOCAL ROLE worksible_log_writer;
-# COPY request_logs ... FROM STDIN, the log's statement trigger counting
-# the rollups), one transaction a batch.
+# SELECT worksible_request_logs_ingest(); since 0016, SET LOCAL ROLE
+# worksible_log_writer; COPY request_logs ... FROM STDIN (the log's
+# statement trigger counting the rollups).
 # Each gets the same batches of 500 rows from one session; the backend's
 # own CPU (utime + stime of /proc/<backend>/stat, read by the backend
 # itself) is divided by the rows. Two mixes: "auth" (one company, key,
@@ -20,7 +20,8 @@
 #
 # Starts the dev stack's PostgreSQL (util/stack.sh start dev). Environment:
 # BENCH_RUNS=3 (runs a mix and database, before and after taking turns; the
-# median is printed).
+# median is printed), BENCH_BEFORE=0017 (the first migration "before" does
+# not have: 0016 for the direct COPY, 0017 for the rollups by path).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,12 +29,16 @@ build=$top/build
 dir=$build/reqlog-bench
 rows=${1:-100000}
 runs=${BENCH_RUNS:-3}
+first=${BENCH_BEFORE:-0017}
+before_fmt=copy
+[[ $first > 0016 ]] || before_fmt=stage
 
 export PGHOST=127.0.0.1 PGPORT=15432 PGUSER=postgres
 "$top/util/stack.sh" start dev >/dev/null
+rm -rf "$dir/before-migrations"
 mkdir -p "$dir/before-migrations"
 for m in "$top"/migrations/*.sql; do
-    [[ $(basename "$m") < 0016 ]] || continue
+    [[ $(basename "$m") < $first ]] || continue
     ln -sf "$m" "$dir/before-migrations/"
 done
 
@@ -115,7 +120,7 @@ for mix in auth mixed; do
     declare -A res=()
     for r in $(seq "$runs"); do
         for what in before after; do
-            if [ $what = before ]; then db=reqlog_before; s=$dir/$mix.stage.sql
+            if [ $what = before ]; then db=reqlog_before; s=$dir/$mix.$before_fmt.sql
             else db=reqlog_after; s=$dir/$mix.copy.sql; fi
             t=$(run $db "$s")
             res[$what]+="$(echo "scale=1; $t * 1000000 / $hz / $rows" | bc) "
@@ -126,5 +131,14 @@ for mix in auth mixed; do
         printf '%-7s %-7s %10s %10s\n' "$mix" "$what" "$med" "${res[$what]}"
     done
     unset res
-    psql -X -q -At -d reqlog_after -c "SELECT 'rollup rows (after, $mix): ' || count(*) FROM request_log_minutes"
+    sums=$(for db in reqlog_before reqlog_after; do
+        psql -X -q -At -d $db -c "SELECT count(*) || ' ' || md5(string_agg(m::text, ',' ORDER BY m::text))
+                                  FROM request_log_minutes m"
+    done)
+    echo "rollup rows (before, after; $mix):" $sums
+    # the same rows logged the same way must give the same rollups
+    if [ $before_fmt = copy ] && [ "$(echo "$sums" | sort -u | wc -l)" != 1 ]; then
+        echo "the rollups differ between before and after" >&2
+        exit 1
+    fi
 done
