@@ -280,8 +280,16 @@ pg_ticks() {
     echo "$total"
 }
 log_rows() { psql -X -At -c 'SELECT count(*) FROM request_logs'; }
-redis_ticks() {   # of the Redis whose pid file is $1
-    sed 's/.*) //' "/proc/$(cat "$1")/stat" | awk '{ print $12 + $13 }'
+proc_ticks() {   # the CPU (user + system, clock ticks) of process $1
+    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+# timed CMD...: CMD's output (stdout and stderr); the CPU seconds it took,
+# its children's included, in $dir/load.cpu
+timed() {
+    local t
+    t=$( { TIMEFORMAT='%3U %3S'; time "$@" >"$dir/load.out" 2>&1; } 2>&1 )
+    awk '{ print $1 + $2 }' <<<"$t" >"$dir/load.cpu"
+    cat "$dir/load.out"
 }
 hz=$(getconf CLK_TCK)
 
@@ -302,6 +310,7 @@ row() {
     local pidfile="" worker="" rss0=0 rss1=0 i out rps p50 p99 bad
     local t0=0 t1=0 n0=0 n1=0 pg_us=null results=()
     local r0=0 r1=0 nreq=0 redis_us=null redis_pid=""
+    local w0=0 worker_us=null load_s=0 load_us=null logged=null
 
     [[ $name =~ $only ]] || return 0
 
@@ -309,6 +318,7 @@ row() {
         pidfile=$1; shift
         worker=$(worker_of "$pidfile")
         rss0=$(rss_kb "$worker")
+        w0=$(proc_ticks "$worker")
         if [ "$pidfile" = "$prefix/logs/nginx.pid" ] && [ "$kind" != ceiling ]; then
             n0=$(log_rows); t0=$(pg_ticks)
             redis_pid=$build/bench/redis.pid
@@ -316,13 +326,16 @@ row() {
              && [ -f "$dir/peer/redis.pid" ]; then
             redis_pid=$dir/peer/redis.pid
         fi
-        [ -z "$redis_pid" ] || r0=$(redis_ticks "$redis_pid")
+        [ -z "$redis_pid" ] || r0=$(proc_ticks "$(cat "$redis_pid")")
     fi
+
+    [ "$tool" != pgbench ] || t0=$(pg_ticks)
 
     for i in $(seq "$runs"); do
         if [ "$tool" = wrk ]; then
-            out=$(taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${secs}s" \
+            out=$(timed taskset -c "$load_cpu" wrk -t1 -c"$conns" -d"${secs}s" \
                       --latency "$@")
+            load_s=$(awk -v a="$load_s" -v b="$(cat "$dir/load.cpu")" 'BEGIN { print a + b }')
             rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
             nreq=$((nreq + $(awk '/requests in/ { print $1 }' <<<"$out")))
             p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' <<<"$out")")
@@ -332,10 +345,12 @@ row() {
                        END { print n + 0 }' <<<"$out")
         else
             rm -f "$dir"/pgb.*
-            out=$(taskset -c "$load_cpu" pgbench -n -M "$2" -c "$pg_conns" \
+            out=$(timed taskset -c "$load_cpu" pgbench -n -M "$2" -c "$pg_conns" \
                       -j 1 -T "$secs" -f "$1" -l --log-prefix="$dir/pgb" \
                       -h 127.0.0.1 -p "$pg_port" -U worksible_api worksible \
                       2>&1)
+            load_s=$(awk -v a="$load_s" -v b="$(cat "$dir/load.cpu")" 'BEGIN { print a + b }')
+            nreq=$((nreq + $(awk '/^number of transactions actually processed/ { print $6 }' <<<"$out")))
             rps=$(awk '/^tps/ { print $3 }' <<<"$out")
             read -r p50 p99 < <(cat "$dir"/pgb.* | awk '{ print $3 }' \
                 | sort -n | awk '{ v[NR] = $1 } END {
@@ -348,16 +363,29 @@ row() {
     done
 
     if [ -n "$redis_pid" ]; then
-        r1=$(redis_ticks "$redis_pid")
+        r1=$(proc_ticks "$(cat "$redis_pid")")
         redis_us=$(awk -v t=$((r1 - r0)) -v n="$nreq" -v hz="$hz" \
                    'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
     fi
 
+    if [ "$nreq" -gt 0 ]; then
+        load_us=$(awk -v t="$load_s" -v n="$nreq" 'BEGIN { printf "%.1f", t * 1e6 / n }')
+    fi
+    if [ "$tool" = pgbench ]; then
+        # PostgreSQL's CPU per transaction, as pg_us is per logged request
+        t1=$(pg_ticks)
+        pg_us=$(awk -v t=$((t1 - t0)) -v n="$nreq" -v hz="$hz" \
+                'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    fi
+
     if [ -n "$worker" ]; then
         rss1=$(rss_kb "$worker")
+        worker_us=$(awk -v t=$(( $(proc_ticks "$worker") - w0 )) -v n="$nreq" -v hz="$hz" \
+                    'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
         if [ "$t0" != 0 ]; then
             sleep 2     # the last batch of the request log leaves
             t1=$(pg_ticks); n1=$(log_rows)
+            logged=$(awk -v r=$((n1 - n0)) -v n="$nreq" 'BEGIN { printf "%.3f", r / n }')
             if [ $((n1 - n0)) -gt 0 ]; then
                 pg_us=$(awk -v t=$((t1 - t0)) -v n=$((n1 - n0)) -v hz="$hz" \
                         'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
@@ -378,14 +406,14 @@ row() {
         ratio=$(awk -v a="$rps" -v c="$ceiling" 'BEGIN { printf "%.2f", a / c }')
     fi
 
-    printf '%-34s %9.0f %8.2f %8.2f %6s %8s %8s %9s %8s %6s\n' "$name" \
-        "$rps" "$p50" "$p99" "$ratio" "${rss0:-0}" "${rss1:-0}" "$pg_us" \
-        "$redis_us" "$bad"
+    printf '%-34s %9.0f %8.2f %8.2f %6s %8s %8s %7s %6s %8s %9s %7s %6s\n' "$name" \
+        "$rps" "$p50" "$p99" "$ratio" "${rss0:-0}" "${rss1:-0}" "$logged" "$pg_us" \
+        "$redis_us" "$worker_us" "$load_us" "$bad"
 
-    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"pg_cpu_us_per_log_row":%s,"redis_cpu_us_per_request":%s,"errors":%s}' \
+    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"logged":%s,"pg_cpu_us_per_request":%s,"redis_cpu_us_per_request":%s,"worker_cpu_us_per_request":%s,"load_cpu_us_per_request":%s,"errors":%s}' \
         "$name" "$rps" "$all" "$p50" "$p99" "$ratio" \
         "$([ "$kind" = ceiling ] && echo true || echo false)" \
-        "${rss0:-null}" "${rss1:-null}" "$pg_us" "$redis_us" "${bad:-0}")")
+        "${rss0:-null}" "${rss1:-null}" "$logged" "$pg_us" "$redis_us" "$worker_us" "$load_us" "${bad:-0}")")
 }
 
 # wrk scripts: a POST with a fresh Idempotency-Key each time, and one key
@@ -421,7 +449,7 @@ cat >"$dir/me.sql" <<SQL
 SELECT worksible_company_me('$company');
 SQL
 cat >"$dir/list.sql" <<SQL
-SELECT worksible_list('$company', 'freelancers', 'worksible_freelancer_object', '/v1/freelancers', 20, NULL, NULL, '$filters'::jsonb);
+SELECT worksible_list_freelancers('$company', 20, NULL, NULL, '$filters'::jsonb);
 SQL
 
 ours=$prefix/logs/nginx.pid
@@ -429,8 +457,8 @@ me=http://127.0.0.1
 
 printf '\nmake bench: %s s x %s runs, wrk -t1 -c%s (core %s), nginx 1 worker (core %s), stores (core %s), pool/pgbench -c %s\n\n' \
     "$secs" "$runs" "$conns" "$load_cpu" "$nginx_cpu" "$store_cpu" "$pg_conns"
-printf '%-34s %9s %8s %8s %6s %8s %8s %9s %8s %6s\n' what req/s p50_ms p99_ms \
-    ratio rss0_kB rss1_kB pg_us/row redis_us errors
+printf '%-34s %9s %8s %8s %6s %8s %8s %7s %6s %8s %9s %7s %6s\n' what req/s p50_ms p99_ms \
+    ratio rss0_kB rss1_kB logged pg_us redis_us worker_us load_us errors
 
 row "bare nginx (static 120 B)"        ceiling wrk "$ours" "$me:18090/v1/companies/me"
 row "auth (cached key), same file"     rel wrk "$ours" "$me:18091/v1/companies/me" -H "$auth"
@@ -466,9 +494,13 @@ cat <<'NOTE'
 
 ratio: req/s over the last row marked as a ceiling above it (bare nginx;
 pgbench with the same SQL and protocol as the module, "extended"). rss0/rss1:
-the worker's RSS before and after the row's runs. pg_us/row: PostgreSQL's
-CPU (all its processes) per request-log row written during the row's runs;
-redis_us: the CPU of the row's Redis server per request.
+the worker's RSS before and after the row's runs. logged: request-log
+rows written over requests answered (under 1: batches dropped, the log's
+queue full or PostgreSQL refusing them). CPU per request (µs of
+user + system time over the row's runs): pg_us, PostgreSQL's (all its
+processes; through nginx divided by the request-log rows written, one a
+request; pgbench: per transaction); redis_us, the row's Redis server's;
+worker_us, the nginx worker's; load_us, wrk's or pgbench's.
 NOTE
 
 psql -X -q -U postgres -d worksible -o "$build/bench-pgss.txt" -c "
