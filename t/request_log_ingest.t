@@ -90,7 +90,7 @@ my $n;
 do { sleep 0.3; $n = psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq
                                   AND user_agent LIKE E'big\\t%'") }
     until $n >= 600 || time > $deadline;
-is($n, 600, '600 rows of 2 KB (batches of 500: over a megabyte of COPY data each) are logged');
+is($n, 600, '600 rows of 2 KB (over a megabyte of COPY data a batch) are logged');
 is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq
                AND user_agent LIKE E'big\\t%' AND path = " . Worksible::Test::sql_literal("$long&i=" . '1')),
    1, '... each path as it came');

@@ -8,7 +8,8 @@
 # SELECT worksible_request_logs_ingest(); since 0016, SET LOCAL ROLE
 # worksible_log_writer; COPY request_logs ... FROM STDIN (the log's
 # statement trigger counting the rollups).
-# Each gets the same batches of 500 rows from one session; the backend's
+# Each gets the same batches of BENCH_BATCH rows (default 2000, the
+# module's NGX_WORKSIBLE_REQLOG_FLUSH) from one session; the backend's
 # own CPU (utime + stime of /proc/<backend>/stat, read by the backend
 # itself) is divided by the rows. Two mixes: "auth" (one company, key,
 # method, path and status: the traffic of make bench's auth row) and
@@ -30,6 +31,7 @@ dir=$build/reqlog-bench
 rows=${1:-100000}
 runs=${BENCH_RUNS:-3}
 first=${BENCH_BEFORE:-0017}
+batch=${BENCH_BATCH:-2000}
 before_fmt=copy
 [[ $first > 0016 ]] || before_fmt=stage
 
@@ -53,21 +55,22 @@ setup() {
 setup reqlog_before "$dir/before-migrations"
 setup reqlog_after "$top/migrations"
 
-# batches MIX FORMAT: the SQL script of rows/500 batches, one a transaction
+# batches MIX FORMAT ROWS BATCH: the SQL script of ROWS/BATCH batches, one a
+# transaction
 batches() {
     perl -e '
 use strict; use POSIX qw(strftime);
-my ($mix, $fmt, $rows) = @ARGV;
+my ($mix, $fmt, $rows, $batch) = @ARGV;
 my $t0 = time;
 my @paths = ("/v1/invoices", "/v1/freelancers?limit=20", "/v1/freelancers/frl_%d",
              "/v1/projects/prj_%d/tasks", "/v1/payouts", "/v1/companies/me",
              "/v1/timesheets?status=draft", "/v1/request_logs/stats");
 my @status = (200, 200, 200, 200, 201, 400, 401, 403, 404, 429, 500, 503, 204, 409);
 my @methods = qw(GET GET POST PATCH DELETE);
-for (my $b = 0; $b * 500 < $rows; $b++) {
+for (my $b = 0; $b * $batch < $rows; $b++) {
     my @r;
-    for my $g (0 .. 499) {
-        my $i = $b * 500 + $g;
+    for my $g (0 .. $batch - 1) {
+        my $i = $b * $batch + $g;
         my $at = strftime("%Y-%m-%dT%H:%M:%S", gmtime($t0 + int($i / 2000)))
                  . sprintf(".%03dZ", $i % 1000);
         my @row = $mix eq "auth"
@@ -112,11 +115,11 @@ SQL
 }
 
 hz=$(getconf CLK_TCK)
-printf '%-7s %-7s %10s %10s   (PostgreSQL backend CPU per row, median of %s runs of %s rows)\n' \
-    mix path 'us/row' 'runs' "$runs" "$rows"
+printf '%-7s %-7s %10s %10s   (PostgreSQL backend CPU per row, median of %s runs of %s rows, batches of %s)\n' \
+    mix path 'us/row' 'runs' "$runs" "$rows" "$batch"
 for mix in auth mixed; do
-    batches "$mix" stage "$rows" >"$dir/$mix.stage.sql"
-    batches "$mix" copy "$rows" >"$dir/$mix.copy.sql"
+    batches "$mix" stage "$rows" "$batch" >"$dir/$mix.stage.sql"
+    batches "$mix" copy "$rows" "$batch" >"$dir/$mix.copy.sql"
     declare -A res=()
     for r in $(seq "$runs"); do
         for what in before after; do
