@@ -352,6 +352,50 @@ is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
        '0/0', '... which are exactly the rollups the trigger wrote, at every level');
 }
 
+# --- batches of several workers at once: none lost to a deadlock ------------------
+# (each worker has its own connection; their batches upsert the rollup rows of the
+# same minute at once, with differing paths, keys and methods: in hash order two
+# of them could lock two rows in opposite orders, 40P01, the batch rolled back)
+{
+    my $wc = company(plan => 'growth');
+    my @pids;
+    for my $w (1 .. 4) {
+        my $file = "/tmp/request_log_ingest.$$.w$w";
+        open my $fh, '>', $file or die;
+        srand($w);
+        for my $b (1 .. 10) {
+            my $paths = 1 + int rand(40 * $w);
+            print $fh "BEGIN;\nSET LOCAL ROLE worksible_log_writer;\nCOPY request_logs ($cols) FROM STDIN;\n";
+            for my $i (1 .. 1000) {
+                print $fh join("\t", "req_workers$w.$b.$i", $wc, 'key_w' . int(rand($w + 1)),
+                               (qw(GET POST PATCH DELETE))[rand($w)], '/v1/p' . int(rand $paths) . '/x',
+                               (200, 201, 400, 404, 429, 500)[rand 6], int(exp(rand 6)),
+                               '198.51.100.1', 'w', '\N', 'f', '\N', $now), "\n";
+            }
+            print $fh "\\.\nCOMMIT;\n";
+        }
+        close $fh;
+        my $pid = fork // die;
+        if (!$pid) {
+            exec "psql -X -q -v ON_ERROR_STOP=1 -U worksible_api -f $file >$file.out 2>&1";
+        }
+        push @pids, [$pid, $file];
+    }
+    my @failed;
+    for (@pids) {
+        my ($pid, $file) = @$_;
+        waitpid $pid, 0;
+        push @failed, "worker batches $file: " . `cat $file.out` if $?;
+        unlink $file, "$file.out";
+    }
+    is(scalar @failed, 0, '4 sessions of 10 batches of 1,000 rows at once: every batch commits')
+        or diag @failed;
+    is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$wc'")
+       . '/' . psql_value("SELECT sum(requests) FROM request_log_minutes
+                           WHERE company_id = '$wc' AND level = 0"),
+       '40000/40000', '... all 40,000 rows logged and counted once');
+}
+
 # --- partitions made ahead; a day without one waits, no DDL on the ingest --------
 
 my $tomorrow = strftime('%Y%m%d', gmtime(time + 86400));
