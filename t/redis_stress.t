@@ -395,9 +395,7 @@ $prefix = nginx_start(name => 'redis_stress_close', port => 1960, workers => 1,
             . $upstream,
     server => $server);
 my ($close_master) = Worksible::Test::slurp("$prefix/logs/nginx.pid") =~ /(\d+)/;
-my ($close_worker) = grep { (Worksible::Test::slurp("/proc/$_/stat") // '')
-                            =~ /^\d+ \(.*?\) \S (\d+) / && $1 == $close_master }
-                     map { m{/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+my ($close_worker) = Worksible::Test::workers_of($close_master);
 my @rounds;
 for my $round (1 .. 3) {
     # a request first: the key is cached, a connection is up and ready

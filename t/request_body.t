@@ -105,9 +105,7 @@ is(psql_value("SELECT count(*) FROM freelancers WHERE email = 'big\@body.example
 {
     my $prefix = "$ENV{WORKSIBLE_TOP}/t/servroot_request_body";
     my ($master) = Worksible::Test::slurp("$prefix/logs/nginx.pid") =~ /(\d+)/;
-    my ($worker) = grep { (Worksible::Test::slurp("/proc/$_/stat") // '')
-                          =~ /^\d+ \(.*?\) \S (\d+) / && $1 == $master }
-                   map { m{/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+    my ($worker) = Worksible::Test::workers_of($master);
     my $trace = "$prefix/logs/strace.txt";
     my $pid = fork // die;
     if (!$pid) {

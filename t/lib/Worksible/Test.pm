@@ -244,12 +244,22 @@ CONF
               reports => { map { $_ => 1 } sanitizer_reports() });
     system($ENV{TEST_NGINX_BINARY}, '-p', $prefix, '-c', 'conf/nginx.conf') == 0
         or die "nginx failed to start: " . slurp("$prefix/logs/error.log");
-    for (1 .. 100) {
-        my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$o{port}");
-        return $prefix if $s;
+    # nginx listens before its daemon writes the pid file and forks the
+    # workers: a test may look them up at once (strace -p, kill)
+    for (1 .. 200) {
+        my ($master) = (slurp("$prefix/logs/nginx.pid") // '') =~ /^(\d+)/;
+        return $prefix if $master && workers_of($master) >= $workers
+                          && IO::Socket::INET->new(PeerAddr => "127.0.0.1:$o{port}");
         sleep 0.05;
     }
-    die "nginx does not listen on $o{port}";
+    die "nginx does not listen on $o{port} with $workers workers";
+}
+
+# workers_of($master): the pids of the processes whose parent is $master
+sub workers_of {
+    my ($master) = @_;
+    return grep { (slurp("/proc/$_/stat") // '') =~ /^\d+ \(.*?\) \S (\d+) / && $1 == $master }
+           map { m{/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
 }
 
 sub nginx_reload {
