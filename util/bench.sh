@@ -410,10 +410,11 @@ row() {
         "$rps" "$p50" "$p99" "$ratio" "${rss0:-0}" "${rss1:-0}" "$logged" "$pg_us" \
         "$redis_us" "$worker_us" "$load_us" "$bad"
 
-    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"logged":%s,"pg_cpu_us_per_request":%s,"redis_cpu_us_per_request":%s,"worker_cpu_us_per_request":%s,"load_cpu_us_per_request":%s,"errors":%s}' \
+    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"logged":%s,"pg_cpu_us_per_%s":%s,"redis_cpu_us_per_request":%s,"worker_cpu_us_per_request":%s,"load_cpu_us_per_request":%s,"errors":%s}' \
         "$name" "$rps" "$all" "$p50" "$p99" "$ratio" \
         "$([ "$kind" = ceiling ] && echo true || echo false)" \
-        "${rss0:-null}" "${rss1:-null}" "$logged" "$pg_us" "$redis_us" "$worker_us" "$load_us" "${bad:-0}")")
+        "${rss0:-null}" "${rss1:-null}" "$logged" \
+        "$([ "$tool" = pgbench ] && echo transaction || echo log_row)" "$pg_us" "$redis_us" "$worker_us" "$load_us" "${bad:-0}")")
 }
 
 # wrk scripts: a POST with a fresh Idempotency-Key each time, and one key
