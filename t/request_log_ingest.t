@@ -464,14 +464,10 @@ is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
     $start->('t2', 'worksible_api');
     ok($waiting->('t2', 1), 't2 (a COPY of both days) waits or is done');
     psql_value("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'dl_t0'");
-    my %rc;
-    for my $s (keys %pid) {
-        waitpid $pid{$s}, 0;
-        $rc{$s} = $?;
-    }
+    waitpid $pid{$_}, 0 for keys %pid;   # (t0's exit status: cancelled)
     my %out = map { $_ => Worksible::Test::slurp("/tmp/request_log_ingest.$$.$_.out") // '' } qw(t1 t2);
     unlink map { ("/tmp/request_log_ingest.$$.$_", "/tmp/request_log_ingest.$$.$_.out") } qw(t0 t1 t2);
-    is($out{t1} =~ /ERROR/ ? $out{t1} : '', '', 't1 commits') ;
+    is($out{t1} =~ /ERROR/ ? $out{t1} : '', '', 't1 commits');
     is($out{t2} =~ /ERROR/ ? $out{t2} : '', '', 't2 commits');
     is(psql_value("SELECT string_agg(id, ' ' ORDER BY id) FROM request_logs WHERE user_agent = 'dl'")
        . ' / ' . psql_value("SELECT string_agg(id, ' ' ORDER BY id) FROM request_logs_pending
