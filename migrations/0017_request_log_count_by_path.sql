@@ -94,3 +94,67 @@ $q$, '/*DENSE*/', (
 END
 $$;
 
+
+-- worksible_request_logs_ingest() -> how many rows were logged: as in
+--   0016_request_log_direct_copy.sql (the rows of the session's staging
+--   table into request_logs, into request_logs_pending those whose UTC day
+--   has no partition yet; never DDL), but counted in one statement: all
+--   the rows go into request_logs_pending first (its trigger counts them,
+--   in the rollup key's order), then those of days with a partition move
+--   on into request_logs uncounted, as worksible_request_logs_prepare
+--   moves them. 0016 counted the two parts in two statements, each in key
+--   order but the second after the first: with a partition attached
+--   between this function's look at the days and its inserts, a batch
+--   holding the rows of both parts in one statement (the module's COPY)
+--   took the same rollup rows in the other order, and one of the two was
+--   aborted (deadlock detected, 40P01). Only the rows this call inserted
+--   move (by their ctid: uncommitted, nobody else sees or locks them).
+CREATE OR REPLACE FUNCTION worksible_request_logs_ingest() RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = public, pg_temp AS $$
+DECLARE
+    days     date[];
+    ready    date[];
+    moving   tid[];
+    counted  text;
+    n        integer;
+BEGIN
+    SELECT array_agg(DISTINCT (s.created_at AT TIME ZONE 'UTC')::date), count(*)
+    INTO days, n
+    FROM pg_temp.worksible_request_log_batch s;
+
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+
+    ready := ARRAY(SELECT d FROM unnest(days) AS d
+                   WHERE to_regclass(worksible_request_logs_partition(d)) IS NOT NULL);
+
+    IF cardinality(ready) = cardinality(days) THEN
+        INSERT INTO request_logs SELECT * FROM pg_temp.worksible_request_log_batch;
+        RETURN n;
+    END IF;
+
+    WITH ins AS (
+        INSERT INTO request_logs_pending
+        SELECT * FROM pg_temp.worksible_request_log_batch
+        RETURNING ctid, created_at)
+    SELECT coalesce(array_agg(ins.ctid) FILTER (
+               WHERE (ins.created_at AT TIME ZONE 'UTC')::date = ANY (ready)), '{}')
+    INTO moving
+    FROM ins;
+
+    IF cardinality(moving) > 0 THEN
+        counted := current_setting('worksible.request_log_counted', true);
+        PERFORM set_config('worksible.request_log_counted', 'on', true);
+        WITH moved AS (
+            DELETE FROM request_logs_pending p
+            WHERE p.ctid = ANY (moving)
+            RETURNING p.*)
+        INSERT INTO request_logs SELECT * FROM moved;
+        PERFORM set_config('worksible.request_log_counted', coalesce(counted, ''), true);
+    END IF;
+
+    RETURN n;
+END
+$$;

@@ -396,6 +396,89 @@ is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
        '40000/40000', '... all 40,000 rows logged and counted once');
 }
 
+# --- the staging path and a batch of both its parts at once: no deadlock ------------
+# (the staging path looks at the days' partitions, then writes a batch's rows of
+# days with one and those of days without in two parts; with a partition attached
+# in between, a COPY holding rows of both parts takes the same rollup rows in
+# the other order: 0016 counted the parts in two statements and one batch was
+# aborted, 40P01. Sessions: t0 holds the first company's rollup row of the late
+# day; t1, the staging path, waits on it; the late day's partition is attached;
+# t2 copies rows of both days; t0 gives up.)
+{
+    my ($c0, $c1, $c2) = sort map { company(plan => 'growth') } 1 .. 3;
+    my $late = strftime('%Y-%m-%dT12:00:00.000Z', gmtime(time + 28 * 86400));
+    my $part = 'request_logs_p' . strftime('%Y%m%d', gmtime(time + 28 * 86400));
+    is(psql_value("SELECT to_regclass('$part') IS NULL"), 't', "$part is not there yet");
+    my $row = sub { join ', ', map { $_ eq '\N' ? 'NULL' : Worksible::Test::sql_literal($_) }
+                               $_[0], $_[1], '\N', 'GET', '/v1/x', 200, 5, '198.51.100.2',
+                               'dl', '\N', 'f', '\N', $_[2] };
+    my %sql = (
+        t0 => "BEGIN;\nINSERT INTO request_logs_pending ($cols) VALUES (" . $row->('req_dl0', $c0, $late)
+              . ");\nSELECT pg_sleep(60);\nCOMMIT;\n",
+        t1 => "BEGIN;\nSELECT worksible_request_logs_stage();\n"
+              . "INSERT INTO pg_temp.worksible_request_log_batch ($cols) VALUES ("
+              . join('), (', $row->('req_dl1a', $c2, $now), $row->('req_dl1b', $c0, $late),
+                             $row->('req_dl1c', $c1, $late))
+              . ");\nSELECT worksible_request_logs_ingest();\nCOMMIT;\n",
+        t2 => "BEGIN;\nSET LOCAL ROLE worksible_log_writer;\n"
+              . "INSERT INTO request_logs ($cols) VALUES ("
+              . join('), (', $row->('req_dl2a', $c1, $late), $row->('req_dl2b', $c2, $now))
+              . ");\nCOMMIT;\n");
+    my %pid;
+    my $start = sub {
+        my ($s, $user) = @_;
+        my $file = "/tmp/request_log_ingest.$$.$s";
+        open my $fh, '>', $file or die;
+        print $fh $sql{$s};
+        close $fh;
+        my $pid = fork // die;
+        if (!$pid) {
+            $ENV{PGAPPNAME} = "dl_$s";
+            exec "psql -X -q -v ON_ERROR_STOP=1 -U $user -f $file >$file.out 2>&1";
+        }
+        $pid{$s} = $pid;
+    };
+    my $waiting = sub {   # is session $s waiting on a lock (or done, when $done)
+        my ($s, $done) = @_;
+        my $deadline = time + 20;
+        while (time < $deadline) {
+            # (pg_locks: the other roles' wait events are hidden from this one)
+            return 1 if psql_value("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+                                    WHERE a.application_name = 'dl_$s' AND NOT l.granted");
+            return 1 if $done && waitpid($pid{$s}, 1) == $pid{$s} && (delete($pid{$s}), 1);
+            select undef, undef, undef, 0.1;
+        }
+        return 0;
+    };
+    $start->('t0', 'worksible');
+    my $deadline = time + 20;
+    select undef, undef, undef, 0.1
+        until psql_value("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dl_t0'
+                          AND query LIKE '%pg_sleep%'") || time > $deadline;
+    $start->('t1', 'worksible_api');
+    ok($waiting->('t1'), 't1 (the staging path) waits on t0');
+    psql_value("CREATE TABLE $part (LIKE request_logs INCLUDING DEFAULTS);
+                ALTER TABLE request_logs ATTACH PARTITION $part FOR VALUES
+                FROM ('" . substr($late, 0, 10) . " 00:00+00') TO ('"
+                . strftime('%Y-%m-%d', gmtime(time + 29 * 86400)) . " 00:00+00')");
+    $start->('t2', 'worksible_api');
+    ok($waiting->('t2', 1), 't2 (a COPY of both days) waits or is done');
+    psql_value("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'dl_t0'");
+    waitpid $pid{$_}, 0 for keys %pid;   # (t0's exit status: cancelled)
+    my %out = map { $_ => Worksible::Test::slurp("/tmp/request_log_ingest.$$.$_.out") // '' } qw(t1 t2);
+    unlink map { ("/tmp/request_log_ingest.$$.$_", "/tmp/request_log_ingest.$$.$_.out") } qw(t0 t1 t2);
+    is($out{t1} =~ /ERROR/ ? $out{t1} : '', '', 't1 commits');
+    is($out{t2} =~ /ERROR/ ? $out{t2} : '', '', 't2 commits');
+    is(psql_value("SELECT string_agg(id, ' ' ORDER BY id) FROM request_logs WHERE user_agent = 'dl'")
+       . ' / ' . psql_value("SELECT string_agg(id, ' ' ORDER BY id) FROM request_logs_pending
+                             WHERE user_agent = 'dl'"),
+       'req_dl1a req_dl2a req_dl2b / req_dl1b req_dl1c',
+       '... their rows logged, those of the late day from t1 waiting in request_logs_pending');
+    is(psql_value("SELECT string_agg(company_id || '=' || requests, ' ' ORDER BY company_id)
+                   FROM request_log_minutes WHERE level = 0 AND company_id IN ('$c0', '$c1', '$c2')"),
+       "$c0=1 $c1=2 $c2=2", '... and counted once');
+}
+
 # --- partitions made ahead; a day without one waits, no DDL on the ingest --------
 
 my $tomorrow = strftime('%Y%m%d', gmtime(time + 86400));

@@ -410,10 +410,11 @@ row() {
         "$rps" "$p50" "$p99" "$ratio" "${rss0:-0}" "${rss1:-0}" "$logged" "$pg_us" \
         "$redis_us" "$worker_us" "$load_us" "$bad"
 
-    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"logged":%s,"pg_cpu_us_per_request":%s,"redis_cpu_us_per_request":%s,"worker_cpu_us_per_request":%s,"load_cpu_us_per_request":%s,"errors":%s}' \
+    rows_json+=("$(printf '{"name":"%s","req_s":%.0f,"runs_req_s":[%s],"p50_ms":%s,"p99_ms":%s,"ratio":%s,"ceiling":%s,"rss_kb_before":%s,"rss_kb_after":%s,"logged":%s,"pg_cpu_us_per_%s":%s,"redis_cpu_us_per_request":%s,"worker_cpu_us_per_request":%s,"load_cpu_us_per_request":%s,"errors":%s}' \
         "$name" "$rps" "$all" "$p50" "$p99" "$ratio" \
         "$([ "$kind" = ceiling ] && echo true || echo false)" \
-        "${rss0:-null}" "${rss1:-null}" "$logged" "$pg_us" "$redis_us" "$worker_us" "$load_us" "${bad:-0}")")
+        "${rss0:-null}" "${rss1:-null}" "$logged" \
+        "$([ "$tool" = pgbench ] && echo transaction || echo log_row)" "$pg_us" "$redis_us" "$worker_us" "$load_us" "${bad:-0}")")
 }
 
 # wrk scripts: a POST with a fresh Idempotency-Key each time, and one key
@@ -498,8 +499,8 @@ the worker's RSS before and after the row's runs. logged: request-log
 rows written over requests answered (under 1: batches dropped, the log's
 queue full or PostgreSQL refusing them). CPU per request (µs of
 user + system time over the row's runs): pg_us, PostgreSQL's (all its
-processes; through nginx divided by the request-log rows written, one a
-request; pgbench: per transaction); redis_us, the row's Redis server's;
+processes; through nginx divided by the request-log rows written, not
+by the requests: times logged for a request's; pgbench: per transaction); redis_us, the row's Redis server's;
 worker_us, the nginx worker's; load_us, wrk's or pgbench's.
 NOTE
 
