@@ -499,9 +499,9 @@ the worker's RSS before and after the row's runs. logged: request-log
 rows written over requests answered (under 1: batches dropped, the log's
 queue full or PostgreSQL refusing them). CPU per request (µs of
 user + system time over the row's runs): pg_us, PostgreSQL's (all its
-processes; through nginx divided by the request-log rows written, not
-by the requests: times logged for a request's; pgbench: per transaction); redis_us, the row's Redis server's;
-worker_us, the nginx worker's; load_us, wrk's or pgbench's.
+processes; through nginx per request-log row written, so per request
+times logged; pgbench: per transaction); redis_us, the row's Redis
+server's; worker_us, the nginx worker's; load_us, wrk's or pgbench's.
 NOTE
 
 psql -X -q -U postgres -d worksible -o "$build/bench-pgss.txt" -c "
