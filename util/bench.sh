@@ -292,6 +292,9 @@ timed() {
     cat "$dir/load.out"
 }
 hz=$(getconf CLK_TCK)
+us_per() {   # TICKS N: µs of CPU per unit, from clock ticks over N units
+    awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }'
+}
 
 to_ms() {   # wrk's "1.23ms", "456.00us", "1.02s"
     awk -v v="$1" 'BEGIN {
@@ -364,8 +367,7 @@ row() {
 
     if [ -n "$redis_pid" ]; then
         r1=$(proc_ticks "$(cat "$redis_pid")")
-        redis_us=$(awk -v t=$((r1 - r0)) -v n="$nreq" -v hz="$hz" \
-                   'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+        redis_us=$(us_per $((r1 - r0)) "$nreq")
     fi
 
     if [ "$nreq" -gt 0 ]; then
@@ -374,21 +376,18 @@ row() {
     if [ "$tool" = pgbench ]; then
         # PostgreSQL's CPU per transaction, as pg_us is per logged request
         t1=$(pg_ticks)
-        pg_us=$(awk -v t=$((t1 - t0)) -v n="$nreq" -v hz="$hz" \
-                'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+        pg_us=$(us_per $((t1 - t0)) "$nreq")
     fi
 
     if [ -n "$worker" ]; then
         rss1=$(rss_kb "$worker")
-        worker_us=$(awk -v t=$(( $(proc_ticks "$worker") - w0 )) -v n="$nreq" -v hz="$hz" \
-                    'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+        worker_us=$(us_per $(( $(proc_ticks "$worker") - w0 )) "$nreq")
         if [ "$t0" != 0 ]; then
             sleep 2     # the last batch of the request log leaves
             t1=$(pg_ticks); n1=$(log_rows)
             logged=$(awk -v r=$((n1 - n0)) -v n="$nreq" 'BEGIN { printf "%.3f", r / n }')
             if [ $((n1 - n0)) -gt 0 ]; then
-                pg_us=$(awk -v t=$((t1 - t0)) -v n=$((n1 - n0)) -v hz="$hz" \
-                        'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+                pg_us=$(us_per $((t1 - t0)) $((n1 - n0)))
             fi
         fi
     fi
