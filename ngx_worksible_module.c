@@ -382,8 +382,25 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_worksible_loc_conf_t  *conf = child;
 
     ngx_worksible_main_conf_t  *mcf;
+    ngx_http_core_loc_conf_t   *clcf;
 
-    /* worksible_api belongs to its own location, like a content handler */
+    /*
+     * worksible_api belongs to its own location, like a content handler,
+     * and to a limit_except block inside it: nginx serves the methods the
+     * block does not list with the block's configuration, whose handler it
+     * takes (as proxy_pass's merge sets it); without it and the API's scope
+     * check, POST or PATCH went to the static module (404, 405)
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->api == NGX_CONF_UNSET && clcf->lmt_excpt && prev->api == 1) {
+        conf->api = 1;
+
+        if (clcf->handler == NULL) {
+            clcf->handler = ngx_worksible_api_handler;
+        }
+    }
 
     if (conf->api == NGX_CONF_UNSET) {
         conf->api = 0;

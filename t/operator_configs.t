@@ -1,0 +1,77 @@
+# The module inside configurations operators write around it, beyond the
+# cases of t/redirects.t: limit_except in an API location (nginx serves
+# the methods the block does not list with the block's own configuration).
+
+use strict;
+use warnings;
+
+use Test::More;
+use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
+    http psql problem);
+
+nginx_start(name => 'operator_configs', port => 1949, http => http_config(),
+    server => "
+        location /v1/ { worksible_auth on; worksible_rate_limit on;
+                        worksible_idempotency on; worksible_api;
+                        limit_except GET { allow 127.0.0.1; deny all; } }
+        location /ro/v1/ { worksible_auth on; worksible_api;
+                           limit_except GET { deny all; } }");
+
+my $company = company();
+my $rw = api_key($company, 'company:read company:write freelancers:read freelancers:write');
+my $ro = api_key($company, 'company:read freelancers:read');
+
+sub auth { return { Authorization => "Bearer $_[0]{key}",
+                    'Content-Type' => 'application/json' } }
+
+sub rows {
+    my ($email) = @_;
+    return psql("SELECT count(*) FROM freelancers WHERE email = '$email'")->[0][0];
+}
+
+my $n = int(rand(1e9));
+my $body = sub { qq({"email":"le$n-$_[0]\@example.com","name":"L E",)
+                 . qq("country":"DE","hourly_rate":1000,"currency":"EUR"}) };
+
+# --- limit_except GET { allow ...; } : the other methods still reach the API ---
+
+my $res = http('GET', '/v1/companies/me', auth($rw));
+is($res->{status}, 200, 'GET in the location itself');
+
+$res = http('POST', '/v1/freelancers', auth($rw), body => $body->('a'));
+is($res->{status}, 201, 'POST allowed by limit_except reaches the API')
+    or diag($res->{body});
+like($res->{body}, qr/"object":\s*"freelancer"/, 'the API answered it');
+is(rows("le$n-a\@example.com"), 1, 'and created the freelancer');
+
+$res = http('PATCH', '/v1/companies/me', auth($rw),
+            body => qq({"name":"Renamed $n"}));
+is($res->{status}, 200, 'PATCH allowed by limit_except reaches the API')
+    or diag($res->{body});
+is(psql("SELECT name FROM companies WHERE id = '$company'")->[0][0],
+   "Renamed $n", 'and updated the company');
+
+$res = http('DELETE', '/v1/companies/me', auth($rw));
+is($res->{status}, 405, 'a method the API lacks: 405');
+like($res->{body}, problem(405, 'method_not_allowed'), 'the API\'s problem');
+
+# the API's scope check holds under limit_except's configuration too
+
+$res = http('POST', '/v1/freelancers', auth($ro), body => $body->('b'));
+is($res->{status}, 403, 'a read-only key is refused a POST');
+like($res->{body}, qr/"code":"insufficient_scope"/, 'for its scope');
+is(rows("le$n-b\@example.com"), 0, 'nothing created');
+
+# --- limit_except GET { deny all; } : the others refused, nothing done --------
+
+$res = http('POST', '/ro/v1/freelancers', auth($rw), body => $body->('c'));
+is($res->{status}, 403, 'limit_except denies the POST');
+is(rows("le$n-c\@example.com"), 0, 'nothing created');
+
+$res = http('GET', '/ro/v1/companies/me', auth($rw));
+is($res->{status}, 404, 'GET reaches the API (no route under /ro/)');
+like($res->{body}, problem(404, 'route_not_found'), 'the API\'s own problem');
+
+nginx_stop();
+
+done_testing();
