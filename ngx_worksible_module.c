@@ -386,20 +386,22 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /*
      * worksible_api belongs to its own location, like a content handler,
-     * and to a limit_except block inside it: nginx serves the methods the
-     * block does not list with the block's configuration, whose handler it
-     * takes (as proxy_pass's merge sets it); without it and the API's scope
-     * check, POST or PATCH went to the static module (404, 405)
+     * and to the unnamed blocks inside it that set no handler of their own,
+     * limit_except and if: nginx serves a request with the block's
+     * configuration, takes a limit_except block's handler (as proxy_pass's
+     * merge sets it), and keeps the location's for an if block. Without
+     * them, POST or PATCH under limit_except went to the static module
+     * (404, 405), and under an if a key lacking the endpoint's scope got
+     * the replay of another key's write (the check before a replay).
      */
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
-    if (conf->api == NGX_CONF_UNSET && clcf->lmt_excpt && prev->api == 1) {
+    if (conf->api == NGX_CONF_UNSET && clcf->noname && prev->api == 1
+        && clcf->handler == NULL)
+    {
         conf->api = 1;
-
-        if (clcf->handler == NULL) {
-            clcf->handler = ngx_worksible_api_handler;
-        }
+        clcf->handler = ngx_worksible_api_handler;
     }
 
     if (conf->api == NGX_CONF_UNSET) {

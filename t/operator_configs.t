@@ -1,6 +1,6 @@
 # The module inside configurations operators write around it, beyond the
-# cases of t/redirects.t: limit_except in an API location (nginx serves
-# the methods the block does not list with the block's own configuration).
+# cases of t/redirects.t: limit_except and if in an API location (nginx
+# serves a request with the block's own configuration).
 
 use strict;
 use warnings;
@@ -15,7 +15,11 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config(),
                         worksible_idempotency on; worksible_api;
                         limit_except GET { allow 127.0.0.1; deny all; } }
         location /ro/v1/ { worksible_auth on; worksible_api;
-                           limit_except GET { deny all; } }");
+                           limit_except GET { deny all; } }
+        location /if/v1/ { worksible_auth on; worksible_idempotency on;
+                           worksible_api;
+                           if (\$http_x_debug) { add_header X-Debug on; }
+                           rewrite ^/if(/v1/.*)\$ \$1 break; }");
 
 my $company = company();
 my $rw = api_key($company, 'company:read company:write freelancers:read freelancers:write');
@@ -71,6 +75,26 @@ is(rows("le$n-c\@example.com"), 0, 'nothing created');
 $res = http('GET', '/ro/v1/companies/me', auth($rw));
 is($res->{status}, 404, 'GET reaches the API (no route under /ro/)');
 like($res->{body}, problem(404, 'route_not_found'), 'the API\'s own problem');
+
+# --- an if block: the scope checked before a replay ---------------------------
+
+my $idem = { 'Idempotency-Key' => "if-$n", 'X-Debug' => 1 };
+$res = http('POST', '/if/v1/freelancers', { %{ auth($rw) }, %$idem },
+            body => $body->('d'));
+is($res->{status}, 201, 'a write through the if block') or diag($res->{body});
+is($res->{headers}{'x-debug'}, 'on', 'the if block served it');
+is(rows("le$n-d\@example.com"), 1, 'created once');
+
+$res = http('POST', '/if/v1/freelancers', { %{ auth($ro) }, %$idem },
+            body => $body->('d'));
+is($res->{status}, 403, 'the same key and body with a read-only key: refused');
+like($res->{body}, qr/"code":"insufficient_scope"/, 'for its scope, no replay');
+ok(!exists $res->{headers}{'idempotent-replayed'}, 'not replayed');
+
+$res = http('POST', '/if/v1/freelancers', { %{ auth($rw) }, %$idem },
+            body => $body->('d'));
+is($res->{headers}{'idempotent-replayed'}, 'true', 'the writer\'s retry replays');
+is(rows("le$n-d\@example.com"), 1, 'still created once');
 
 nginx_stop();
 
