@@ -448,13 +448,22 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"worksible_postgres_replica\" in http{}");
         return NGX_CONF_ERROR;
     }
-    ngx_conf_merge_uint_value(conf->idempotency.mode, prev->idempotency.mode,
-                              NGX_WORKSIBLE_IDEMPOTENCY_OFF);
-    ngx_conf_merge_value(conf->idempotency.ttl, prev->idempotency.ttl, 86400);
-    ngx_conf_merge_msec_value(conf->idempotency.lock, prev->idempotency.lock,
-                              10000);
-    ngx_conf_merge_size_value(conf->idempotency.max_size,
-                              prev->idempotency.max_size, 1024 * 1024);
+
+    /*
+     * a worksible_idempotency replaces the inherited one whole, like
+     * worksible_read_replica: the parameters it leaves out take their
+     * defaults, not the outer level's ttl=, lock= or max_size=
+     */
+
+    if (conf->idempotency.mode == NGX_CONF_UNSET_UINT) {
+        conf->idempotency = prev->idempotency;
+    }
+
+    ngx_conf_init_uint_value(conf->idempotency.mode,
+                             NGX_WORKSIBLE_IDEMPOTENCY_OFF);
+    ngx_conf_init_value(conf->idempotency.ttl, 86400);
+    ngx_conf_init_msec_value(conf->idempotency.lock, 10000);
+    ngx_conf_init_size_value(conf->idempotency.max_size, 1024 * 1024);
 
     if (!conf->auth) {
         /* a scope that nothing checks would guard nothing */

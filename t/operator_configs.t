@@ -1,15 +1,29 @@
 # The module inside configurations operators write around it, beyond the
 # cases of t/redirects.t: limit_except and if in an API location (nginx
-# serves a request with the block's own configuration).
+# serves a request with the block's own configuration), and a
+# worksible_idempotency of a location under a server's.
 
 use strict;
 use warnings;
 
 use Test::More;
 use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
-    http psql problem);
+    http psql problem redis_cli);
 
-nginx_start(name => 'operator_configs', port => 1949, http => http_config(),
+# 1955: a whole server guarded, its records kept 5 s; 1966: the backend
+nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
+    server {
+        listen 127.0.0.1:1955;
+        worksible_auth on;
+        worksible_idempotency on ttl=5s lock=300ms;
+        location /required/ { worksible_idempotency required;
+                              proxy_pass http://127.0.0.1:1966; }
+        location / { proxy_pass http://127.0.0.1:1966; }
+    }
+    server {
+        listen 127.0.0.1:1966;
+        location / { return 200 \"done\\n\"; }
+    }",
     server => "
         location /v1/ { worksible_auth on; worksible_rate_limit on;
                         worksible_idempotency on; worksible_api;
@@ -95,6 +109,26 @@ $res = http('POST', '/if/v1/freelancers', { %{ auth($rw) }, %$idem },
             body => $body->('d'));
 is($res->{headers}{'idempotent-replayed'}, 'true', 'the writer\'s retry replays');
 is(rows("le$n-d\@example.com"), 1, 'still created once');
+
+# --- a location's worksible_idempotency replaces the server's whole ------------
+
+my $svc = { Authorization => "Bearer $rw->{key}" };
+sub pttl { redis_cli('PTTL', "worksible:idem:{$company}:$_[0]") }
+
+$res = http('POST', '/required/x', $svc, port => 1955, body => 'a=1');
+is($res->{status}, 400, 'the location\'s required holds');
+
+$res = http('POST', '/required/x', { %$svc, 'Idempotency-Key' => "rq-$n" },
+            port => 1955, body => 'a=1');
+is($res->{status}, 200, 'a keyed POST under the location\'s directive');
+cmp_ok(pttl("rq-$n"), '>', 86000_000,
+       'kept for the default 24 h, not the server\'s ttl=5s');
+
+$res = http('POST', '/other', { %$svc, 'Idempotency-Key' => "sv-$n" },
+            port => 1955, body => 'a=1');
+is($res->{status}, 200, 'a keyed POST under the server\'s directive');
+cmp_ok(pttl("sv-$n"), '<=', 5000, 'kept for the server\'s ttl=5s');
+cmp_ok(pttl("sv-$n"), '>', 0, 'and kept');
 
 nginx_stop();
 
