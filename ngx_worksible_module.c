@@ -408,6 +408,15 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->api = 0;
     }
 
+    /* proxy_pass (or another handler) beside it would silently win or lose */
+
+    if (conf->api && clcf->handler != ngx_worksible_api_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"worksible_api\" and another content handler "
+                           "(proxy_pass...) in one location");
+        return NGX_CONF_ERROR;
+    }
+
     if (conf->api) {
         if (conf->auth == 0) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -916,6 +925,10 @@ ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->api = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != NULL) {
+        return "is duplicate";
+    }
     clcf->handler = ngx_worksible_api_handler;
 
     return NGX_CONF_OK;
