@@ -1,16 +1,24 @@
 # The module inside configurations operators write around it, beyond the
 # cases of t/redirects.t: limit_except and if in an API location (nginx
 # serves a request with the block's own configuration), and a
-# worksible_idempotency of a location under a server's.
+# worksible_idempotency of a location under a server's, and subrequests
+# (auth_request, SSI) to a guarded location.
 
 use strict;
 use warnings;
 
+use File::Path qw(make_path);
 use Test::More;
 use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
     http psql problem redis_cli);
 
 # 1955: a whole server guarded, its records kept 5 s; 1966: the backend
+my $html = "$ENV{WORKSIBLE_TOP}/t/servroot_operator_configs_html";
+make_path("$html/ssi");
+open my $fh, '>', "$html/ssi/page.html" or die;
+print $fh qq(A<!--# include virtual="/_guard" -->B\n);
+close $fh;
+
 nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
     server {
         listen 127.0.0.1:1955;
@@ -30,6 +38,12 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
                         limit_except GET { allow 127.0.0.1; deny all; } }
         location /ro/v1/ { worksible_auth on; worksible_api;
                            limit_except GET { deny all; } }
+        location /ar/ { auth_request /_guard; proxy_pass http://127.0.0.1:1966; }
+        location /gar/ { worksible_auth on; auth_request /_guard;
+                         proxy_pass http://127.0.0.1:1966; }
+        location = /_guard { internal; worksible_auth on;
+                             proxy_pass http://127.0.0.1:1966; }
+        location /ssi/ { ssi on; root $html; }
         location /if/v1/ { worksible_auth on; worksible_idempotency on;
                            worksible_api;
                            if (\$http_x_debug) { add_header X-Debug on; }
@@ -109,6 +123,31 @@ $res = http('POST', '/if/v1/freelancers', { %{ auth($rw) }, %$idem },
             body => $body->('d'));
 is($res->{headers}{'idempotent-replayed'}, 'true', 'the writer\'s retry replays');
 is(rows("le$n-d\@example.com"), 1, 'still created once');
+
+# --- subrequests to a guarded location -------------------------------------------
+
+# nginx runs no access phase for a subrequest: a guarded location reached
+# only through one must not answer when no worksible_auth passed the main
+# request (auth_request to it let every request through)
+
+$res = http('GET', '/ar/x', {});
+is($res->{status}, 500, 'auth_request to a guarded location, unguarded main: refused');
+unlike($res->{body}, qr/done/, 'the service is not reached');
+
+$res = http('GET', '/ar/x', { Authorization => 'Bearer wsk_live_aaaaaaaaaaaa_'
+                                               . ('A' x 43) });
+is($res->{status}, 500, 'and with a wrong key too');
+
+$res = http('GET', '/gar/x', { Authorization => "Bearer $rw->{key}" });
+is($res->{status}, 200, 'auth_request under a guarded main request passes');
+like($res->{body}, qr/done/, 'the service answers');
+
+$res = http('GET', '/gar/x', {});
+is($res->{status}, 401, 'and the guarded main request still needs its key');
+
+$res = http('GET', '/ssi/page.html', {});
+is($res->{status}, 200, 'an unguarded SSI page');
+unlike($res->{body}, qr/done/, 'does not include a guarded location\'s answer');
 
 # --- a location's worksible_idempotency replaces the server's whole ------------
 
