@@ -381,6 +381,7 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_worksible_loc_conf_t  *prev = parent;
     ngx_worksible_loc_conf_t  *conf = child;
 
+    ngx_flag_t                  own_scopes, own_idempotency;
     ngx_worksible_main_conf_t  *mcf;
     ngx_http_core_loc_conf_t   *clcf;
 
@@ -427,6 +428,11 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         conf->auth = 1;
     }
+
+    /* set at this level, not inherited: see the checks of !conf->auth */
+
+    own_scopes = (conf->scopes != NGX_CONF_UNSET_PTR);
+    own_idempotency = (conf->idempotency.mode != NGX_CONF_UNSET_UINT);
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_value(conf->errors, prev->errors, 0);
@@ -475,9 +481,16 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_init_size_value(conf->idempotency.max_size, 1024 * 1024);
 
     if (!conf->auth) {
-        /* a scope that nothing checks would guard nothing */
 
-        if (conf->scopes != NULL) {
+        /*
+         * a scope that nothing checks would guard nothing; one inherited
+         * by a location with worksible_auth off is inert (so is an
+         * inherited worksible_idempotency: a request no key passed is
+         * never reserved), so that "location = /health { worksible_auth
+         * off; }" needs nothing more under a guarded server
+         */
+
+        if (own_scopes && conf->scopes != NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"worksible_scope\" needs "
                                "\"worksible_auth on\" in its location");
@@ -486,7 +499,9 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         /* keys are scoped to the company: no key, no company */
 
-        if (conf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_OFF) {
+        if (own_idempotency
+            && conf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_OFF)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"worksible_idempotency\" needs "
                                "\"worksible_auth on\" in its location");

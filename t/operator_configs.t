@@ -26,6 +26,7 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
         worksible_idempotency on ttl=5s lock=300ms;
         location /required/ { worksible_idempotency required;
                               proxy_pass http://127.0.0.1:1966; }
+        location = /open { worksible_auth off; proxy_pass http://127.0.0.1:1966; }
         location / { proxy_pass http://127.0.0.1:1966; }
     }
     server {
@@ -168,6 +169,13 @@ $res = http('POST', '/other', { %$svc, 'Idempotency-Key' => "sv-$n" },
 is($res->{status}, 200, 'a keyed POST under the server\'s directive');
 cmp_ok(pttl("sv-$n"), '<=', 5000, 'kept for the server\'s ttl=5s');
 cmp_ok(pttl("sv-$n"), '>', 0, 'and kept');
+
+# a location with worksible_auth off under that server: public, its
+# inherited worksible_idempotency inert (no key, no reservation)
+
+$res = http('POST', '/open', {}, port => 1955, body => 'a=1');
+is($res->{status}, 200, 'worksible_auth off under a guarded server: open');
+like($res->{body}, qr/done/, 'the service answers, no Idempotency-Key asked');
 
 nginx_stop();
 
