@@ -381,12 +381,41 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_worksible_loc_conf_t  *prev = parent;
     ngx_worksible_loc_conf_t  *conf = child;
 
+    ngx_flag_t                  own_scopes, own_idempotency;
     ngx_worksible_main_conf_t  *mcf;
+    ngx_http_core_loc_conf_t   *clcf;
 
-    /* worksible_api belongs to its own location, like a content handler */
+    /*
+     * worksible_api belongs to its own location, like a content handler,
+     * and to the unnamed blocks inside it that set no handler of their own,
+     * limit_except and if: nginx serves a request with the block's
+     * configuration, takes a limit_except block's handler (as proxy_pass's
+     * merge sets it), and keeps the location's for an if block. Without
+     * them, POST or PATCH under limit_except went to the static module
+     * (404, 405), and under an if a key lacking the endpoint's scope got
+     * the replay of another key's write (the check before a replay).
+     */
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (conf->api == NGX_CONF_UNSET && clcf->noname && prev->api == 1
+        && clcf->handler == NULL)
+    {
+        conf->api = 1;
+        clcf->handler = ngx_worksible_api_handler;
+    }
 
     if (conf->api == NGX_CONF_UNSET) {
         conf->api = 0;
+    }
+
+    /* proxy_pass (or another handler) beside it would silently win or lose */
+
+    if (conf->api && clcf->handler != ngx_worksible_api_handler) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"worksible_api\" and another content handler "
+                           "(proxy_pass...) in one location");
+        return NGX_CONF_ERROR;
     }
 
     if (conf->api) {
@@ -399,6 +428,11 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         conf->auth = 1;
     }
+
+    /* set at this level, not inherited: see the checks of !conf->auth */
+
+    own_scopes = (conf->scopes != NGX_CONF_UNSET_PTR);
+    own_idempotency = (conf->idempotency.mode != NGX_CONF_UNSET_UINT);
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_value(conf->errors, prev->errors, 0);
@@ -429,18 +463,34 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "\"worksible_postgres_replica\" in http{}");
         return NGX_CONF_ERROR;
     }
-    ngx_conf_merge_uint_value(conf->idempotency.mode, prev->idempotency.mode,
-                              NGX_WORKSIBLE_IDEMPOTENCY_OFF);
-    ngx_conf_merge_value(conf->idempotency.ttl, prev->idempotency.ttl, 86400);
-    ngx_conf_merge_msec_value(conf->idempotency.lock, prev->idempotency.lock,
-                              10000);
-    ngx_conf_merge_size_value(conf->idempotency.max_size,
-                              prev->idempotency.max_size, 1024 * 1024);
+
+    /*
+     * a worksible_idempotency replaces the inherited one whole, like
+     * worksible_read_replica: the parameters it leaves out take their
+     * defaults, not the outer level's ttl=, lock= or max_size=
+     */
+
+    if (conf->idempotency.mode == NGX_CONF_UNSET_UINT) {
+        conf->idempotency = prev->idempotency;
+    }
+
+    ngx_conf_init_uint_value(conf->idempotency.mode,
+                             NGX_WORKSIBLE_IDEMPOTENCY_OFF);
+    ngx_conf_init_value(conf->idempotency.ttl, 86400);
+    ngx_conf_init_msec_value(conf->idempotency.lock, 10000);
+    ngx_conf_init_size_value(conf->idempotency.max_size, 1024 * 1024);
 
     if (!conf->auth) {
-        /* a scope that nothing checks would guard nothing */
 
-        if (conf->scopes != NULL) {
+        /*
+         * a scope that nothing checks would guard nothing; one inherited
+         * by a location with worksible_auth off is inert (so is an
+         * inherited worksible_idempotency: a request no key passed is
+         * never reserved), so that "location = /health { worksible_auth
+         * off; }" needs nothing more under a guarded server
+         */
+
+        if (own_scopes && conf->scopes != NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"worksible_scope\" needs "
                                "\"worksible_auth on\" in its location");
@@ -449,7 +499,9 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         /* keys are scoped to the company: no key, no company */
 
-        if (conf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_OFF) {
+        if (own_idempotency
+            && conf->idempotency.mode != NGX_WORKSIBLE_IDEMPOTENCY_OFF)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"worksible_idempotency\" needs "
                                "\"worksible_auth on\" in its location");
@@ -888,6 +940,10 @@ ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     lcf->api = 1;
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    if (clcf->handler != NULL) {
+        return "is duplicate";
+    }
     clcf->handler = ngx_worksible_api_handler;
 
     return NGX_CONF_OK;

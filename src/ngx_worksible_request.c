@@ -370,11 +370,33 @@ ngx_worksible_precontent_handler(ngx_http_request_t *r)
     ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
     if (r != r->main) {
+
+        /*
+         * nginx runs no access phase for a subrequest (auth_request, SSI,
+         * mirror): a guarded location it reaches is guarded by its main
+         * request. If no worksible_auth passed that one, the subrequest
+         * is refused rather than served unchecked: auth_request to a
+         * worksible_auth location let every request through.
+         */
+
+        if (lcf->auth) {
+            st = ngx_worksible_request_find(r);
+
+            if (st == NULL || !st->authenticated) {
+                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                              "worksible_auth does not check subrequests "
+                              "(auth_request, SSI, mirror): \"%V\" refused, "
+                              "its main request passed no worksible_auth",
+                              &r->uri);
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+
         return NGX_DECLINED;
     }
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
     if (lcf->idempotency.mode == NGX_WORKSIBLE_IDEMPOTENCY_OFF) {
         return NGX_DECLINED;

@@ -1,0 +1,182 @@
+# The module inside configurations operators write around it, beyond the
+# cases of t/redirects.t: limit_except and if in an API location (nginx
+# serves a request with the block's own configuration), and a
+# worksible_idempotency of a location under a server's, and subrequests
+# (auth_request, SSI) to a guarded location.
+
+use strict;
+use warnings;
+
+use File::Path qw(make_path);
+use Test::More;
+use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
+    http psql problem redis_cli);
+
+# 1955: a whole server guarded, its records kept 5 s; 1966: the backend
+my $html = "$ENV{WORKSIBLE_TOP}/t/servroot_operator_configs_html";
+make_path("$html/ssi");
+open my $fh, '>', "$html/ssi/page.html" or die;
+print $fh qq(A<!--# include virtual="/_guard" -->B\n);
+close $fh;
+
+nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
+    server {
+        listen 127.0.0.1:1955;
+        worksible_auth on;
+        worksible_idempotency on ttl=5s lock=300ms;
+        location /required/ { worksible_idempotency required;
+                              proxy_pass http://127.0.0.1:1966; }
+        location = /open { worksible_auth off; proxy_pass http://127.0.0.1:1966; }
+        location / { proxy_pass http://127.0.0.1:1966; }
+    }
+    server {
+        listen 127.0.0.1:1966;
+        location / { return 200 \"done\\n\"; }
+    }",
+    server => "
+        location /v1/ { worksible_auth on; worksible_rate_limit on;
+                        worksible_idempotency on; worksible_api;
+                        limit_except GET { allow 127.0.0.1; deny all; } }
+        location /ro/v1/ { worksible_auth on; worksible_api;
+                           limit_except GET { deny all; } }
+        location /ar/ { auth_request /_guard; proxy_pass http://127.0.0.1:1966; }
+        location /gar/ { worksible_auth on; auth_request /_guard;
+                         proxy_pass http://127.0.0.1:1966; }
+        location = /_guard { internal; worksible_auth on;
+                             proxy_pass http://127.0.0.1:1966; }
+        location /ssi/ { ssi on; root $html; }
+        location /if/v1/ { worksible_auth on; worksible_idempotency on;
+                           worksible_api;
+                           if (\$http_x_debug) { add_header X-Debug on; }
+                           rewrite ^/if(/v1/.*)\$ \$1 break; }");
+
+my $company = company();
+my $rw = api_key($company, 'company:read company:write freelancers:read freelancers:write');
+my $ro = api_key($company, 'company:read freelancers:read');
+
+sub auth { return { Authorization => "Bearer $_[0]{key}",
+                    'Content-Type' => 'application/json' } }
+
+sub rows {
+    my ($email) = @_;
+    return psql("SELECT count(*) FROM freelancers WHERE email = '$email'")->[0][0];
+}
+
+my $n = int(rand(1e9));
+my $body = sub { qq({"email":"le$n-$_[0]\@example.com","name":"L E",)
+                 . qq("country":"DE","hourly_rate":1000,"currency":"EUR"}) };
+
+# --- limit_except GET { allow ...; } : the other methods still reach the API ---
+
+my $res = http('GET', '/v1/companies/me', auth($rw));
+is($res->{status}, 200, 'GET in the location itself');
+
+$res = http('POST', '/v1/freelancers', auth($rw), body => $body->('a'));
+is($res->{status}, 201, 'POST allowed by limit_except reaches the API')
+    or diag($res->{body});
+like($res->{body}, qr/"object":\s*"freelancer"/, 'the API answered it');
+is(rows("le$n-a\@example.com"), 1, 'and created the freelancer');
+
+$res = http('PATCH', '/v1/companies/me', auth($rw),
+            body => qq({"name":"Renamed $n"}));
+is($res->{status}, 200, 'PATCH allowed by limit_except reaches the API')
+    or diag($res->{body});
+is(psql("SELECT name FROM companies WHERE id = '$company'")->[0][0],
+   "Renamed $n", 'and updated the company');
+
+$res = http('DELETE', '/v1/companies/me', auth($rw));
+is($res->{status}, 405, 'a method the API lacks: 405');
+like($res->{body}, problem(405, 'method_not_allowed'), 'the API\'s problem');
+
+# the API's scope check holds under limit_except's configuration too
+
+$res = http('POST', '/v1/freelancers', auth($ro), body => $body->('b'));
+is($res->{status}, 403, 'a read-only key is refused a POST');
+like($res->{body}, qr/"code":"insufficient_scope"/, 'for its scope');
+is(rows("le$n-b\@example.com"), 0, 'nothing created');
+
+# --- limit_except GET { deny all; } : the others refused, nothing done --------
+
+$res = http('POST', '/ro/v1/freelancers', auth($rw), body => $body->('c'));
+is($res->{status}, 403, 'limit_except denies the POST');
+is(rows("le$n-c\@example.com"), 0, 'nothing created');
+
+$res = http('GET', '/ro/v1/companies/me', auth($rw));
+is($res->{status}, 404, 'GET reaches the API (no route under /ro/)');
+like($res->{body}, problem(404, 'route_not_found'), 'the API\'s own problem');
+
+# --- an if block: the scope checked before a replay ---------------------------
+
+my $idem = { 'Idempotency-Key' => "if-$n", 'X-Debug' => 1 };
+$res = http('POST', '/if/v1/freelancers', { %{ auth($rw) }, %$idem },
+            body => $body->('d'));
+is($res->{status}, 201, 'a write through the if block') or diag($res->{body});
+is($res->{headers}{'x-debug'}, 'on', 'the if block served it');
+is(rows("le$n-d\@example.com"), 1, 'created once');
+
+$res = http('POST', '/if/v1/freelancers', { %{ auth($ro) }, %$idem },
+            body => $body->('d'));
+is($res->{status}, 403, 'the same key and body with a read-only key: refused');
+like($res->{body}, qr/"code":"insufficient_scope"/, 'for its scope, no replay');
+ok(!exists $res->{headers}{'idempotent-replayed'}, 'not replayed');
+
+$res = http('POST', '/if/v1/freelancers', { %{ auth($rw) }, %$idem },
+            body => $body->('d'));
+is($res->{headers}{'idempotent-replayed'}, 'true', 'the writer\'s retry replays');
+is(rows("le$n-d\@example.com"), 1, 'still created once');
+
+# --- subrequests to a guarded location -------------------------------------------
+
+# nginx runs no access phase for a subrequest: a guarded location reached
+# only through one must not answer when no worksible_auth passed the main
+# request (auth_request to it let every request through)
+
+$res = http('GET', '/ar/x', {});
+is($res->{status}, 500, 'auth_request to a guarded location, unguarded main: refused');
+unlike($res->{body}, qr/done/, 'the service is not reached');
+
+$res = http('GET', '/ar/x', { Authorization => 'Bearer wsk_live_aaaaaaaaaaaa_'
+                                               . ('A' x 43) });
+is($res->{status}, 500, 'and with a wrong key too');
+
+$res = http('GET', '/gar/x', { Authorization => "Bearer $rw->{key}" });
+is($res->{status}, 200, 'auth_request under a guarded main request passes');
+like($res->{body}, qr/done/, 'the service answers');
+
+$res = http('GET', '/gar/x', {});
+is($res->{status}, 401, 'and the guarded main request still needs its key');
+
+$res = http('GET', '/ssi/page.html', {});
+is($res->{status}, 200, 'an unguarded SSI page');
+unlike($res->{body}, qr/done/, 'does not include a guarded location\'s answer');
+
+# --- a location's worksible_idempotency replaces the server's whole ------------
+
+my $svc = { Authorization => "Bearer $rw->{key}" };
+sub pttl { redis_cli('PTTL', "worksible:idem:{$company}:$_[0]") }
+
+$res = http('POST', '/required/x', $svc, port => 1955, body => 'a=1');
+is($res->{status}, 400, 'the location\'s required holds');
+
+$res = http('POST', '/required/x', { %$svc, 'Idempotency-Key' => "rq-$n" },
+            port => 1955, body => 'a=1');
+is($res->{status}, 200, 'a keyed POST under the location\'s directive');
+cmp_ok(pttl("rq-$n"), '>', 86000_000,
+       'kept for the default 24 h, not the server\'s ttl=5s');
+
+$res = http('POST', '/other', { %$svc, 'Idempotency-Key' => "sv-$n" },
+            port => 1955, body => 'a=1');
+is($res->{status}, 200, 'a keyed POST under the server\'s directive');
+cmp_ok(pttl("sv-$n"), '<=', 5000, 'kept for the server\'s ttl=5s');
+cmp_ok(pttl("sv-$n"), '>', 0, 'and kept');
+
+# a location with worksible_auth off under that server: public, its
+# inherited worksible_idempotency inert (no key, no reservation)
+
+$res = http('POST', '/open', {}, port => 1955, body => 'a=1');
+is($res->{status}, 200, 'worksible_auth off under a guarded server: open');
+like($res->{body}, qr/done/, 'the service answers, no Idempotency-Key asked');
+
+nginx_stop();
+
+done_testing();
