@@ -21,6 +21,12 @@
 #include "ngx_worksible_throttle.h"
 
 
+/* a content handler directive where one is set: itself, proxy_pass... */
+#define NGX_WORKSIBLE_HANDLER_SET                                           \
+    "is duplicate, or follows another content handler (proxy_pass...) "     \
+    "in this location"
+
+
 static void *ngx_worksible_create_main_conf(ngx_conf_t *cf);
 static char *ngx_worksible_init_main_conf(ngx_conf_t *cf, void *conf);
 static void *ngx_worksible_create_loc_conf(ngx_conf_t *cf);
@@ -942,7 +948,7 @@ ngx_worksible_api(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->handler != NULL) {
-        return "is duplicate";
+        return NGX_WORKSIBLE_HANDLER_SET;
     }
     clcf->handler = ngx_worksible_api_handler;
 
@@ -958,7 +964,7 @@ ngx_worksible_health(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->handler != NULL) {
-        return "is duplicate";
+        return NGX_WORKSIBLE_HANDLER_SET;
     }
 
     clcf->handler = ngx_worksible_health_handler;
@@ -975,7 +981,7 @@ ngx_worksible_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
 
     if (clcf->handler != NULL) {
-        return "is duplicate";
+        return NGX_WORKSIBLE_HANDLER_SET;
     }
 
     clcf->handler = ngx_worksible_metrics_handler;

@@ -38,15 +38,26 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Node.js 20.19 or later with npm (the linter's engines): bookworm's own
+# nodejs is 18, so it comes from nodejs.org or NodeSource, not from here.
+need_node() {
+    local v
+    v=$(node --version 2>/dev/null || true)
+    if ! command -v npm >/dev/null \
+       || ! printf '%s\n%s\n' v20.19.0 "${v:-v0}" | sort -V -C; then
+        echo "install-deps: Node.js 20.19 or later with npm is needed" \
+             "(found: ${v:-no node}; Debian bookworm's nodejs is 18:" \
+             "install it from nodejs.org or NodeSource)" >&2
+        exit 1
+    fi
+}
+
 # The OpenAPI linter, at the version docs/package-lock.json pins, from the
 # npm registry: only when it is not installed yet or the lock changed.
 docs=$(cd "$(dirname "$0")/.." && pwd)/docs
 if [ ! -x "$docs/node_modules/.bin/redocly" ] \
    || [ "$docs/package-lock.json" -nt "$docs/node_modules/.package-lock.json" ]; then
-    if ! command -v npm >/dev/null; then
-        echo "install-deps: npm is missing (Node.js 20 or later with npm)" >&2
-        exit 1
-    fi
+    need_node
     echo "install-deps: npm ci in docs/ (the OpenAPI linter)" >&2
     (cd "$docs" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi
@@ -58,6 +69,7 @@ dashboard=$(cd "$(dirname "$0")/.." && pwd)/dashboard
 if [ ! -d "$dashboard/node_modules/uplot" ] \
    || [ ! -d "$dashboard/node_modules/playwright-core" ] \
    || [ "$dashboard/package-lock.json" -nt "$dashboard/node_modules/.package-lock.json" ]; then
+    need_node
     echo "install-deps: npm ci in dashboard/ (uPlot, playwright-core)" >&2
     (cd "$dashboard" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
         npm ci --no-audit --no-fund --loglevel=error >/dev/null)
