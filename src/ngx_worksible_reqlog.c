@@ -72,8 +72,8 @@ static ngx_int_t ngx_worksible_reqlog_reserve(ngx_worksible_main_conf_t *mcf,
     size_t size);
 static u_char *ngx_worksible_reqlog_text(u_char *p, u_char *data, size_t len,
     size_t max);
-static ngx_int_t ngx_worksible_reqlog_path(ngx_http_request_t *r,
-    ngx_str_t *path);
+static ngx_int_t ngx_worksible_reqlog_redact(ngx_pool_t *pool,
+    ngx_str_t *text, size_t max);
 static size_t ngx_worksible_reqlog_utf8(u_char *s, u_char *last);
 static u_char *ngx_worksible_reqlog_char(u_char *p, u_char *last, u_char *c);
 static ngx_str_t *ngx_worksible_reqlog_header(ngx_http_request_t *r,
@@ -149,7 +149,7 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
 {
     u_char                     *p;
     size_t                      size;
-    ngx_str_t                   path, ip, *ua, *ik;
+    ngx_str_t                   path, ip, ua_text, ik_text, *ua, *ik;
     ngx_uint_t                  status;
     ngx_msec_int_t              ms;
     ngx_time_t                 *tp;
@@ -180,9 +180,14 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
 
     status = ngx_worksible_request_status(r);
 
-    if (ngx_worksible_reqlog_path(r, &path) != NGX_OK) {
-        path.data = NULL;
-        path.len = 0;
+    path = r->unparsed_uri;
+
+    if (path.data == NULL) {
+        ngx_str_set(&path, "");
+    }
+
+    if (ngx_worksible_reqlog_redact(r->pool, &path, 2048) != NGX_OK) {
+        ngx_str_null(&path);
     }
 
     /* a unix socket has no inet address */
@@ -200,8 +205,33 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
 
     /* nginx keeps the first User-Agent already; Idempotency-Key is sought */
 
-    ua = r->headers_in.user_agent ? &r->headers_in.user_agent->value : NULL;
+    ua = NULL;
+
+    if (r->headers_in.user_agent) {
+        ua_text = r->headers_in.user_agent->value;
+        ua = &ua_text;
+
+        if (ngx_worksible_reqlog_redact(r->pool, ua,
+                                        4 * NGX_WORKSIBLE_REQLOG_UA_MAX)
+            != NGX_OK)
+        {
+            ua = NULL;
+        }
+    }
+
     ik = ngx_worksible_reqlog_header(r, "Idempotency-Key");
+
+    if (ik != NULL) {
+        ik_text = *ik;
+        ik = &ik_text;
+
+        if (ngx_worksible_reqlog_redact(r->pool, ik,
+                                        4 * NGX_WORKSIBLE_REQLOG_IDEM_MAX)
+            != NGX_OK)
+        {
+            ik = NULL;
+        }
+    }
 
     /* 12 tabs, "t" or "f", the date, the newline; 3 numbers */
 
@@ -475,44 +505,42 @@ ngx_worksible_reqlog_utf8(u_char *s, u_char *last)
 
 
 /*
- * The request line's path and query, an API key in it (a client that put
- * one in a query) replaced by "wsk_[redacted]": no key reaches the log,
- * however it was percent-encoded (wsk%5Flive%5F..., even twice:
- * %255F).
+ * Cuts text at max bytes and replaces each API key in it by
+ * "wsk_[redacted]", however it was percent-encoded (wsk%5Flive%5F...,
+ * even twice: %255F), in place or in a copy from pool: the request line's
+ * path and query (a client that put a key in a query), the User-Agent and
+ * the Idempotency-Key (one that pasted a key there). NGX_ERROR: no memory.
  */
 
 static ngx_int_t
-ngx_worksible_reqlog_path(ngx_http_request_t *r, ngx_str_t *path)
+ngx_worksible_reqlog_redact(ngx_pool_t *pool, ngx_str_t *text, size_t max)
 {
     u_char  *p, *q, *last, *out, *o;
     size_t   len;
     u_char   c;
 
-    p = r->unparsed_uri.data;
-    len = ngx_min(r->unparsed_uri.len, 2048);
-
-    if (p == NULL) {
-        path->data = (u_char *) "";
-        path->len = 0;
-        return NGX_OK;
-    }
-
+    p = text->data;
+    len = ngx_min(text->len, max);
     last = p + len;
 
-    /* no "w" and no "%": nothing to redact, the path as it came */
+    /* no "wsk_" and no "%": nothing to redact, the text as it came */
 
-    for (q = p; q < last && (*q | 0x20) != 'w' && *q != '%'; q++) {
-        /* void */
+    for (q = p; q < last; q++) {
+        if (*q == '%'
+            || ((*q | 0x20) == 'w' && last - q >= 4 && (q[1] | 0x20) == 's'
+                && (q[2] | 0x20) == 'k' && q[3] == '_'))
+        {
+            break;
+        }
     }
 
     if (q == last) {
-        path->data = p;
-        path->len = len;
+        text->len = len;
         return NGX_OK;
     }
 
     /* each "wsk_" (4 bytes at least) may become "wsk_[redacted]" (14) */
-    out = ngx_pnalloc(r->pool, 4 * len + 16);
+    out = ngx_pnalloc(pool, 4 * len + 16);
     if (out == NULL) {
         return NGX_ERROR;
     }
@@ -547,8 +575,8 @@ ngx_worksible_reqlog_path(ngx_http_request_t *r, ngx_str_t *path)
         }
     }
 
-    path->data = out;
-    path->len = o - out;
+    text->data = out;
+    text->len = o - out;
 
     return NGX_OK;
 }

@@ -60,17 +60,28 @@ is($rows->{ $ids{limited2} }[10], 0, '... with no budget left');
 # the row is JSON written by the module itself: text as it came (quotes,
 # backslashes, controls, UTF-8), cut at a character, "?" when not UTF-8
 my %ua = (odd => qq{q"b\\s \x01\x7f \xc3\xa9 \xe6\x97\xa5 end},
-          bad => "bad \xff\xfe", long => "\xc3\xa9" x 300);
+          bad => "bad \xff\xfe", long => "\xc3\xa9" x 300,
+          pasted => "tool/1 $key->{key} (x)");
 my %uid;
 for my $k (sort keys %ua) {
     my $res = http('GET', '/v1/companies/me',
-                   { Authorization => "Bearer $key->{key}", 'User-Agent' => $ua{$k} });
+                   { Authorization => "Bearer $key->{key}", 'User-Agent' => $ua{$k},
+                     'Idempotency-Key' => "ik-$k-$key->{key}" });
     $uid{$k} = $res->{headers}{'x-request-id'};
 }
 my $urows = rows_of(values %uid);
 is($urows->{ $uid{odd} }[8], $ua{odd}, 'a user agent with quotes, a backslash, controls and UTF-8 is logged as it came');
 is($urows->{ $uid{bad} }[8], '?', 'one that is not UTF-8 is logged as "?"');
 is($urows->{ $uid{long} }[8], "\xc3\xa9" x 256, 'a long one is cut at 512 bytes, at a character');
+
+# a client that pasted its key into a header: no key reaches the log there either
+is($urows->{ $uid{pasted} }[8], 'tool/1 wsk_[redacted] (x)', 'a key in the user agent is redacted');
+is(psql_value("SELECT idempotency_key FROM request_logs WHERE id = '$uid{pasted}'"),
+   'ik-pasted-wsk_[redacted]', 'and in the Idempotency-Key');
+is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ("
+              . join(',', map { "'$_'" } values %uid) . ")
+               AND (user_agent LIKE '%$key->{key}%' OR idempotency_key LIKE '%$key->{key}%')"),
+   0, 'no row holds the key');
 is(psql_value("SELECT count(*) FROM request_logs WHERE id = '$uid{odd}'
                AND created_at BETWEEN now() - interval '1 minute' AND now()"),
    1, 'created_at is the request time');
