@@ -398,7 +398,15 @@ ngx_worksible_precontent_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    if (lcf->idempotency.mode == NGX_WORKSIBLE_IDEMPOTENCY_OFF) {
+    /*
+     * one inherited by a location with worksible_auth off is inert there,
+     * even when try_files or error_page brings a request a guarded
+     * location authenticated
+     */
+
+    if (!lcf->auth
+        || lcf->idempotency.mode == NGX_WORKSIBLE_IDEMPOTENCY_OFF)
+    {
         return NGX_DECLINED;
     }
 

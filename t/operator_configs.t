@@ -27,6 +27,7 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
         location /required/ { worksible_idempotency required;
                               proxy_pass http://127.0.0.1:1966; }
         location = /open { worksible_auth off; proxy_pass http://127.0.0.1:1966; }
+        location /tf/ { worksible_idempotency off; try_files /none /open; }
         location / { proxy_pass http://127.0.0.1:1966; }
     }
     server {
@@ -176,6 +177,15 @@ cmp_ok(pttl("sv-$n"), '>', 0, 'and kept');
 $res = http('POST', '/open', {}, port => 1955, body => 'a=1');
 is($res->{status}, 200, 'worksible_auth off under a guarded server: open');
 like($res->{body}, qr/done/, 'the service answers, no Idempotency-Key asked');
+
+# reached by try_files from a guarded location whose own is off: the
+# inherited one is inert there too, nothing reserved or replayed
+
+$res = http('POST', '/tf/x', { %$svc, 'Idempotency-Key' => "tf-$n" },
+            port => 1955, body => 'a=1');
+is($res->{status}, 200, 'try_files from a guarded location to the open one');
+like($res->{body}, qr/done/, 'the service answers');
+is(pttl("tf-$n"), -2, 'the open location reserved nothing under the key');
 
 nginx_stop();
 
