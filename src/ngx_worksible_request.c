@@ -367,6 +367,7 @@ ngx_worksible_precontent_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
     ngx_str_t                 *scope;
+    ngx_uint_t                 i;
     ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
@@ -392,6 +393,25 @@ ngx_worksible_precontent_handler(ngx_http_request_t *r)
                               "its main request passed no worksible_auth",
                               &r->uri);
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            /* the location's worksible_scope, against the main's key */
+
+            if (lcf->scopes != NULL) {
+                scope = lcf->scopes->elts;
+
+                for (i = 0; i < lcf->scopes->nelts; i++) {
+                    if (!ngx_worksible_scope_held(&st->identity.scopes,
+                                                  &scope[i]))
+                    {
+                        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                                      "worksible_auth subrequest \"%V\" "
+                                      "refused: its main request's key "
+                                      "lacks the scope \"%V\"",
+                                      &r->uri, &scope[i]);
+                        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                    }
+                }
             }
         }
 

@@ -197,7 +197,8 @@ ngx_int_t ngx_worksible_access_handler(ngx_http_request_t *r);
  * (ngx_worksible_idempotency_reserve). NGX_DECLINED to go on (try_files
  * and mirror run after it), NGX_AGAIN/NGX_DONE while the body is read or
  * Redis answers or once a replay or refusal is sent. For a subrequest to a
- * worksible_auth location whose main request passed no worksible_auth:
+ * worksible_auth location whose main request passed no worksible_auth, or
+ * whose worksible_scope that request's key lacks:
  * NGX_HTTP_INTERNAL_SERVER_ERROR (it would be served unchecked).
  */
 ngx_int_t ngx_worksible_precontent_handler(ngx_http_request_t *r);

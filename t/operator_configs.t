@@ -46,6 +46,11 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
         location = /_guard { internal; worksible_auth on;
                              proxy_pass http://127.0.0.1:1966; }
         location /ssi/ { ssi on; root $html; }
+        location /sar/ { worksible_auth on; auth_request /_wguard;
+                         proxy_pass http://127.0.0.1:1966; }
+        location = /_wguard { internal; worksible_auth on;
+                              worksible_scope freelancers:write;
+                              proxy_pass http://127.0.0.1:1966; }
         location /if/v1/ { worksible_auth on; worksible_idempotency on;
                            worksible_api;
                            if (\$http_x_debug) { add_header X-Debug on; }
@@ -150,6 +155,16 @@ is($res->{status}, 401, 'and the guarded main request still needs its key');
 $res = http('GET', '/ssi/page.html', {});
 is($res->{status}, 200, 'an unguarded SSI page');
 unlike($res->{body}, qr/done/, 'does not include a guarded location\'s answer');
+
+# the main request's key is checked against the subrequest's location too
+
+$res = http('GET', '/sar/x', { Authorization => "Bearer $ro->{key}" });
+is($res->{status}, 500, 'auth_request to a scope the main request\'s key lacks: refused');
+unlike($res->{body}, qr/done/, 'the service is not reached');
+
+$res = http('GET', '/sar/x', { Authorization => "Bearer $rw->{key}" });
+is($res->{status}, 200, 'a key that holds it passes');
+like($res->{body}, qr/done/, 'the service answers');
 
 # --- a location's worksible_idempotency replaces the server's whole ------------
 
