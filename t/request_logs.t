@@ -61,7 +61,9 @@ is($rows->{ $ids{limited2} }[10], 0, '... with no budget left');
 # backslashes, controls, UTF-8), cut at a character, "?" when not UTF-8
 my %ua = (odd => qq{q"b\\s \x01\x7f \xc3\xa9 \xe6\x97\xa5 end},
           bad => "bad \xff\xfe", long => "\xc3\xa9" x 300,
-          pasted => "tool/1 $key->{key} (x)");
+          pasted => "tool/1 $key->{key} (x)",
+          encoded => 't/2 Wsk%5Flive%5F' . substr($key->{key}, 9),
+          bare => 'wsk_', late => ('x' x 500) . $key->{key});
 my %uid;
 for my $k (sort keys %ua) {
     my $res = http('GET', '/v1/companies/me',
@@ -76,6 +78,9 @@ is($urows->{ $uid{long} }[8], "\xc3\xa9" x 256, 'a long one is cut at 512 bytes,
 
 # a client that pasted its key into a header: no key reaches the log there either
 is($urows->{ $uid{pasted} }[8], 'tool/1 wsk_[redacted] (x)', 'a key in the user agent is redacted');
+is($urows->{ $uid{encoded} }[8], 't/2 wsk_[redacted]', 'percent-encoded, in any case');
+is($urows->{ $uid{bare} }[8], 'wsk_[redacted]', 'a bare prefix');
+is($urows->{ $uid{late} }[8], ('x' x 500) . 'wsk_[redacte', 'near the cut at 512 bytes');
 is(psql_value("SELECT idempotency_key FROM request_logs WHERE id = '$uid{pasted}'"),
    'ik-pasted-wsk_[redacted]', 'and in the Idempotency-Key');
 is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ("
