@@ -387,9 +387,10 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_worksible_loc_conf_t  *prev = parent;
     ngx_worksible_loc_conf_t  *conf = child;
 
-    ngx_flag_t                  own_scopes, own_idempotency;
+    ngx_flag_t                  own_scopes, own_idempotency, in_location;
     ngx_worksible_main_conf_t  *mcf;
     ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_core_srv_conf_t   *cscf;
 
     /*
      * worksible_api belongs to its own location, like a content handler,
@@ -435,10 +436,19 @@ ngx_worksible_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->auth = 1;
     }
 
-    /* set at this level, not inherited: see the checks of !conf->auth */
+    /*
+     * set in this location, not inherited: see the checks of !conf->auth;
+     * one set in server{}, like one in http{}, is for the locations below
+     * it, checked in those with worksible_auth on
+     */
 
-    own_scopes = (conf->scopes != NGX_CONF_UNSET_PTR);
-    own_idempotency = (conf->idempotency.mode != NGX_CONF_UNSET_UINT);
+    cscf = ngx_http_conf_get_module_srv_conf(cf, ngx_http_core_module);
+    in_location = (cscf->ctx->loc_conf[ngx_worksible_module.ctx_index]
+                   != conf);
+
+    own_scopes = in_location && (conf->scopes != NGX_CONF_UNSET_PTR);
+    own_idempotency = in_location
+                      && (conf->idempotency.mode != NGX_CONF_UNSET_UINT);
 
     ngx_conf_merge_value(conf->auth, prev->auth, 0);
     ngx_conf_merge_value(conf->errors, prev->errors, 0);

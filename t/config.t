@@ -102,6 +102,8 @@ my @cases = (
       0, qr/syntax is ok/, 'a location with worksible_auth off under a guarded server' ],
     [ "worksible_postgres $pg; worksible_key_secret_file $secret; worksible_redis 127.0.0.1; worksible_scope reports:read; server { listen 127.0.0.1:1989; location /r/ { worksible_auth on; root html; } location / { root html; } }",
       0, qr/syntax is ok/, 'an http-level scope, the key checked in one location' ],
+    [ "worksible_postgres $pg; worksible_key_secret_file $secret; worksible_redis 127.0.0.1; server { listen 127.0.0.1:1989; worksible_scope reports:read; worksible_idempotency on; location /v1/ { worksible_auth on; worksible_api; } location / { root html; } }",
+      0, qr/syntax is ok/, 'a server-level scope and idempotency, the key checked in one location' ],
     [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; worksible_auth on; location / { worksible_auth off; worksible_scope reports:read; root html; } }",
       1, qr/"worksible_scope" needs "worksible_auth on" in its location/, 'a scope beside worksible_auth off' ],
     [ "worksible_postgres $pg; worksible_key_secret_file $secret; server { listen 127.0.0.1:1989; location / { worksible_scope reports:read; root html; } }",
