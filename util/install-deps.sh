@@ -38,14 +38,20 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Node.js 20.19 or later with npm (the linter's engines): bookworm's own
-# nodejs is 18, so it comes from nodejs.org or NodeSource, not from here.
+# Node.js 20.19+ (not 21) or 22.12+ with npm (the linter's engines in
+# docs/package-lock.json: require() of ES modules): bookworm's own nodejs
+# is 18, so it comes from nodejs.org or NodeSource, not from here.
+version_le() { printf '%s\n%s\n' "$1" "$2" | sort -V -C; }
 need_node() {
     local v
     v=$(node --version 2>/dev/null || true)
     if ! command -v npm >/dev/null \
-       || ! printf '%s\n%s\n' v20.19.0 "${v:-v0}" | sort -V -C; then
-        echo "install-deps: Node.js 20.19 or later with npm is needed" \
+       || ! { version_le v22.12.0 "${v:-v0}" \
+              || { version_le v20.19.0 "${v:-v0}" \
+                   && ! version_le v21 "${v:-v0}"; }; }
+    then
+        echo "install-deps: Node.js 20.19+ (not 21) or 22.12+ with npm is" \
+             "needed" \
              "(found: ${v:-no node}; Debian bookworm's nodejs is 18:" \
              "install it from nodejs.org or NodeSource)" >&2
         exit 1
