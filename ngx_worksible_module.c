@@ -591,6 +591,18 @@ ngx_worksible_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_worksible_access_handler;
 
+    /*
+     * before the rewrite module's (handlers of a phase run last added
+     * first): a subrequest to a guarded location answered by "return"
+     */
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_REWRITE_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_worksible_rewrite_handler;
+
     /* after every access check: a refusal is never reserved or replayed */
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);

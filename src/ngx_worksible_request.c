@@ -362,60 +362,85 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
 }
 
 
+/*
+ * nginx runs no access phase for a subrequest (auth_request, SSI, mirror):
+ * a guarded location it reaches is guarded by its main request. If no
+ * worksible_auth passed that one, or its key lacks the location's
+ * worksible_scope, the subrequest is refused rather than served
+ * unchecked: auth_request to a worksible_auth location let every request
+ * through. NGX_DECLINED to go on, else NGX_HTTP_INTERNAL_SERVER_ERROR.
+ */
+
+static ngx_int_t
+ngx_worksible_subrequest_check(ngx_http_request_t *r,
+    ngx_worksible_loc_conf_t *lcf)
+{
+    ngx_str_t                *scope;
+    ngx_uint_t                i;
+    ngx_worksible_request_t  *st;
+
+    if (!lcf->auth) {
+        return NGX_DECLINED;
+    }
+
+    st = ngx_worksible_request_find(r);
+
+    if (st == NULL || !st->authenticated) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "worksible_auth does not check subrequests "
+                      "(auth_request, SSI, mirror): \"%V\" refused, "
+                      "its main request passed no worksible_auth",
+                      &r->uri);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (lcf->scopes == NULL) {
+        return NGX_DECLINED;
+    }
+
+    scope = lcf->scopes->elts;
+
+    for (i = 0; i < lcf->scopes->nelts; i++) {
+        if (!ngx_worksible_scope_held(&st->identity.scopes, &scope[i])) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "worksible_auth subrequest \"%V\" refused: its "
+                          "main request's key lacks the scope \"%V\"",
+                          &r->uri, &scope[i]);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    return NGX_DECLINED;
+}
+
+
+ngx_int_t
+ngx_worksible_rewrite_handler(ngx_http_request_t *r)
+{
+    ngx_worksible_loc_conf_t  *lcf;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
+
+    return ngx_worksible_subrequest_check(r, lcf);
+}
+
+
 ngx_int_t
 ngx_worksible_precontent_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
     ngx_str_t                 *scope;
-    ngx_uint_t                 i;
     ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
     if (r != r->main) {
-
-        /*
-         * nginx runs no access phase for a subrequest (auth_request, SSI,
-         * mirror): a guarded location it reaches is guarded by its main
-         * request. If no worksible_auth passed that one, the subrequest
-         * is refused rather than served unchecked: auth_request to a
-         * worksible_auth location let every request through.
-         */
-
-        if (lcf->auth) {
-            st = ngx_worksible_request_find(r);
-
-            if (st == NULL || !st->authenticated) {
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "worksible_auth does not check subrequests "
-                              "(auth_request, SSI, mirror): \"%V\" refused, "
-                              "its main request passed no worksible_auth",
-                              &r->uri);
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            /* the location's worksible_scope, against the main's key */
-
-            if (lcf->scopes != NULL) {
-                scope = lcf->scopes->elts;
-
-                for (i = 0; i < lcf->scopes->nelts; i++) {
-                    if (!ngx_worksible_scope_held(&st->identity.scopes,
-                                                  &scope[i]))
-                    {
-                        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                                      "worksible_auth subrequest \"%V\" "
-                                      "refused: its main request's key "
-                                      "lacks the scope \"%V\"",
-                                      &r->uri, &scope[i]);
-                        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-                    }
-                }
-            }
-        }
-
-        return NGX_DECLINED;
+        return ngx_worksible_subrequest_check(r, lcf);
     }
 
     /*

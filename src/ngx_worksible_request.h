@@ -204,6 +204,15 @@ ngx_int_t ngx_worksible_access_handler(ngx_http_request_t *r);
 ngx_int_t ngx_worksible_precontent_handler(ngx_http_request_t *r);
 
 /*
+ * The NGX_HTTP_REWRITE_PHASE handler, ahead of the rewrite module's: a
+ * subrequest to a worksible_auth location is refused (as by
+ * ngx_worksible_precontent_handler) before a "return" could answer it.
+ * NGX_DECLINED for a main request or a subrequest its main request
+ * guards, else NGX_HTTP_INTERNAL_SERVER_ERROR.
+ */
+ngx_int_t ngx_worksible_rewrite_handler(ngx_http_request_t *r);
+
+/*
  * A store answered what st's phase handler waited for: st's request runs
  * its phases again from that handler, then the posted requests
  * (DataDog/nginx-datadog#154).

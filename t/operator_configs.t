@@ -46,6 +46,10 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
         location = /_guard { internal; worksible_auth on;
                              proxy_pass http://127.0.0.1:1966; }
         location /ssi/ { ssi on; root $html; }
+        location /rar/ { auth_request /_rguard; proxy_pass http://127.0.0.1:1966; }
+        location /grar/ { worksible_auth on; auth_request /_rguard;
+                          proxy_pass http://127.0.0.1:1966; }
+        location = /_rguard { internal; worksible_auth on; return 204; }
         location /sar/ { worksible_auth on; auth_request /_wguard;
                          proxy_pass http://127.0.0.1:1966; }
         location = /_wguard { internal; worksible_auth on;
@@ -155,6 +159,17 @@ is($res->{status}, 401, 'and the guarded main request still needs its key');
 $res = http('GET', '/ssi/page.html', {});
 is($res->{status}, 200, 'an unguarded SSI page');
 unlike($res->{body}, qr/done/, 'does not include a guarded location\'s answer');
+
+# an auth_request endpoint answering with return (the rewrite phase, before
+# precontent): refused all the same, not a 204 for every request
+
+$res = http('GET', '/rar/x', {});
+is($res->{status}, 500, 'auth_request to a guarded "return 204", unguarded main: refused');
+unlike($res->{body}, qr/done/, 'the service is not reached');
+
+$res = http('GET', '/grar/x', { Authorization => "Bearer $rw->{key}" });
+is($res->{status}, 200, 'under a guarded main request it passes');
+like($res->{body}, qr/done/, 'the service answers');
 
 # the main request's key is checked against the subrequest's location too
 
