@@ -149,7 +149,7 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
 {
     u_char                     *p;
     size_t                      size;
-    ngx_str_t                   path, ip, ua_text, ik_text, *ua, *ik;
+    ngx_str_t                   path, ip, ua, ik, *h;
     ngx_uint_t                  status;
     ngx_msec_int_t              ms;
     ngx_time_t                 *tp;
@@ -205,31 +205,33 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
 
     /* nginx keeps the first User-Agent already; Idempotency-Key is sought */
 
-    ua = NULL;
+    /* absent (data NULL): \N */
+
+    ngx_str_null(&ua);
 
     if (r->headers_in.user_agent) {
-        ua_text = r->headers_in.user_agent->value;
-        ua = &ua_text;
+        ua = r->headers_in.user_agent->value;
 
-        if (ngx_worksible_reqlog_redact(r->pool, ua,
+        if (ngx_worksible_reqlog_redact(r->pool, &ua,
                                         4 * NGX_WORKSIBLE_REQLOG_UA_MAX)
             != NGX_OK)
         {
-            ua = NULL;
+            ngx_str_null(&ua);
         }
     }
 
-    ik = ngx_worksible_reqlog_header(r, "Idempotency-Key");
+    ngx_str_null(&ik);
 
-    if (ik != NULL) {
-        ik_text = *ik;
-        ik = &ik_text;
+    h = ngx_worksible_reqlog_header(r, "Idempotency-Key");
 
-        if (ngx_worksible_reqlog_redact(r->pool, ik,
+    if (h != NULL) {
+        ik = *h;
+
+        if (ngx_worksible_reqlog_redact(r->pool, &ik,
                                         4 * NGX_WORKSIBLE_REQLOG_IDEM_MAX)
             != NGX_OK)
         {
-            ik = NULL;
+            ngx_str_null(&ik);
         }
     }
 
@@ -246,11 +248,8 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
                                       NGX_WORKSIBLE_REQLOG_METHOD_MAX)
            + ngx_worksible_reqlog_len(path.len, NGX_WORKSIBLE_REQLOG_PATH_MAX)
            + ngx_worksible_reqlog_len(ip.len, NGX_WORKSIBLE_REQLOG_ID_MAX)
-           + (ua ? ngx_worksible_reqlog_len(ua->len,
-                                            NGX_WORKSIBLE_REQLOG_UA_MAX) : 2)
-           + (ik ? ngx_worksible_reqlog_len(ik->len,
-                                            NGX_WORKSIBLE_REQLOG_IDEM_MAX)
-                 : 2)
+           + ngx_worksible_reqlog_len(ua.len, NGX_WORKSIBLE_REQLOG_UA_MAX)
+           + ngx_worksible_reqlog_len(ik.len, NGX_WORKSIBLE_REQLOG_IDEM_MAX)
            + 3 * NGX_INT64_LEN;
 
     if (ngx_worksible_reqlog_reserve(mcf, size) != NGX_OK) {
@@ -287,10 +286,10 @@ ngx_worksible_reqlog_handler(ngx_http_request_t *r)
     p = ngx_worksible_reqlog_text(p, ip.data, ip.len,
                                   NGX_WORKSIBLE_REQLOG_ID_MAX);
     *p++ = '\t';
-    p = ngx_worksible_reqlog_text(p, ua ? ua->data : NULL, ua ? ua->len : 0,
+    p = ngx_worksible_reqlog_text(p, ua.data, ua.len,
                                   NGX_WORKSIBLE_REQLOG_UA_MAX);
     *p++ = '\t';
-    p = ngx_worksible_reqlog_text(p, ik ? ik->data : NULL, ik ? ik->len : 0,
+    p = ngx_worksible_reqlog_text(p, ik.data, ik.len,
                                   NGX_WORKSIBLE_REQLOG_IDEM_MAX);
     *p++ = '\t';
     *p++ = (st->idem != NULL && st->idem->replayed) ? 't' : 'f';

@@ -368,16 +368,22 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
  * worksible_auth passed that one, or its key lacks the location's
  * worksible_scope, the subrequest is refused rather than served
  * unchecked: auth_request to a worksible_auth location let every request
- * through. NGX_DECLINED to go on, else NGX_HTTP_INTERNAL_SERVER_ERROR.
+ * through.
  */
 
-static ngx_int_t
-ngx_worksible_subrequest_check(ngx_http_request_t *r,
-    ngx_worksible_loc_conf_t *lcf)
+ngx_int_t
+ngx_worksible_rewrite_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                *scope;
-    ngx_uint_t                i;
-    ngx_worksible_request_t  *st;
+    ngx_str_t                 *scope;
+    ngx_uint_t                 i;
+    ngx_worksible_request_t   *st;
+    ngx_worksible_loc_conf_t  *lcf;
+
+    if (r == r->main) {
+        return NGX_DECLINED;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
     if (!lcf->auth) {
         return NGX_DECLINED;
@@ -415,21 +421,6 @@ ngx_worksible_subrequest_check(ngx_http_request_t *r,
 
 
 ngx_int_t
-ngx_worksible_rewrite_handler(ngx_http_request_t *r)
-{
-    ngx_worksible_loc_conf_t  *lcf;
-
-    if (r == r->main) {
-        return NGX_DECLINED;
-    }
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
-
-    return ngx_worksible_subrequest_check(r, lcf);
-}
-
-
-ngx_int_t
 ngx_worksible_precontent_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
@@ -437,11 +428,12 @@ ngx_worksible_precontent_handler(ngx_http_request_t *r)
     ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
-    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
-
     if (r != r->main) {
-        return ngx_worksible_subrequest_check(r, lcf);
+        /* checked in the rewrite phase of its location */
+        return NGX_DECLINED;
     }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_worksible_module);
 
     /*
      * one inherited by a location with worksible_auth off is inert there,

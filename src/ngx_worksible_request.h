@@ -196,17 +196,17 @@ ngx_int_t ngx_worksible_access_handler(ngx_http_request_t *r);
  * The NGX_HTTP_PRECONTENT_PHASE handler: the Idempotency-Key reservation
  * (ngx_worksible_idempotency_reserve). NGX_DECLINED to go on (try_files
  * and mirror run after it), NGX_AGAIN/NGX_DONE while the body is read or
- * Redis answers or once a replay or refusal is sent. For a subrequest to a
- * worksible_auth location whose main request passed no worksible_auth, or
- * whose worksible_scope that request's key lacks:
- * NGX_HTTP_INTERNAL_SERVER_ERROR (it would be served unchecked).
+ * Redis answers or once a replay or refusal is sent. NGX_DECLINED for a
+ * subrequest (checked by ngx_worksible_rewrite_handler).
  */
 ngx_int_t ngx_worksible_precontent_handler(ngx_http_request_t *r);
 
 /*
- * The NGX_HTTP_REWRITE_PHASE handler, ahead of the rewrite module's: a
- * subrequest to a worksible_auth location is refused (as by
- * ngx_worksible_precontent_handler) before a "return" could answer it.
+ * The NGX_HTTP_REWRITE_PHASE handler, ahead of the rewrite module's, run
+ * in every location a request enters (rewrite ... last, try_files, named
+ * locations included): a subrequest to a worksible_auth location whose
+ * main request passed no worksible_auth, or whose worksible_scope that
+ * request's key lacks, is refused before a "return" could answer it.
  * NGX_DECLINED for a main request or a subrequest its main request
  * guards, else NGX_HTTP_INTERNAL_SERVER_ERROR.
  */
