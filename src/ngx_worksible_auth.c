@@ -840,16 +840,31 @@ ngx_worksible_scope_held(ngx_str_t *scopes, ngx_str_t *need)
 ngx_int_t
 ngx_worksible_insufficient_scope(ngx_http_request_t *r, ngx_str_t *scope)
 {
+    ngx_str_t  detail;
+
+    if (ngx_worksible_scope_refusal(r, scope, &detail) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_worksible_problem_send(r, NGX_WORKSIBLE_INSUFFICIENT_SCOPE,
+                                      &detail, NULL);
+}
+
+
+ngx_int_t
+ngx_worksible_scope_refusal(ngx_http_request_t *r, ngx_str_t *scope,
+    ngx_str_t *detail)
+{
     size_t     len;
-    ngx_str_t  v, detail;
+    ngx_str_t  v;
 
     len = sizeof("Bearer realm=\"worksible\", error=\"insufficient_scope\", "
                  "scope=\"\"") - 1 + scope->len;
 
     v.data = ngx_pnalloc(r->pool, len);
-    detail.data = ngx_pnalloc(r->pool, 64 + scope->len);
+    detail->data = ngx_pnalloc(r->pool, 64 + scope->len);
 
-    if (v.data == NULL || detail.data == NULL) {
+    if (v.data == NULL || detail->data == NULL) {
         return NGX_ERROR;
     }
 
@@ -857,16 +872,11 @@ ngx_worksible_insufficient_scope(ngx_http_request_t *r, ngx_str_t *scope)
                         "error=\"insufficient_scope\", scope=\"%V\"", scope)
             - v.data;
 
-    detail.len = ngx_sprintf(detail.data, "This endpoint needs the scope %V.",
-                             scope)
-                 - detail.data;
+    detail->len = ngx_sprintf(detail->data,
+                              "This endpoint needs the scope %V.", scope)
+                  - detail->data;
 
-    if (ngx_worksible_header_add(r, "WWW-Authenticate", &v) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    return ngx_worksible_problem_send(r, NGX_WORKSIBLE_INSUFFICIENT_SCOPE,
-                                      &detail, NULL);
+    return ngx_worksible_header_add(r, "WWW-Authenticate", &v);
 }
 
 

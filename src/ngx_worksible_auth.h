@@ -80,5 +80,12 @@ ngx_uint_t ngx_worksible_scope_held(ngx_str_t *scopes, ngx_str_t *need);
 ngx_int_t ngx_worksible_insufficient_scope(ngx_http_request_t *r,
     ngx_str_t *scope);
 
+/*
+ * Adds that WWW-Authenticate to r and sets *detail to the problem's
+ * detail naming scope (r's pool). NGX_OK or NGX_ERROR (no memory).
+ */
+ngx_int_t ngx_worksible_scope_refusal(ngx_http_request_t *r,
+    ngx_str_t *scope, ngx_str_t *detail);
+
 
 #endif /* _NGX_WORKSIBLE_AUTH_H_INCLUDED_ */

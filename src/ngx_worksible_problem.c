@@ -27,6 +27,11 @@ static ngx_int_t ngx_worksible_problem_body(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_worksible_error_page(ngx_http_request_t *r,
     ngx_worksible_request_t *st);
+static ngx_int_t ngx_worksible_refusal_page(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
+static ngx_int_t ngx_worksible_problem_page(ngx_http_request_t *r,
+    ngx_worksible_request_t *st, ngx_worksible_problem_t *p,
+    ngx_str_t *detail);
 static u_char *ngx_worksible_request_id(ngx_http_request_t *r);
 static json_t *ngx_worksible_json_string(ngx_str_t *s);
 static ngx_int_t ngx_worksible_headers_filter(ngx_http_request_t *r);
@@ -529,9 +534,23 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (lcf->errors && r->err_status != 0 && !r->error_page
-        && r->headers_out.status >= NGX_HTTP_BAD_REQUEST
-        && ngx_worksible_error_page(r, st) != NGX_OK)
+    if (st->refused_in_subrequest && r->err_status != 0 && !r->error_page
+        && (r->headers_out.status == NGX_HTTP_UNAUTHORIZED
+            || r->headers_out.status == NGX_HTTP_FORBIDDEN
+            || r->headers_out.status == NGX_HTTP_INTERNAL_SERVER_ERROR))
+    {
+        /*
+         * auth_request answered our refusal with its 401 or 403, or with
+         * 500 for a 429 or 503: the client gets the refusal itself
+         */
+
+        if (ngx_worksible_refusal_page(r, st) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else if (lcf->errors && r->err_status != 0 && !r->error_page
+               && r->headers_out.status >= NGX_HTTP_BAD_REQUEST
+               && ngx_worksible_error_page(r, st) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -575,15 +594,49 @@ ngx_worksible_error_page(ngx_http_request_t *r, ngx_worksible_request_t *st)
         p = &other;
     }
 
-    if (ngx_worksible_problem_body(r, p, NULL, NULL, &st->error_body)
-        != NGX_OK)
+    if ((p->status == NGX_HTTP_SERVICE_UNAVAILABLE
+         || p->status == NGX_HTTP_TOO_MANY_REQUESTS)
+        && ngx_worksible_retry_after(r, 1) != NGX_OK)
     {
         return NGX_ERROR;
     }
 
-    if ((p->status == NGX_HTTP_SERVICE_UNAVAILABLE
-         || p->status == NGX_HTTP_TOO_MANY_REQUESTS)
-        && ngx_worksible_retry_after(r, 1) != NGX_OK)
+    return ngx_worksible_problem_page(r, st, p, NULL);
+}
+
+
+/*
+ * The error page of a client request whose subrequest the access phase
+ * refused (st->problem): that refusal, its status and its headers.
+ */
+
+static ngx_int_t
+ngx_worksible_refusal_page(ngx_http_request_t *r, ngx_worksible_request_t *st)
+{
+    ngx_str_t                 detail;
+    ngx_worksible_problem_t  *p;
+
+    if (ngx_worksible_refusal_headers(r, st, &detail) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = &ngx_worksible_problems[st->problem];
+
+    r->headers_out.status = p->status;
+    r->err_status = p->status;
+
+    return ngx_worksible_problem_page(r, st, p, detail.len ? &detail : NULL);
+}
+
+
+/* r's headers for the problem p, its body in st->error_body */
+
+static ngx_int_t
+ngx_worksible_problem_page(ngx_http_request_t *r, ngx_worksible_request_t *st,
+    ngx_worksible_problem_t *p, ngx_str_t *detail)
+{
+    if (ngx_worksible_problem_body(r, p, detail, NULL, &st->error_body)
+        != NGX_OK)
     {
         return NGX_ERROR;
     }

@@ -16,6 +16,8 @@
 
 
 static void ngx_worksible_request_release(void *data);
+static ngx_int_t ngx_worksible_access_run(ngx_http_request_t *r,
+    ngx_worksible_request_t *st);
 static ngx_int_t ngx_worksible_access_refuse(ngx_http_request_t *r,
     ngx_worksible_request_t *st);
 static void ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op);
@@ -205,6 +207,21 @@ ngx_worksible_access_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    return ngx_worksible_access_run(r, st);
+}
+
+
+/*
+ * The state machine for r, the main request or a subrequest in its
+ * rewrite phase: NGX_DECLINED once passed, NGX_AGAIN while a store
+ * answers, NGX_DONE once a refusal was sent, or an HTTP error code.
+ */
+
+static ngx_int_t
+ngx_worksible_access_run(ngx_http_request_t *r, ngx_worksible_request_t *st)
+{
+    ngx_int_t  rc;
+
     if (st->op != NULL || st->redis_op != NULL) {
         return NGX_AGAIN;
     }
@@ -275,11 +292,9 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
     ngx_worksible_request_t *st)
 {
     ngx_int_t                   rc;
-    ngx_str_t                   v, detail, *dp;
+    ngx_str_t                   detail;
     ngx_worksible_main_conf_t  *mcf;
 
-    rc = NGX_OK;
-    dp = NULL;
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
     if (st->idem != NULL && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED) {
@@ -287,73 +302,25 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
         st->idem->release = 1;
     }
 
-    switch (st->problem) {
-
-    case NGX_WORKSIBLE_API_KEY_MISSING:
-    case NGX_WORKSIBLE_API_KEY_INVALID:
-    case NGX_WORKSIBLE_API_KEY_EXPIRED:
-    case NGX_WORKSIBLE_API_KEY_REVOKED:
-        if (mcf->auth_failures != NULL && st->looked_up) {
-            /* only what cost a lookup counts: a neighbour's bare requests
-               cannot lock an address out */
-            ngx_worksible_throttle_fail(mcf->auth_failures, r);
-        }
-
-        if (st->problem == NGX_WORKSIBLE_API_KEY_MISSING) {
-            ngx_str_set(&v, "Bearer realm=\"worksible\"");
-
-        } else {
-            ngx_str_set(&v, "Bearer realm=\"worksible\", "
-                            "error=\"invalid_token\"");
-        }
-
-        rc = ngx_worksible_header_add(r, "WWW-Authenticate", &v);
-        break;
-
-    case NGX_WORKSIBLE_INSUFFICIENT_SCOPE:
-        ngx_http_finalize_request(r,
-                            ngx_worksible_insufficient_scope(r, &st->scope));
-        return NGX_DONE;
-
-    case NGX_WORKSIBLE_IP_NOT_ALLOWED:
-        detail.data = ngx_pnalloc(r->pool,
-                                  80 + r->connection->addr_text.len);
-        if (detail.data == NULL) {
-            rc = NGX_ERROR;
-            break;
-        }
-
-        detail.len = ngx_sprintf(detail.data, "The request came from %V, "
-                                 "which this API key's IP allowlist does "
-                                 "not include.", &r->connection->addr_text)
-                     - detail.data;
-        dp = &detail;
-        break;
-
-    case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
-        rc = ngx_worksible_retry_after(r, st->redis_failed
-                               ? ngx_worksible_redis_retry_after(mcf->redis)
-                               : ngx_worksible_pg_retry_after(mcf->pg_pool));
-        break;
-
-    case NGX_WORKSIBLE_RATE_LIMITED:
-        rc = ngx_worksible_retry_after(r, st->retry_after);
-
-        if (st->throttled) {
-            ngx_str_set(&detail, "Too many failed authentications came "
-                        "from this address: retry after the number of "
-                        "seconds in Retry-After.");
-            dp = &detail;
-        }
-
-        break;
-
-    default:
-        break;
+    if (st->problem >= NGX_WORKSIBLE_API_KEY_MISSING
+        && st->problem <= NGX_WORKSIBLE_API_KEY_REVOKED
+        && mcf->auth_failures != NULL && st->looked_up)
+    {
+        /* only what cost a lookup counts: a neighbour's bare requests
+           cannot lock an address out */
+        ngx_worksible_throttle_fail(mcf->auth_failures, r);
     }
 
+    if (r != r->main) {
+        /* the client request's error page becomes this problem too */
+        st->refused_in_subrequest = 1;
+    }
+
+    rc = ngx_worksible_refusal_headers(r, st, &detail);
+
     if (rc == NGX_OK) {
-        rc = ngx_worksible_problem_send(r, st->problem, dp, NULL);
+        rc = ngx_worksible_problem_send(r, st->problem,
+                                        detail.len ? &detail : NULL, NULL);
     }
 
     ngx_http_finalize_request(r, rc);
@@ -362,20 +329,77 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
 }
 
 
+ngx_int_t
+ngx_worksible_refusal_headers(ngx_http_request_t *r,
+    ngx_worksible_request_t *st, ngx_str_t *detail)
+{
+    ngx_str_t                   v;
+    ngx_worksible_main_conf_t  *mcf;
+
+    ngx_str_null(detail);
+
+    switch (st->problem) {
+
+    case NGX_WORKSIBLE_API_KEY_MISSING:
+        ngx_str_set(&v, "Bearer realm=\"worksible\"");
+        return ngx_worksible_header_add(r, "WWW-Authenticate", &v);
+
+    case NGX_WORKSIBLE_API_KEY_INVALID:
+    case NGX_WORKSIBLE_API_KEY_EXPIRED:
+    case NGX_WORKSIBLE_API_KEY_REVOKED:
+        ngx_str_set(&v, "Bearer realm=\"worksible\", "
+                        "error=\"invalid_token\"");
+        return ngx_worksible_header_add(r, "WWW-Authenticate", &v);
+
+    case NGX_WORKSIBLE_INSUFFICIENT_SCOPE:
+        return ngx_worksible_scope_refusal(r, &st->scope, detail);
+
+    case NGX_WORKSIBLE_IP_NOT_ALLOWED:
+        detail->data = ngx_pnalloc(r->pool,
+                                   80 + r->connection->addr_text.len);
+        if (detail->data == NULL) {
+            return NGX_ERROR;
+        }
+
+        detail->len = ngx_sprintf(detail->data, "The request came from %V, "
+                                  "which this API key's IP allowlist does "
+                                  "not include.", &r->connection->addr_text)
+                      - detail->data;
+        return NGX_OK;
+
+    case NGX_WORKSIBLE_SERVICE_UNAVAILABLE:
+        mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
+
+        return ngx_worksible_retry_after(r, st->redis_failed
+                               ? ngx_worksible_redis_retry_after(mcf->redis)
+                               : ngx_worksible_pg_retry_after(mcf->pg_pool));
+
+    case NGX_WORKSIBLE_RATE_LIMITED:
+        if (st->throttled) {
+            ngx_str_set(detail, "Too many failed authentications came "
+                        "from this address: retry after the number of "
+                        "seconds in Retry-After.");
+        }
+
+        return ngx_worksible_retry_after(r, st->retry_after);
+
+    default:
+        return NGX_OK;
+    }
+}
+
+
 /*
  * nginx runs no access phase for a subrequest (auth_request, SSI, mirror):
- * a guarded location it reaches is guarded by its main request. If no
- * worksible_auth passed that one, or its key lacks the location's
- * worksible_scope, the subrequest is refused rather than served
- * unchecked: auth_request to a worksible_auth location let every request
- * through.
+ * one that enters a worksible_auth location runs the state machine here,
+ * on its main request's state. A main request that passed already is not
+ * checked or charged again; the location's worksible_scope is.
  */
 
 ngx_int_t
 ngx_worksible_rewrite_handler(ngx_http_request_t *r)
 {
-    ngx_str_t                 *scope;
-    ngx_uint_t                 i;
+    ngx_int_t                  rc;
     ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
@@ -389,34 +413,29 @@ ngx_worksible_rewrite_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
-    st = ngx_worksible_request_find(r);
+    st = ngx_worksible_request(r);
+    if (st == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
 
-    if (st == NULL || !st->authenticated) {
+    if (st->waiting != NULL && st->waiting != r) {
+        /* another subrequest (SSI includes run in parallel) is checking */
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "worksible_auth does not check subrequests "
-                      "(auth_request, SSI, mirror): \"%V\" refused, "
-                      "its main request passed no worksible_auth",
+                      "worksible_auth subrequest \"%V\" refused: another "
+                      "subrequest of its request is checking the key",
                       &r->uri);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (lcf->scopes == NULL) {
-        return NGX_DECLINED;
+    rc = ngx_worksible_access_run(r, st);
+
+    if (rc == NGX_AGAIN) {
+        /* resumed by ngx_worksible_request_resume() */
+        st->waiting = r;
+        return NGX_DONE;
     }
 
-    scope = lcf->scopes->elts;
-
-    for (i = 0; i < lcf->scopes->nelts; i++) {
-        if (!ngx_worksible_scope_held(&st->identity.scopes, &scope[i])) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "worksible_auth subrequest \"%V\" refused: its "
-                          "main request's key lacks the scope \"%V\"",
-                          &r->uri, &scope[i]);
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
-
-    return NGX_DECLINED;
+    return rc;
 }
 
 
@@ -483,7 +502,15 @@ ngx_worksible_request_resume(ngx_worksible_request_t *st)
     ngx_connection_t    *c;
     ngx_http_request_t  *r;
 
-    r = st->r;
+    if (st->waiting != NULL) {
+        /* a subrequest waits in its rewrite phase */
+        r = st->waiting;
+        st->waiting = NULL;
+
+    } else {
+        r = st->r;
+    }
+
     c = r->connection;
 
     ngx_http_set_log_request(c->log, r);

@@ -107,6 +107,7 @@ struct ngx_worksible_request_s {
     ngx_worksible_pg_op_t     *op;
     ngx_worksible_respond_pt   respond;       /* answers op's result */
     ngx_worksible_redis_op_t  *redis_op;
+    ngx_http_request_t        *waiting;       /* a subrequest they resume */
 
     /* the API's content handler */
     void                      *route;         /* the endpoint */
@@ -130,6 +131,7 @@ struct ngx_worksible_request_s {
     unsigned                   redis_failed:1;    /* which store is down */
     unsigned                   cleanup_armed:1;
     unsigned                   error_body_sent:1;
+    unsigned                   refused_in_subrequest:1;
     unsigned                   body_reals:1;  /* see the endpoint's reals */
     unsigned                   body_tapped:1;
     unsigned                   body_too_large:1;  /* past body_max */
@@ -193,6 +195,17 @@ ngx_int_t ngx_worksible_request_arm(ngx_worksible_request_t *st);
 ngx_int_t ngx_worksible_access_handler(ngx_http_request_t *r);
 
 /*
+ * Adds to r the headers of st->problem, a refusal of the access phase:
+ * WWW-Authenticate for 401 and insufficient_scope (RFC 6750, section 3),
+ * Retry-After for 429 and 503 (RFC 9110, 10.2.3); sets *detail to the
+ * problem's own detail, or an empty string for the generic one. Used for
+ * the refusal itself and, when a subrequest was refused, for its client
+ * request's error page. NGX_OK or NGX_ERROR (no memory).
+ */
+ngx_int_t ngx_worksible_refusal_headers(ngx_http_request_t *r,
+    ngx_worksible_request_t *st, ngx_str_t *detail);
+
+/*
  * The NGX_HTTP_PRECONTENT_PHASE handler: the Idempotency-Key reservation
  * (ngx_worksible_idempotency_reserve). NGX_DECLINED to go on (try_files
  * and mirror run after it), NGX_AGAIN/NGX_DONE while the body is read or
@@ -204,11 +217,15 @@ ngx_int_t ngx_worksible_precontent_handler(ngx_http_request_t *r);
 /*
  * The NGX_HTTP_REWRITE_PHASE handler, ahead of the rewrite module's, run
  * in every location a request enters (rewrite ... last, try_files, named
- * locations included): a subrequest to a worksible_auth location whose
- * main request passed no worksible_auth, or whose worksible_scope that
- * request's key lacks, is refused before a "return" could answer it.
- * NGX_DECLINED for a main request or a subrequest its main request
- * guards, else NGX_HTTP_INTERNAL_SERVER_ERROR.
+ * locations included). nginx runs no access phase for a subrequest
+ * (auth_request, SSI, mirror): one entering a worksible_auth location
+ * runs the access handler's state machine here, on its main request's
+ * state, before a "return" could answer. NGX_DECLINED for a main request
+ * or once passed, NGX_DONE while a store answers (the subrequest is
+ * resumed) or once the refusal was sent (the subrequest's response: an
+ * auth_request passes its 401 or 403 on and the client request's error
+ * page becomes the same problem, see ngx_worksible_refusal_headers), 500
+ * while another subrequest of the same request checks the key.
  */
 ngx_int_t ngx_worksible_rewrite_handler(ngx_http_request_t *r);
 

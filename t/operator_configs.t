@@ -55,6 +55,16 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
         location = /_wguard { internal; worksible_auth on;
                               worksible_scope freelancers:write;
                               proxy_pass http://127.0.0.1:1966; }
+        location /war/ { auth_request /_wguard; proxy_pass http://127.0.0.1:1966; }
+        location /lar/ { auth_request /_lguard; proxy_pass http://127.0.0.1:1966; }
+        location = /_lguard { internal; worksible_auth on;
+                              worksible_rate_limit on; return 204; }
+        location /glar/ { worksible_auth on; worksible_rate_limit on;
+                          auth_request /_lguard;
+                          proxy_pass http://127.0.0.1:1966; }
+        location /ear/ { auth_request /_rguard; error_page 401 = \@login;
+                         proxy_pass http://127.0.0.1:1966; }
+        location \@login { return 200 \"login page\\n\"; }
         location /if/v1/ { worksible_auth on; worksible_idempotency on;
                            worksible_api;
                            if (\$http_x_debug) { add_header X-Debug on; }
@@ -137,17 +147,50 @@ is(rows("le$n-d\@example.com"), 1, 'still created once');
 
 # --- subrequests to a guarded location -------------------------------------------
 
-# nginx runs no access phase for a subrequest: a guarded location reached
-# only through one must not answer when no worksible_auth passed the main
-# request (auth_request to it let every request through)
+# nginx runs no access phase for a subrequest: one entering a guarded
+# location runs the key check there, in its rewrite phase, on the client
+# request's state (auth_request to it let every request through, then
+# was refused 500 for every request)
 
-$res = http('GET', '/ar/x', {});
-is($res->{status}, 500, 'auth_request to a guarded location, unguarded main: refused');
+# the request_logs rows of a path: "method path status api_key_id" each
+sub path_rows {
+    my ($path, $n) = @_;
+    my $deadline = time + 8;
+    my $rows;
+    do {
+        select undef, undef, undef, 0.2;
+        $rows = psql("SELECT method || ' ' || path || ' ' || status || ' '
+                             || coalesce(api_key_id, '-')
+                      FROM request_logs WHERE path = '$path' ORDER BY created_at, id");
+    } until @$rows >= $n || time > $deadline;
+    return join ',', map { $_->[0] } @$rows;
+}
+
+$res = http('GET', "/ar/none-$n", {});
+is($res->{status}, 401, 'auth_request to a guarded location, no key: 401');
+like($res->{body}, problem(401, 'api_key_missing'), 'the refusal\'s problem, not nginx\'s page');
+is($res->{headers}{'content-type'}, 'application/problem+json', 'as problem+json');
+is($res->{headers}{'www-authenticate'}, 'Bearer realm="worksible"', 'with its WWW-Authenticate');
+like($res->{headers}{'x-request-id'} // '', qr/^req_[0-9A-Z]{26}$/, 'and our X-Request-Id');
 unlike($res->{body}, qr/done/, 'the service is not reached');
+is(path_rows("/ar/none-$n", 1), "GET /ar/none-$n 401 -", 'one log row, the client request\'s');
 
-$res = http('GET', '/ar/x', { Authorization => 'Bearer wsk_live_aaaaaaaaaaaa_'
-                                               . ('A' x 43) });
-is($res->{status}, 500, 'and with a wrong key too');
+$res = http('GET', "/ar/bad-$n", { Authorization => 'Bearer wsk_live_aaaaaaaaaaaa_'
+                                                    . ('A' x 43) });
+is($res->{status}, 401, 'a wrong key: 401');
+like($res->{body}, problem(401, 'api_key_invalid'), 'api_key_invalid');
+like($res->{headers}{'www-authenticate'}, qr/error="invalid_token"/, 'invalid_token');
+
+# a key never used: its record comes from PostgreSQL while the subrequest waits
+my $fresh = api_key($company, 'company:read');
+$res = http('GET', "/ar/ok-$n", { Authorization => "Bearer $fresh->{key}" });
+is($res->{status}, 200, 'a valid key not yet cached passes');
+like($res->{body}, qr/done/, 'the service answers');
+like($res->{headers}{'x-request-id'} // '', qr/^req_/, 'with our X-Request-Id');
+is(path_rows("/ar/ok-$n", 1), "GET /ar/ok-$n 200 $fresh->{id}",
+   'one log row: the client request, its key, its final status');
+is(psql("SELECT count(*) FROM request_logs WHERE api_key_id = '$fresh->{id}'")->[0][0], 1,
+   'and no row for the subrequest');
 
 $res = http('GET', '/gar/x', { Authorization => "Bearer $rw->{key}" });
 is($res->{status}, 200, 'auth_request under a guarded main request passes');
@@ -156,30 +199,97 @@ like($res->{body}, qr/done/, 'the service answers');
 $res = http('GET', '/gar/x', {});
 is($res->{status}, 401, 'and the guarded main request still needs its key');
 
+# an SSI page includes the guarded location's answer: the refusal, or the service
 $res = http('GET', '/ssi/page.html', {});
 is($res->{status}, 200, 'an unguarded SSI page');
-unlike($res->{body}, qr/done/, 'does not include a guarded location\'s answer');
+unlike($res->{body}, qr/done/, 'does not include the guarded location\'s answer without a key');
+like($res->{body}, qr/^A.*api_key_missing.*B$/s, 'but its refusal');
+
+$res = http('GET', '/ssi/page.html', { Authorization => "Bearer $rw->{key}" });
+like($res->{body}, qr/^Adone\nB$/, 'with a key it includes the service\'s answer');
 
 # an auth_request endpoint answering with return (the rewrite phase, before
-# precontent): refused all the same, not a 204 for every request
+# precontent): checked all the same, not a 204 for every request
 
 $res = http('GET', '/rar/x', {});
-is($res->{status}, 500, 'auth_request to a guarded "return 204", unguarded main: refused');
+is($res->{status}, 401, 'auth_request to a guarded "return 204", no key: 401');
 unlike($res->{body}, qr/done/, 'the service is not reached');
+
+$res = http('GET', '/rar/x', { Authorization => "Bearer $ro->{key}" });
+is($res->{status}, 200, 'with a key it passes');
+like($res->{body}, qr/done/, 'the service answers');
 
 $res = http('GET', '/grar/x', { Authorization => "Bearer $rw->{key}" });
 is($res->{status}, 200, 'under a guarded main request it passes');
-like($res->{body}, qr/done/, 'the service answers');
 
-# the main request's key is checked against the subrequest's location too
+# the operator's error_page for the 401 still answers
+$res = http('GET', '/ear/x', {});
+is($res->{status}, 200, 'error_page 401 = @login answers a refused auth_request');
+is($res->{body}, "login page\n", 'with its own page');
+
+# the key is checked against the subrequest's location's scope
 
 $res = http('GET', '/sar/x', { Authorization => "Bearer $ro->{key}" });
-is($res->{status}, 500, 'auth_request to a scope the main request\'s key lacks: refused');
+is($res->{status}, 403, 'auth_request to a scope the main request\'s key lacks: 403');
+like($res->{body}, problem(403, 'insufficient_scope'), 'insufficient_scope');
+like($res->{headers}{'www-authenticate'}, qr/scope="freelancers:write"/, 'naming the scope');
 unlike($res->{body}, qr/done/, 'the service is not reached');
+
+$res = http('GET', '/war/x', { Authorization => "Bearer $ro->{key}" });
+is($res->{status}, 403, 'the same from an unguarded main request');
+like($res->{body}, problem(403, 'insufficient_scope'), 'insufficient_scope');
 
 $res = http('GET', '/sar/x', { Authorization => "Bearer $rw->{key}" });
 is($res->{status}, 200, 'a key that holds it passes');
 like($res->{body}, qr/done/, 'the service answers');
+$res = http('GET', '/war/x', { Authorization => "Bearer $rw->{key}" });
+is($res->{status}, 200, 'from an unguarded main request too');
+
+# the rate limit through auth_request: charged once per client request,
+# and a 429 reaches the client as a 429 (auth_request itself makes any
+# status but 401 and 403 a 500)
+
+my $small = company(plan => Worksible::Test::plan(limit => 3, window => 3600));
+my $sk = api_key($small, 'company:read');
+my @seen;
+for my $i (1 .. 3) {
+    $res = http('GET', "/lar/$i-$n", { Authorization => "Bearer $sk->{key}" });
+    push @seen, "$res->{status} " . ($res->{headers}{ratelimit} // '-');
+}
+like(join(',', @seen), qr/^200 [^,]*;r=2;[^,]*,200 [^,]*;r=1;[^,]*,200 [^,]*;r=0;/,
+     'three requests pass, one charge each, with the rate-limit headers');
+is(redis_cli('EXISTS', "worksible:rl:{$small}"), 1, 'the company\'s limiter lives in Redis')
+    or diag(redis_cli('KEYS', "*$small*"));
+$res = http('GET', "/lar/4-$n", { Authorization => "Bearer $sk->{key}" });
+is($res->{status}, 429, 'the fourth: 429, not auth_request\'s 500');
+like($res->{body}, problem(429, 'rate_limited'), 'rate_limited');
+like($res->{headers}{'retry-after'} // '', qr/^[1-9][0-9]*$/, 'with Retry-After');
+unlike($res->{body}, qr/done/, 'the service is not reached');
+is(path_rows("/lar/4-$n", 1), "GET /lar/4-$n 429 $sk->{id}", 'logged as the 429 it was');
+
+my $gk = api_key(company(plan => Worksible::Test::plan(limit => 2, window => 3600)),
+                 'company:read');
+@seen = map { http('GET', "/glar/$_", { Authorization => "Bearer $gk->{key}" })->{status} }
+        1 .. 3;
+is("@seen", '200 200 429', 'a guarded main request and its auth_request: one charge a request');
+
+# a client that leaves while its subrequest waits for PostgreSQL (its key's
+# record, behind a lock held 2 s): the request ends cleanly, the next passes
+my $lk = api_key($company, 'company:read');
+my $locker = fork // die "fork: $!";
+if (!$locker) {
+    psql("BEGIN; LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(2); COMMIT");
+    exit 0;
+}
+select undef, undef, undef, 0.3;
+Worksible::Test::leave(1949, Worksible::Test::request('GET', "/ar/gone-$n",
+                       { Authorization => "Bearer $lk->{key}" }), 0.5);
+waitpid $locker, 0;
+is(path_rows("/ar/gone-$n", 1), "GET /ar/gone-$n 499 -",
+   'a client that left mid-check: logged 499, before its key was known');
+$res = http('GET', "/ar/after-$n", { Authorization => "Bearer $lk->{key}" });
+is($res->{status}, 200, 'the next request with that key passes');
+like($res->{body}, qr/done/, 'and reaches the service');
 
 # --- a location's worksible_idempotency replaces the server's whole ------------
 
