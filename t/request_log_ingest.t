@@ -14,7 +14,7 @@ use Time::HiRes qw(sleep time);
 use POSIX qw(strftime);
 use Encode ();
 use Worksible::Test qw(company api_key psql psql_value psql_as http_config
-    nginx_start nginx_stop http json);
+    nginx_start nginx_stop http json log_days clear_of);
 
 my $company = company(plan => 'growth');
 my $key = api_key($company, 'company:read request_logs:read');
@@ -129,8 +129,13 @@ is(psql_value("SELECT coalesce(sum(requests), 0) FROM request_log_minutes WHERE 
 # --- a day without its partition: the batch goes again, into request_logs_pending ---
 
 {
-    my $day = strftime('%Y%m%d', gmtime);
-    my $next = strftime('%Y-%m-%d', gmtime(time + 86400));
+    # today's partition aside, the 20 requests must be logged today: the
+    # block does not start in a day's last minute (after 00:00 UTC they
+    # would go to the next day's partition, made ahead, and none would wait)
+    clear_of(86400, 60);
+    my $t = time;
+    my $day = strftime('%Y%m%d', gmtime $t);
+    my $next = strftime('%Y-%m-%d', gmtime($t + 86400));
     my $logged = psql_value("SELECT count(*) FROM request_logs WHERE company_id = $cq");
     my $counted = psql_value("SELECT sum(requests) FROM request_log_minutes
                               WHERE company_id = $cq AND level = 0");
@@ -156,7 +161,7 @@ is(psql_value("SELECT coalesce(sum(requests), 0) FROM request_log_minutes WHERE 
        - $paths, 20, '... and at level 8');
     psql("ALTER TABLE request_logs_aside RENAME TO request_logs_p$day;
           ALTER TABLE request_logs ATTACH PARTITION request_logs_p$day
-          FOR VALUES FROM ('" . strftime('%Y-%m-%d', gmtime) . " 00:00:00+00') TO ('$next 00:00:00+00')");
+          FOR VALUES FROM ('" . strftime('%Y-%m-%d', gmtime $t) . " 00:00:00+00') TO ('$next 00:00:00+00')");
     psql('SELECT count(*) FROM worksible_request_logs_prepare()');
     is(psql_value("SELECT count(*) FROM request_logs WHERE id IN ($in)"), 20,
        'partition back, prepare: the rows are moved into the log');
@@ -199,7 +204,10 @@ nginx_stop();
 # --- a batch commits whole or not at all ----------------------------------------
 
 my $other = company(plan => 'growth');
-my $now = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime);
+# $now_t: the time of the rows dated "now" below; days and minutes named
+# after them are its (a later reading may be past 00:00 UTC)
+my $now_t = time;
+my $now = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime $now_t);
 sub copy_batch {
     my (@lines) = @_;
     my $data = join '', map { "$_\n" } @lines;
@@ -251,15 +259,15 @@ is(psql_value("SELECT string_agg(route || '=' || requests, ',') FROM request_log
                WHERE company_id = '$dc' AND level = 8"), '/v1/direct/x_1=4', '... and at level 8');
 is(psql_value("SELECT count(DISTINCT level) FROM request_log_minutes WHERE company_id = '$dc'"), 9,
    '... at each of the 9 levels');
-my $tomorrow_at = strftime('%Y-%m-%dT00:00:30.000Z', gmtime(time + 86400));
+my $tomorrow_at = strftime('%Y-%m-%dT00:00:30.000Z', gmtime($now_t + 86400));
 ($out, $rc) = direct_batch($drow->(5), $drow->(6, '/v1/direct/y', $tomorrow_at),
                            $drow->(7, '/v1/direct/y', $tomorrow_at));
 is($rc, 0, 'a batch over two days') or diag $out;
 is(psql_value("SELECT string_agg(tableoid::regclass::text || '=' || n, ',' ORDER BY 1) FROM (
                    SELECT tableoid, count(*) AS n FROM request_logs
                    WHERE id IN ('req_direct5', 'req_direct6', 'req_direct7') GROUP BY 1) AS x"),
-   join(',', 'request_logs_p' . strftime('%Y%m%d', gmtime) . '=1',
-             'request_logs_p' . strftime('%Y%m%d', gmtime(time + 86400)) . '=2'),
+   join(',', 'request_logs_p' . strftime('%Y%m%d', gmtime $now_t) . '=1',
+             'request_logs_p' . strftime('%Y%m%d', gmtime($now_t + 86400)) . '=2'),
    '... each row in its day\'s partition');
 is(psql_value("SELECT string_agg(requests::text, ',' ORDER BY minute) FROM request_log_minutes
                WHERE company_id = '$dc' AND level = 0 AND minute >= '$tomorrow_at'::timestamptz - interval '1 minute'"),
@@ -309,7 +317,8 @@ is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
 # a key, latencies in several buckets, two minutes)
 {
     my $gc = company(plan => 'growth');
-    my $min1 = strftime('%Y-%m-%dT%H:%M:10.000Z', gmtime(time - 120));
+    my $min1 = strftime('%Y-%m-%dT%H:%M:10.000Z', gmtime($now_t - 120));
+    log_days($now_t - 120);   # (yesterday's, soon after 00:00 UTC)
     my @paths = ('/v1/invoices?limit=1', '/v1/invoices?limit=2', '/v1/invoices',
                  '/v1/projects/prj_1/tasks?x=1', '/v1/projects/prj_2/tasks', '/v1',
                  '/', '/v1/a?b/c/d/e', '/v1/x/' . ('a' x 250),
@@ -406,8 +415,9 @@ is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
 # t2 copies rows of both days; t0 gives up.)
 {
     my ($c0, $c1, $c2) = sort map { company(plan => 'growth') } 1 .. 3;
-    my $late = strftime('%Y-%m-%dT12:00:00.000Z', gmtime(time + 28 * 86400));
-    my $part = 'request_logs_p' . strftime('%Y%m%d', gmtime(time + 28 * 86400));
+    my $late_t = time + 28 * 86400;   # (one reading: one day)
+    my $late = strftime('%Y-%m-%dT12:00:00.000Z', gmtime $late_t);
+    my $part = 'request_logs_p' . strftime('%Y%m%d', gmtime $late_t);
     is(psql_value("SELECT to_regclass('$part') IS NULL"), 't', "$part is not there yet");
     my $row = sub { join ', ', map { $_ eq '\N' ? 'NULL' : Worksible::Test::sql_literal($_) }
                                $_[0], $_[1], '\N', 'GET', '/v1/x', 200, 5, '198.51.100.2',
@@ -460,7 +470,7 @@ is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
     psql_value("CREATE TABLE $part (LIKE request_logs INCLUDING DEFAULTS);
                 ALTER TABLE request_logs ATTACH PARTITION $part FOR VALUES
                 FROM ('" . substr($late, 0, 10) . " 00:00+00') TO ('"
-                . strftime('%Y-%m-%d', gmtime(time + 29 * 86400)) . " 00:00+00')");
+                . strftime('%Y-%m-%d', gmtime($late_t + 86400)) . " 00:00+00')");
     $start->('t2', 'worksible_api');
     ok($waiting->('t2', 1), 't2 (a COPY of both days) waits or is done');
     psql_value("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 'dl_t0'");
@@ -481,12 +491,18 @@ is(psql_value("SELECT count(*) FROM request_logs WHERE company_id = '$dc'"), 7,
 
 # --- partitions made ahead; a day without one waits, no DDL on the ingest --------
 
-my $tomorrow = strftime('%Y%m%d', gmtime(time + 86400));
-my $after = strftime('%Y%m%d', gmtime(time + 2 * 86400));
+# (the days are named from one reading, after which the block has a minute
+# before 00:00 UTC; the last prepare ran earlier, maybe on the day before,
+# so prepare runs first, as the workers do every hour)
+clear_of(86400, 60);
+psql_as('worksible_api', 'SELECT count(*) FROM worksible_request_logs_prepare()');
+my $ahead_t = time;
+my $tomorrow = strftime('%Y%m%d', gmtime($ahead_t + 86400));
+my $after = strftime('%Y%m%d', gmtime($ahead_t + 2 * 86400));
 is(psql_value("SELECT count(*) FROM pg_inherits WHERE inhparent = 'request_logs'::regclass
                AND inhrelid::regclass::text IN ('request_logs_p$tomorrow', 'request_logs_p$after')"),
    2, 'tomorrow\'s and the next day\'s partitions exist before any row');
-my $far = time + 20 * 86400;
+my $far = $ahead_t + 20 * 86400;
 my $far_day = strftime('%Y%m%d', gmtime $far);
 my $far_at = strftime('%Y-%m-%dT%H:%M:%S.000Z', gmtime $far);
 my $rels = psql_value("SELECT count(*) FROM pg_class WHERE relpersistence <> 't'");
@@ -575,6 +591,7 @@ my @lines;
 # which has no partition: they wait in request_logs_pending, and the stats
 # count them there too, so the expected counts read both tables
 my $t0 = time - 3 * 3600;
+log_days($t0, time);   # (yesterday's, in a run soon after 00:00 UTC)
 for my $i (0 .. 399) {
     push @lines, join "\t", "req_stats$i", $sc, ($i % 3 ? $k1 : $k2),
         (qw(GET POST DELETE))[$i % 3 == 0 ? 0 : $i % 5 == 0 ? 1 : $i % 7 == 0 ? 2 : 0],
@@ -689,7 +706,9 @@ for my $case (
 # that the rows stay more than half as many), in a transaction rolled
 # back, shows which
 my $hc = company(plan => 'growth');
-my $minute = strftime('%Y-%m-%dT%H:%M:05.000Z', gmtime(time - 1800));
+my $minute_t = time - 1800;
+log_days($minute_t);
+my $minute = strftime('%Y-%m-%dT%H:%M:05.000Z', gmtime $minute_t);
 ($out, $rc) = copy_batch(map {
     join "\t", "req_hook$_", $hc, 'key_hook', 'POST',
         ($_ < 300 ? '/v1/hooks/one' : "/v1/hooks/many_$_"), ($_ % 2 ? 200 : 500), 4,

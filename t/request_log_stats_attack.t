@@ -21,7 +21,7 @@ use Encode qw(encode_utf8);
 use POSIX qw(strftime);
 use Test::More;
 use Worksible::Test qw(company api_key psql psql_value psql_as http_config
-    nginx_start nginx_stop http json problem);
+    nginx_start nginx_stop http json problem log_days);
 
 sub copy_batch {
     my (@lines) = @_;
@@ -105,6 +105,9 @@ for my $p (@paths) {
             $status[$i * 3 % @status], $i, '\N', '\N', '\N', 'f', '\N', $at;
     }
 }
+# the days of those 5 hours have their partitions, as in a database that ran
+# then (one migrated since 00:00 UTC has none of yesterday's)
+log_days($now - 3 * 3600, $now - 60 * $m, $now);
 my ($out, $rc) = copy_batch(@lines);
 is($rc, 0, scalar(@lines) . ' rows for two companies in one batch') or diag $out;
 like($out, qr/^@{[ scalar @lines ]}$/m, '... all taken');

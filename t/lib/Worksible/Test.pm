@@ -24,6 +24,7 @@ our @EXPORT_OK = qw(
     use_default_http_config nginx_start nginx_stop nginx_reload nginx_clone http
     request at_once leave service calls call_log
     stack json slurp
+    log_days clear_of
 );
 
 my $top = $ENV{WORKSIBLE_TOP} or die "WORKSIBLE_TOP is not set: run make test\n";
@@ -514,6 +515,35 @@ sub call_log {
     open my $fh, '<', $counter or return ();
     chomp(my @l = <$fh>);
     return @l;
+}
+
+# log_days(@times): makes the request log's partitions of the UTC days of
+# @times (Unix seconds) that are missing, as worksible_request_logs_prepare
+# makes them. A database migrated today has none before today (prepare
+# makes today's and the next two), where a running one has every past day:
+# rows a suite dates hours back, in a run soon after 00:00 UTC, would wait
+# in request_logs_pending instead.
+sub log_days {
+    my %day = map { (POSIX::strftime('%Y-%m-%d', gmtime int $_) => 1) } @_;
+    psql(join "\n", map {
+        "DO \$\$ DECLARE p text := worksible_request_logs_partition('$_'); BEGIN
+           IF to_regclass(p) IS NULL THEN
+             EXECUTE format('CREATE TABLE %I (LIKE request_logs INCLUDING DEFAULTS)', p);
+             EXECUTE format('ALTER TABLE request_logs ATTACH PARTITION %I FOR VALUES
+                             FROM (%L) TO (%L)', p, '$_ 00:00:00+00',
+                            to_char(date '$_' + 1, 'YYYY-MM-DD') || ' 00:00:00+00');
+           END IF; END \$\$;" } sort keys %day);
+}
+
+# clear_of($period, $secs): returns at once, or after sleeping past the
+# next multiple of $period seconds (Unix time: 86400, a UTC day; 3600, an
+# hour; 60, a minute) when fewer than $secs remain before it, so that the
+# next $secs seconds stay within one period. For checks that name the
+# current day, hour or minute from two clock readings.
+sub clear_of {
+    my ($period, $secs) = @_;
+    my $left = $period - time % $period;
+    sleep $left + 0.1 if $left < $secs;
 }
 
 1;
