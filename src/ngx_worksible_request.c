@@ -299,17 +299,26 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
-    if (st->idem != NULL && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED) {
-        /* refused in a later location: nothing ran, keep nothing */
+    if (r == r->main && st->idem != NULL
+        && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED)
+    {
+        /*
+         * refused in a later location: nothing ran, keep nothing (a
+         * mirror or SSI include refused does not stop its request, whose
+         * answer is still kept)
+         */
         st->idem->release = 1;
     }
 
     if (st->problem >= NGX_WORKSIBLE_API_KEY_MISSING
         && st->problem <= NGX_WORKSIBLE_API_KEY_REVOKED
-        && mcf->auth_failures != NULL && st->looked_up)
+        && mcf->auth_failures != NULL && st->looked_up
+        && !st->failure_counted)
     {
         /* only what cost a lookup counts: a neighbour's bare requests
-           cannot lock an address out */
+           cannot lock an address out; once a client request, however
+           many of its subrequests or error pages are refused */
+        st->failure_counted = 1;
         ngx_worksible_throttle_fail(mcf->auth_failures, r);
     }
 

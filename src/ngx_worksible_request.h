@@ -130,6 +130,7 @@ struct ngx_worksible_request_s {
     unsigned                   throttled:1;   /* too many failed keys */
     unsigned                   cached:1;      /* record from the key cache */
     unsigned                   looked_up:1;   /* PostgreSQL was asked */
+    unsigned                   failure_counted:1; /* auth_failures, once */
     unsigned                   authenticated:1;
     unsigned                   redis_failed:1;    /* which store is down */
     unsigned                   cleanup_armed:1;

@@ -73,6 +73,8 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
         location = /50x.html { return 200 \"upstream down\\n\"; }
         location /mirror/v1/ { worksible_auth on; worksible_api; mirror /_rguard;
                                rewrite ^/mirror(/v1/.*)\$ \$1 break; }
+        location /idm/ { worksible_auth on; worksible_idempotency on;
+                         mirror /_wguard; proxy_pass http://127.0.0.1:1966; }
         location /ear/ { auth_request /_rguard; error_page 401 = \@login;
                          proxy_pass http://127.0.0.1:1966; }
         location \@login { return 200 \"login page\\n\"; }
@@ -295,6 +297,22 @@ for my $cached (0, 1) {
     like($all, qr/^HTTP\/1.1 200 .*done/s,
          'the mirror ended: the next request on the connection is answered');
 }
+
+# a mirror refused (its location's scope) after its request reserved an
+# Idempotency-Key: the request ran all the same, so its answer is kept and
+# a retry replays it (the key was released: a retry ran the POST again)
+$res = http('POST', "/idm/$n", { Authorization => "Bearer $ro->{key}",
+                                 'Idempotency-Key' => "idm-$n" }, body => 'a=1');
+is($res->{status}, 200, 'a keyed POST whose mirror is refused: answered');
+like($res->{body}, qr/done/, 'by the service');
+my $deadline = time + 5;
+select undef, undef, undef, 0.1
+    while redis_cli('HGET', "worksible:idem:{$company}:idm-$n", 'status') eq ''
+          && time < $deadline;
+$res = http('POST', "/idm/$n", { Authorization => "Bearer $ro->{key}",
+                                 'Idempotency-Key' => "idm-$n" }, body => 'a=1');
+is($res->{headers}{'idempotent-replayed'}, 'true', 'its retry replays, not runs again')
+    or diag(explain [redis_cli('HGETALL', "worksible:idem:{$company}:idm-$n")]);
 
 # the key is checked against the subrequest's location's scope
 
