@@ -295,6 +295,7 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
 {
     ngx_int_t                   rc;
     ngx_str_t                   detail;
+    ngx_uint_t                  answered;
     ngx_worksible_main_conf_t  *mcf;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
@@ -322,15 +323,21 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
         ngx_worksible_throttle_fail(mcf->auth_failures, r);
     }
 
-    if (r != r->main && r->parent == r->main && !r->background
-        && !r->main->header_sent)
-    {
-        /*
-         * an auth_request: the client request's error page in its
-         * location becomes this problem too (not a mirror's, nor an SSI
-         * include's, whose client request answers on its own)
-         */
-        st->refused_loc = r->main->loc_conf;
+    answered = 0;
+
+    if (r != r->main) {
+        if (r->parent == r->main && !r->background && !r->main->header_sent)
+        {
+            /*
+             * an auth_request: the client request's error page in its
+             * location becomes this problem too (not a mirror's, nor an
+             * SSI include's, whose client request answers on its own)
+             */
+            st->refused_loc = r->main->loc_conf;
+
+        } else {
+            answered = 1;
+        }
     }
 
     rc = ngx_worksible_refusal_headers(r, st, &detail);
@@ -338,6 +345,14 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
     if (rc == NGX_OK) {
         rc = ngx_worksible_problem_send(r, st->problem,
                                         detail.len ? &detail : NULL, NULL);
+    }
+
+    if (answered && st->problem == NGX_WORKSIBLE_INSUFFICIENT_SCOPE) {
+        /*
+         * this location's scope only: the request's other subrequests
+         * (SSI includes) are checked against their locations' own
+         */
+        st->problem = NGX_WORKSIBLE_OK;
     }
 
     ngx_http_finalize_request(r, rc);

@@ -19,6 +19,9 @@ make_path("$html/ssi");
 open my $fh, '>', "$html/ssi/page.html" or die;
 print $fh qq(A<!--# include virtual="/_guard" -->B\n);
 close $fh;
+open $fh, '>', "$html/ssi/scopes.html" or die;
+print $fh qq(<!--# include virtual="/_wguard" -->|<!--# include virtual="/_guard" -->\n);
+close $fh;
 open $fh, '>', "$html/ssi/two.html" or die;
 print $fh qq(A<!--# include virtual="/_lguard2" -->B<!--# include virtual="/_lguard2" -->C\n);
 close $fh;
@@ -315,6 +318,14 @@ is($res->{headers}{'idempotent-replayed'}, 'true', 'its retry replays, not runs 
     or diag(explain [redis_cli('HGETALL', "worksible:idem:{$company}:idm-$n")]);
 
 # the key is checked against the subrequest's location's scope
+
+# an SSI include refused for its location's scope: the next include, into a
+# location without that scope, still gets the service's answer (the first
+# refusal was kept and given to every later include)
+$res = http('GET', '/ssi/scopes.html', { Authorization => "Bearer $ro->{key}" });
+like($res->{body}, qr/^\{[^|]*"code":"insufficient_scope"[^|]*\}\|done\n$/,
+     'SSI: the scoped include refused, the next one answered')
+    or diag($res->{body});
 
 $res = http('GET', '/sar/x', { Authorization => "Bearer $ro->{key}" });
 is($res->{status}, 403, 'auth_request to a scope the main request\'s key lacks: 403');
