@@ -534,7 +534,15 @@ ngx_worksible_headers_filter(ngx_http_request_t *r)
         return NGX_ERROR;
     }
 
-    if (st->refused_in_subrequest && r->err_status != 0 && !r->error_page
+    /*
+     * nginx's own error page, in the location whose auth_request we
+     * refused: an error_page of the operator's that answered the status
+     * took the request elsewhere (r->error_page alone says only that the
+     * location has error_page directives, matching or not)
+     */
+
+    if (st->refused_loc != NULL && st->refused_loc == r->loc_conf
+        && r->err_status != 0
         && (r->headers_out.status == NGX_HTTP_UNAUTHORIZED
             || r->headers_out.status == NGX_HTTP_FORBIDDEN
             || r->headers_out.status == NGX_HTTP_INTERNAL_SERVER_ERROR))

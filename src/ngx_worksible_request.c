@@ -16,6 +16,8 @@
 
 
 static void ngx_worksible_request_release(void *data);
+static ngx_int_t ngx_worksible_request_wake(ngx_worksible_request_t *st,
+    ngx_uint_t from);
 static ngx_int_t ngx_worksible_access_run(ngx_http_request_t *r,
     ngx_worksible_request_t *st);
 static ngx_int_t ngx_worksible_access_refuse(ngx_http_request_t *r,
@@ -293,27 +295,49 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
 {
     ngx_int_t                   rc;
     ngx_str_t                   detail;
+    ngx_uint_t                  answered;
     ngx_worksible_main_conf_t  *mcf;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_worksible_module);
 
-    if (st->idem != NULL && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED) {
-        /* refused in a later location: nothing ran, keep nothing */
+    if (r == r->main && st->idem != NULL
+        && st->idem->state == NGX_WORKSIBLE_IDEM_RESERVED)
+    {
+        /*
+         * refused in a later location: nothing ran, keep nothing (a
+         * mirror or SSI include refused does not stop its request, whose
+         * answer is still kept)
+         */
         st->idem->release = 1;
     }
 
     if (st->problem >= NGX_WORKSIBLE_API_KEY_MISSING
         && st->problem <= NGX_WORKSIBLE_API_KEY_REVOKED
-        && mcf->auth_failures != NULL && st->looked_up)
+        && mcf->auth_failures != NULL && st->looked_up
+        && !st->failure_counted)
     {
         /* only what cost a lookup counts: a neighbour's bare requests
-           cannot lock an address out */
+           cannot lock an address out; once a client request, however
+           many of its subrequests or error pages are refused */
+        st->failure_counted = 1;
         ngx_worksible_throttle_fail(mcf->auth_failures, r);
     }
 
+    answered = 0;
+
     if (r != r->main) {
-        /* the client request's error page becomes this problem too */
-        st->refused_in_subrequest = 1;
+        if (r->parent == r->main && !r->background && !r->main->header_sent)
+        {
+            /*
+             * an auth_request: the client request's error page in its
+             * location becomes this problem too (not a mirror's, nor an
+             * SSI include's, whose client request answers on its own)
+             */
+            st->refused_loc = r->main->loc_conf;
+
+        } else {
+            answered = 1;
+        }
     }
 
     rc = ngx_worksible_refusal_headers(r, st, &detail);
@@ -321,6 +345,14 @@ ngx_worksible_access_refuse(ngx_http_request_t *r,
     if (rc == NGX_OK) {
         rc = ngx_worksible_problem_send(r, st->problem,
                                         detail.len ? &detail : NULL, NULL);
+    }
+
+    if (answered && st->problem == NGX_WORKSIBLE_INSUFFICIENT_SCOPE) {
+        /*
+         * this location's scope only: the request's other subrequests
+         * (SSI includes) are checked against their locations' own
+         */
+        st->problem = NGX_WORKSIBLE_OK;
     }
 
     ngx_http_finalize_request(r, rc);
@@ -400,6 +432,8 @@ ngx_int_t
 ngx_worksible_rewrite_handler(ngx_http_request_t *r)
 {
     ngx_int_t                  rc;
+    ngx_uint_t                 i;
+    ngx_http_request_t       **w;
     ngx_worksible_request_t   *st;
     ngx_worksible_loc_conf_t  *lcf;
 
@@ -418,24 +452,41 @@ ngx_worksible_rewrite_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (st->waiting != NULL && st->waiting != r) {
-        /* another subrequest (SSI includes run in parallel) is checking */
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "worksible_auth subrequest \"%V\" refused: another "
-                      "subrequest of its request is checking the key",
-                      &r->uri);
+    rc = ngx_worksible_access_run(r, st);
+
+    if (rc != NGX_AGAIN) {
+        return rc;
+    }
+
+    /*
+     * resumed by ngx_worksible_request_resume(), with any other subrequest
+     * (SSI includes run side by side) that arrives while the store answers
+     */
+
+    if (st->waiting == NULL) {
+        st->waiting = ngx_array_create(r->main->pool, 2,
+                                       sizeof(ngx_http_request_t *));
+        if (st->waiting == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    w = st->waiting->elts;
+
+    for (i = 0; i < st->waiting->nelts; i++) {
+        if (w[i] == r) {
+            return NGX_DONE;
+        }
+    }
+
+    w = ngx_array_push(st->waiting);
+    if (w == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_worksible_access_run(r, st);
+    *w = r;
 
-    if (rc == NGX_AGAIN) {
-        /* resumed by ngx_worksible_request_resume() */
-        st->waiting = r;
-        return NGX_DONE;
-    }
-
-    return rc;
+    return NGX_DONE;
 }
 
 
@@ -500,12 +551,25 @@ void
 ngx_worksible_request_resume(ngx_worksible_request_t *st)
 {
     ngx_connection_t    *c;
-    ngx_http_request_t  *r;
+    ngx_http_request_t  *r, **w;
 
-    if (st->waiting != NULL) {
-        /* a subrequest waits in its rewrite phase */
-        r = st->waiting;
-        st->waiting = NULL;
+    if (st->waiting != NULL && st->waiting->nelts) {
+
+        /*
+         * subrequests wait in their rewrite phase: the first goes on at
+         * once, the others are posted (each finds the check done, or
+         * waits again for the store call the first made)
+         */
+
+        w = st->waiting->elts;
+        r = w[0];
+
+        if (ngx_worksible_request_wake(st, 1) != NGX_OK) {
+            /* no memory: the client request ends */
+            ngx_http_finalize_request(r, NGX_ERROR);
+            ngx_http_run_posted_requests(r->connection);
+            return;
+        }
 
     } else {
         r = st->r;
@@ -520,6 +584,42 @@ ngx_worksible_request_resume(ngx_worksible_request_t *st)
 
     ngx_http_core_run_phases(r);
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * Posts the subrequests waiting in their rewrite phase from the from-th
+ * on (each runs its phases again) and empties the list. NGX_OK, or
+ * NGX_ERROR (no memory; the list is emptied all the same).
+ */
+
+static ngx_int_t
+ngx_worksible_request_wake(ngx_worksible_request_t *st, ngx_uint_t from)
+{
+    ngx_int_t             rc;
+    ngx_uint_t            i;
+    ngx_http_request_t  **w;
+
+    if (st->waiting == NULL) {
+        return NGX_OK;
+    }
+
+    rc = NGX_OK;
+    w = st->waiting->elts;
+
+    for (i = from; i < st->waiting->nelts; i++) {
+        w[i]->read_event_handler = ngx_http_block_reading;
+        w[i]->write_event_handler = ngx_http_core_run_phases;
+
+        if (ngx_http_post_request(w[i], NULL) != NGX_OK) {
+            rc = NGX_ERROR;
+            break;
+        }
+    }
+
+    st->waiting->nelts = 0;
+
+    return rc;
 }
 
 
@@ -593,6 +693,17 @@ ngx_worksible_pg_responded(ngx_worksible_pg_op_t *op)
     ngx_http_set_log_request(c->log, r);
 
     st->op = NULL;
+
+    /*
+     * a mirror of our API's request that entered a worksible_auth location
+     * waited for this query to end (ngx_worksible_rewrite_handler)
+     */
+
+    if (ngx_worksible_request_wake(st, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        ngx_http_run_posted_requests(c);
+        return;
+    }
 
     ngx_http_finalize_request(r, st->respond(r, op));
     ngx_http_run_posted_requests(c);

@@ -107,7 +107,10 @@ struct ngx_worksible_request_s {
     ngx_worksible_pg_op_t     *op;
     ngx_worksible_respond_pt   respond;       /* answers op's result */
     ngx_worksible_redis_op_t  *redis_op;
-    ngx_http_request_t        *waiting;       /* a subrequest they resume */
+    ngx_array_t               *waiting;       /* subrequests they resume */
+    void                     **refused_loc;   /* client request's loc_conf
+                                                 when its auth_request was
+                                                 refused */
 
     /* the API's content handler */
     void                      *route;         /* the endpoint */
@@ -127,11 +130,11 @@ struct ngx_worksible_request_s {
     unsigned                   throttled:1;   /* too many failed keys */
     unsigned                   cached:1;      /* record from the key cache */
     unsigned                   looked_up:1;   /* PostgreSQL was asked */
+    unsigned                   failure_counted:1; /* auth_failures, once */
     unsigned                   authenticated:1;
     unsigned                   redis_failed:1;    /* which store is down */
     unsigned                   cleanup_armed:1;
     unsigned                   error_body_sent:1;
-    unsigned                   refused_in_subrequest:1;
     unsigned                   body_reals:1;  /* see the endpoint's reals */
     unsigned                   body_tapped:1;
     unsigned                   body_too_large:1;  /* past body_max */
@@ -222,10 +225,10 @@ ngx_int_t ngx_worksible_precontent_handler(ngx_http_request_t *r);
  * runs the access handler's state machine here, on its main request's
  * state, before a "return" could answer. NGX_DECLINED for a main request
  * or once passed, NGX_DONE while a store answers (the subrequest is
- * resumed) or once the refusal was sent (the subrequest's response: an
+ * resumed; others of the same request that arrive meanwhile wait too)
+ * or once the refusal was sent (the subrequest's response: an
  * auth_request passes its 401 or 403 on and the client request's error
- * page becomes the same problem, see ngx_worksible_refusal_headers), 500
- * while another subrequest of the same request checks the key.
+ * page becomes the same problem, see ngx_worksible_refusal_headers).
  */
 ngx_int_t ngx_worksible_rewrite_handler(ngx_http_request_t *r);
 

@@ -7,15 +7,25 @@
 use strict;
 use warnings;
 
+use File::Path qw(make_path);
 use Test::More;
 use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
     http problem);
+
+# an SSI page with four includes into a guarded location
+my $html = "$ENV{WORKSIBLE_TOP}/t/servroot_auth_failures_html";
+make_path("$html/ssi");
+open my $fh, '>', "$html/ssi/four.html" or die;
+print $fh join('', map { qq(<!--# include virtual="/_guard" -->) } 1 .. 4), "\n";
+close $fh;
 
 nginx_start(name => 'auth_failures', port => 1943, workers => 2, http => http_config() . '
     worksible_key_cache zone=keys:1m ttl=60s negative_ttl=60s;
     worksible_auth_failures zone=fails:1m rate=6/m burst=3;',
     server => 'set_real_ip_from 127.0.0.1; real_ip_header X-Real-IP;
-               location /v1/ { worksible_auth on; worksible_api; }');
+               location /v1/ { worksible_auth on; worksible_api; }
+               location = /_guard { internal; worksible_auth on; return 204; }
+               location /ssi/ { ssi on; root ' . $html . '; }');
 
 my $company = company(plan => 'growth');
 my $good = api_key($company, 'company:read');
@@ -62,6 +72,16 @@ $res = from('192.0.2.60', 'wsk_live_spam99999999_' . ('B' x 32));
 is($res->{status}, 429, 'an address that failed 30 times: 429 ...');
 cmp_ok($res->{headers}{'retry-after'} // 99, '<=', 10,
        '... and waits at most one failure\'s worth (10 s at 6 a minute), not 30');
+
+# one client request is one failure, however many of its subrequests are
+# refused (an SSI page with four includes counted four, past the burst)
+$res = http('GET', '/ssi/four.html',
+            { 'X-Real-IP' => '192.0.2.70',
+              Authorization => 'Bearer wsk_live_ssipage00001_' . ('C' x 32) });
+is(() = $res->{body} =~ /"code":"api_key_invalid"/g, 4, 'an SSI page: its four includes refused');
+is(from('192.0.2.70', sprintf('wsk_live_ssinxt%06d_%s', $_, 'C' x 32))->{status}, 401,
+   'the address counted one failure for the page: 401 (failure ' . ($_ + 1) . ')')
+    for 1 .. 3;
 
 nginx_stop();
 

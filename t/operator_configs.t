@@ -8,6 +8,7 @@ use strict;
 use warnings;
 
 use File::Path qw(make_path);
+use IO::Socket::INET;
 use Test::More;
 use Worksible::Test qw(company api_key http_config nginx_start nginx_stop
     http psql problem redis_cli);
@@ -17,6 +18,12 @@ my $html = "$ENV{WORKSIBLE_TOP}/t/servroot_operator_configs_html";
 make_path("$html/ssi");
 open my $fh, '>', "$html/ssi/page.html" or die;
 print $fh qq(A<!--# include virtual="/_guard" -->B\n);
+close $fh;
+open $fh, '>', "$html/ssi/scopes.html" or die;
+print $fh qq(<!--# include virtual="/_wguard" -->|<!--# include virtual="/_guard" -->\n);
+close $fh;
+open $fh, '>', "$html/ssi/two.html" or die;
+print $fh qq(A<!--# include virtual="/_lguard2" -->B<!--# include virtual="/_lguard2" -->C\n);
 close $fh;
 
 nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
@@ -62,6 +69,15 @@ nginx_start(name => 'operator_configs', port => 1949, http => http_config() . "
         location /glar/ { worksible_auth on; worksible_rate_limit on;
                           auth_request /_lguard;
                           proxy_pass http://127.0.0.1:1966; }
+        location = /_lguard2 { internal; worksible_auth on; worksible_rate_limit on;
+                               proxy_pass http://127.0.0.1:1966; }
+        location /epar/ { auth_request /_lguard; error_page 502 504 /50x.html;
+                          proxy_pass http://127.0.0.1:1966; }
+        location = /50x.html { return 200 \"upstream down\\n\"; }
+        location /mirror/v1/ { worksible_auth on; worksible_api; mirror /_rguard;
+                               rewrite ^/mirror(/v1/.*)\$ \$1 break; }
+        location /idm/ { worksible_auth on; worksible_idempotency on;
+                         mirror /_wguard; proxy_pass http://127.0.0.1:1966; }
         location /ear/ { auth_request /_rguard; error_page 401 = \@login;
                          proxy_pass http://127.0.0.1:1966; }
         location \@login { return 200 \"login page\\n\"; }
@@ -227,7 +243,89 @@ $res = http('GET', '/ear/x', {});
 is($res->{status}, 200, 'error_page 401 = @login answers a refused auth_request');
 is($res->{body}, "login page\n", 'with its own page');
 
+# an error_page of the location for other statuses (nginx then marks every
+# error page of the request as the operator's): the refusal still reaches
+# the client as its problem (it got nginx's HTML 401, no WWW-Authenticate)
+$res = http('GET', '/epar/x', {});
+is($res->{status}, 401, 'error_page 502 504 in the location: a refusal is still 401');
+like($res->{body}, problem(401, 'api_key_missing'), 'as its problem, not nginx\'s page');
+is($res->{headers}{'www-authenticate'}, 'Bearer realm="worksible"', 'with its WWW-Authenticate');
+my $ek = api_key(company(plan => Worksible::Test::plan(limit => 1, window => 3600)),
+                 'company:read');
+$res = http('GET', '/epar/1', { Authorization => "Bearer $ek->{key}" });
+is($res->{status}, 200, 'a key passes there');
+$res = http('GET', '/epar/2', { Authorization => "Bearer $ek->{key}" });
+is($res->{status}, 429, 'and its 429 is a 429, not nginx\'s 500');
+like($res->{body}, problem(429, 'rate_limited'), 'rate_limited');
+
+# an SSI page with two includes into a rate-limited guarded location: the
+# second waits for the check the first started (the rate limit's Redis
+# call, and the key's PostgreSQL lookup for a key not yet cached) and the
+# company is charged once (the second was refused 500)
+for my $cached (0, 1) {
+    my $c2 = company(plan => Worksible::Test::plan(limit => 2, window => 3600));
+    my $k2 = api_key($c2, 'company:read');
+    http('GET', "/lar/warm-$n", { Authorization => "Bearer $k2->{key}" }) if $cached;
+    my $what = $cached ? 'a cached key' : 'a key not yet cached';
+    $res = http('GET', '/ssi/two.html', { Authorization => "Bearer $k2->{key}" });
+    is($res->{body}, "Adone\nBdone\nC\n", "two includes, $what: both answered");
+    $res = http('GET', "/lar/after-$cached-$n", { Authorization => "Bearer $k2->{key}" });
+    is($res->{status}, $cached ? 429 : 200,
+       "the page was charged once ($what)");
+}
+
+# a mirror of an API request into a guarded location, run while the API's
+# query is out: it waited for that query and was never resumed, the
+# connection held forever (no keepalive, "open socket left" at exit)
+{
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:1949') or die "connect: $!";
+    print $s Worksible::Test::request('GET', '/mirror/v1/companies/me',
+                                      { Authorization => "Bearer $rw->{key}" })
+             =~ s/Connection: close\r\n//r;
+    my ($all, $t) = ('', time + 8);
+    $s->blocking(0);
+    while (time < $t && $all !~ /\}\s*$/) {
+        my $got = sysread($s, my $buf, 65536);
+        if ($got) { $all .= $buf } else { select undef, undef, undef, 0.05 }
+    }
+    like($all, qr/^HTTP\/1.1 200 .*"object" ?: ?"company"/s,
+         'an API request with a mirror into a guarded location: answered');
+    print $s Worksible::Test::request('GET', "/ar/mirror-next-$n",
+                                      { Authorization => "Bearer $rw->{key}" });
+    ($all, $t) = ('', time + 8);
+    while (time < $t) {
+        my $got = sysread($s, my $buf, 65536);
+        if (defined $got) { last if !$got; $all .= $buf } else { select undef, undef, undef, 0.05 }
+    }
+    like($all, qr/^HTTP\/1.1 200 .*done/s,
+         'the mirror ended: the next request on the connection is answered');
+}
+
+# a mirror refused (its location's scope) after its request reserved an
+# Idempotency-Key: the request ran all the same, so its answer is kept and
+# a retry replays it (the key was released: a retry ran the POST again)
+$res = http('POST', "/idm/$n", { Authorization => "Bearer $ro->{key}",
+                                 'Idempotency-Key' => "idm-$n" }, body => 'a=1');
+is($res->{status}, 200, 'a keyed POST whose mirror is refused: answered');
+like($res->{body}, qr/done/, 'by the service');
+my $deadline = time + 5;
+select undef, undef, undef, 0.1
+    while redis_cli('HGET', "worksible:idem:{$company}:idm-$n", 'status') eq ''
+          && time < $deadline;
+$res = http('POST', "/idm/$n", { Authorization => "Bearer $ro->{key}",
+                                 'Idempotency-Key' => "idm-$n" }, body => 'a=1');
+is($res->{headers}{'idempotent-replayed'}, 'true', 'its retry replays, not runs again')
+    or diag(explain [redis_cli('HGETALL', "worksible:idem:{$company}:idm-$n")]);
+
 # the key is checked against the subrequest's location's scope
+
+# an SSI include refused for its location's scope: the next include, into a
+# location without that scope, still gets the service's answer (the first
+# refusal was kept and given to every later include)
+$res = http('GET', '/ssi/scopes.html', { Authorization => "Bearer $ro->{key}" });
+like($res->{body}, qr/^\{[^|]*"code":"insufficient_scope"[^|]*\}\|done\n$/,
+     'SSI: the scoped include refused, the next one answered')
+    or diag($res->{body});
 
 $res = http('GET', '/sar/x', { Authorization => "Bearer $ro->{key}" });
 is($res->{status}, 403, 'auth_request to a scope the main request\'s key lacks: 403');
